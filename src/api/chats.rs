@@ -1,0 +1,149 @@
+//! `createChat`, `chats` and `chat`: making direct and group chats, and reading them as a member.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{bounded, id, to_json, Out};
+use crate::error::{Error, Result};
+use crate::model::{Chat, UserId};
+use crate::server::App;
+use crate::store::chats::{self, NewChat};
+use crate::store::users;
+
+/// Most other members a new chat may name.
+const MAX_NEW_MEMBERS: usize = 500;
+/// Longest group name, in characters.
+const MAX_NAME: usize = 200;
+
+/// Profiles of every member of `chats`.
+fn member_profiles(conn: &rusqlite::Connection, list: &[Chat]) -> Result<Vec<crate::model::User>> {
+    users::profiles(
+        conn,
+        list.iter()
+            .flat_map(|c| c.users.iter().map(|m| m.id.as_str())),
+    )
+}
+
+#[derive(Deserialize, Default)]
+pub struct ListRequest {
+    count: Option<u64>,
+    before: Option<String>,
+}
+
+/// `{chats, users}` for `user`: their most recently active chats first.
+pub async fn snapshot(
+    app: &App,
+    user: &UserId,
+    count: usize,
+    before: Option<i64>,
+) -> Result<Value> {
+    let user = user.clone();
+    app.store
+        .read(move |c| {
+            let list = chats::list(c, &user, count, before)?;
+            let profiles = member_profiles(c, &list)?;
+            Ok(json!({"chats": list, "users": profiles}))
+        })
+        .await
+}
+
+/// The caller's chats, most recent activity first, paged by `before` (an `updatedAt`).
+pub async fn list(app: &Arc<App>, user: &UserId, req: ListRequest) -> Result<Out> {
+    let count = bounded("count", req.count, 50, 200)?;
+    let before = match req.before {
+        None => None,
+        Some(s) => Some(crate::time::parse_rfc3339(&s).ok_or_else(|| {
+            Error::BadRequest(format!(
+                "data.before must be an RFC 3339 time (an updatedAt), not {s:?}"
+            ))
+        })?),
+    };
+    Ok(Out::ok(snapshot(app, user, count, before).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetRequest {
+    chat_id: u64,
+}
+
+/// One chat the caller is a member of.
+pub async fn get(app: &Arc<App>, user: &UserId, req: GetRequest) -> Result<Out> {
+    let (user, chat_id) = (user.clone(), id(req.chat_id));
+    app.store
+        .read(move |c| {
+            let chat = chats::get(c, chat_id, &user)?;
+            let profiles = member_profiles(c, std::slice::from_ref(&chat))?;
+            Ok(Out::ok(json!({"chat": chat, "users": profiles})))
+        })
+        .await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateRequest {
+    user_ids: Vec<UserId>,
+    name: Option<String>,
+}
+
+/// One other user: the direct chat with them (the existing one if there is one). More: a new
+/// group with the caller as its admin. New chats are pushed to every member.
+pub async fn create(app: &Arc<App>, user: &UserId, req: CreateRequest) -> Result<Out> {
+    let mut others: Vec<UserId> = Vec::new();
+    for u in req.user_ids {
+        if &u != user && !others.contains(&u) {
+            others.push(u);
+        }
+    }
+    if others.is_empty() || others.len() > MAX_NEW_MEMBERS {
+        return Err(Error::BadRequest(format!(
+            "data.userIds must name 1 to {MAX_NEW_MEMBERS} users other than yourself"
+        )));
+    }
+    let name = req
+        .name
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty());
+    if name.as_ref().is_some_and(|n| n.chars().count() > MAX_NAME) {
+        return Err(Error::BadRequest(format!(
+            "data.name must be at most {MAX_NAME} characters"
+        )));
+    }
+    let me = user.clone();
+    app.store
+        .write(move |tx| {
+            let existing = match others.as_slice() {
+                [other] => chats::find_direct(tx, &me, other)?,
+                _ => None,
+            };
+            let chat_id = match existing {
+                Some(id) => id,
+                None => {
+                    let mut members = vec![(me.clone(), "member")];
+                    members.extend(others.iter().map(|u| (u.clone(), "member")));
+                    let direct = others.len() == 1;
+                    let id = chats::create(
+                        tx,
+                        &NewChat {
+                            kind: if direct { "direct" } else { "group" },
+                            name: if direct { None } else { name.as_deref() },
+                            order_id: None,
+                            admin: (!direct).then_some(&me),
+                            members: &members,
+                        },
+                    )?;
+                    for (member, _) in &members {
+                        let view = chats::get(tx, id, member)?;
+                        tx.emit([member], "chat", &to_json(&view))?;
+                    }
+                    id
+                }
+            };
+            let chat = chats::get(tx, chat_id, &me)?;
+            let profiles = member_profiles(tx, std::slice::from_ref(&chat))?;
+            Ok(Out::ok(json!({"chat": chat, "users": profiles})))
+        })
+        .await
+}

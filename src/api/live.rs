@@ -1,0 +1,95 @@
+//! `opponentStatus`, `typing` and `join`: presence questions and live-only signals between chat
+//! members. Nothing here is stored.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{id, Out};
+use crate::error::{Error, Result};
+use crate::hub::Frame;
+use crate::model::UserId;
+use crate::server::App;
+use crate::store::chats;
+
+/// Longest typing preview, in characters.
+const MAX_TYPING_PREVIEW: usize = 1000;
+
+/// The other members of a chat the caller is in.
+async fn others(app: &App, user: &UserId, chat_id: i64) -> Result<Vec<UserId>> {
+    let user = user.clone();
+    app.store
+        .read(move |c| {
+            chats::member_chat(c, chat_id, &user)?;
+            Ok(chats::member_ids(c, chat_id)?
+                .into_iter()
+                .filter(|m| m != &user)
+                .collect())
+        })
+        .await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpponentRequest {
+    chat_id: u64,
+}
+
+/// Online/offline and last seen of the other members of a chat.
+pub async fn opponent_status(app: &Arc<App>, user: &UserId, req: OpponentRequest) -> Result<Out> {
+    let chat_id = id(req.chat_id);
+    let members = others(app, user, chat_id).await?;
+    let users = app.presence.statuses(members).await?;
+    Ok(Out::ok(json!({"chatId": chat_id, "users": users})))
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum Typing {
+    Typing,
+    Stopped,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TypingRequest {
+    chat_id: u64,
+    status: Typing,
+    #[serde(default)]
+    message: String,
+}
+
+/// Relays a typing signal to the other members' open connections.
+pub async fn typing(app: &Arc<App>, user: &UserId, req: TypingRequest) -> Result<Out> {
+    if req.message.chars().count() > MAX_TYPING_PREVIEW {
+        return Err(Error::BadRequest(format!(
+            "data.message must be at most {MAX_TYPING_PREVIEW} characters"
+        )));
+    }
+    let chat_id = id(req.chat_id);
+    let members = others(app, user, chat_id).await?;
+    let data =
+        json!({"chatId": chat_id, "userId": user, "status": req.status, "message": req.message});
+    let frame = Arc::new(Frame::live("typing", &data));
+    app.hub.publish(members.iter().map(|m| (m, frame.clone())));
+    Ok(Out::accepted(data))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinRequest {
+    consultation_id: UserId,
+}
+
+/// Joins a consultation: allowed to members of that consultation's order chat.
+pub async fn join(app: &Arc<App>, user: &UserId, req: JoinRequest) -> Result<Out> {
+    let (user, consultation) = (user.clone(), req.consultation_id);
+    app.store
+        .read(move |c| {
+            chats::consultation_chat(c, consultation.as_str(), &user)?
+                .ok_or_else(|| Error::ConsultationNotFound(consultation.to_string()))?;
+            Ok(Out::no_content())
+        })
+        .await
+}

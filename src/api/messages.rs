@@ -1,0 +1,194 @@
+//! `message`, `messageStatus` and `history`: sending (batched, all-or-nothing, idempotent),
+//! receipts, and paging through a chat.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{bounded, id, to_json, Out};
+use crate::error::{Error, Result};
+use crate::model::{Params, UserId};
+use crate::server::App;
+use crate::store::messages::{Mark, NewMessage, Page};
+use crate::store::{chats, messages, users};
+
+/// Largest batch of one `message` request.
+const MAX_BATCH: usize = 100;
+/// Longest client message id.
+const MAX_CLIENT_ID: usize = 128;
+
+#[derive(Deserialize)]
+pub struct SendRequest {
+    messages: Vec<OutgoingMessage>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutgoingMessage {
+    client_message_id: String,
+    chat_id: u64,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    params: Params,
+    file_id: Option<String>,
+}
+
+fn validate(i: usize, m: OutgoingMessage) -> Result<NewMessage> {
+    let field = |name: &str| format!("data.messages[{i}].{name}");
+    if m.client_message_id.is_empty() || m.client_message_id.chars().count() > MAX_CLIENT_ID {
+        return Err(Error::BadRequest(format!(
+            "{} must be 1 to {MAX_CLIENT_ID} characters",
+            field("clientMessageId")
+        )));
+    }
+    let kind = m.kind.unwrap_or_else(|| "text".into());
+    let kind_ok = !kind.is_empty()
+        && kind.len() <= 32
+        && kind
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if !kind_ok {
+        return Err(Error::BadRequest(format!(
+            "{} must be 1 to 32 characters of A-Z a-z 0-9 _ . -",
+            field("type")
+        )));
+    }
+    if let Some(file) = m.file_id {
+        // Attachments are not part of this server yet: no file id can exist.
+        return Err(Error::FileNotFound(file));
+    }
+    if m.text.is_empty() {
+        return Err(Error::BadRequest(format!(
+            "{} must not be empty",
+            field("text")
+        )));
+    }
+    Ok(NewMessage {
+        client_message_id: m.client_message_id,
+        chat_id: id(m.chat_id),
+        kind,
+        text: m.text,
+        params: m.params,
+    })
+}
+
+/// Stores a batch of messages from `user` and pushes each to its chat's members.
+pub async fn send(app: &Arc<App>, user: &UserId, req: SendRequest) -> Result<Out> {
+    if req.messages.is_empty() || req.messages.len() > MAX_BATCH {
+        return Err(Error::BadRequest(format!(
+            "data.messages must hold 1 to {MAX_BATCH} messages, not {}",
+            req.messages.len()
+        )));
+    }
+    let batch = req
+        .messages
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| validate(i, m))
+        .collect::<Result<Vec<_>>>()?;
+    let user = user.clone();
+    let (sent, profiles) = app
+        .store
+        .write(move |tx| {
+            let mut sent = Vec::with_capacity(batch.len());
+            for m in &batch {
+                if let Some(existing) = messages::by_client_id(tx, &user, &m.client_message_id)? {
+                    sent.push(existing);
+                    continue;
+                }
+                let chat = chats::member_chat(tx, m.chat_id, &user)?;
+                if chat.status == "closed" {
+                    return Err(Error::ChatClosed(chat.id));
+                }
+                let msg = messages::insert(tx, Some(&user), &chat.role, m)?;
+                let members = chats::member_ids(tx, chat.id)?;
+                tx.emit(&members, "message", &to_json(&msg))?;
+                sent.push(msg);
+            }
+            let profiles = users::profiles(tx, [user.as_str()])?;
+            Ok((sent, profiles))
+        })
+        .await?;
+    Ok(Out::ok(json!({"messages": sent, "users": profiles})))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusRequest {
+    status: Receipt,
+    chat_id: u64,
+    message_id: u64,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum Receipt {
+    Delivered,
+    Read,
+}
+
+/// Marks messages up to one as delivered or read for `user`, and tells the chat when it moved.
+pub async fn status(app: &Arc<App>, user: &UserId, req: StatusRequest) -> Result<Out> {
+    let user = user.clone();
+    let (chat_id, message_id) = (id(req.chat_id), id(req.message_id));
+    let data = json!({
+        "status": req.status,
+        "chatId": chat_id,
+        "messageId": message_id,
+        "userId": user,
+    });
+    let mark = match req.status {
+        Receipt::Delivered => Mark::Delivered,
+        Receipt::Read => Mark::Read,
+    };
+    let event = data.clone();
+    app.store
+        .write(move |tx| {
+            chats::member_chat(tx, chat_id, &user)?;
+            if messages::mark(tx, chat_id, &user, message_id, mark)? {
+                let members = chats::member_ids(tx, chat_id)?;
+                tx.emit(&members, "messageStatus", &event)?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(Out::ok(data))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryRequest {
+    chat_id: u64,
+    before: Option<u64>,
+    after: Option<u64>,
+    limit: Option<u64>,
+}
+
+/// A page of a chat's messages, ascending, with `hasMore`.
+pub async fn history(app: &Arc<App>, user: &UserId, req: HistoryRequest) -> Result<Out> {
+    let page = Page {
+        before: req.before.map(id),
+        after: req.after.map(id),
+        limit: bounded("limit", req.limit, 50, 200)?,
+    };
+    let (user, chat_id) = (user.clone(), id(req.chat_id));
+    let (msgs, more, profiles) = app
+        .store
+        .read(move |c| {
+            chats::member_chat(c, chat_id, &user)?;
+            let (msgs, more) = messages::history(c, chat_id, page)?;
+            let authors = msgs
+                .iter()
+                .filter_map(|m| m.user_id.as_ref().map(UserId::as_str));
+            let profiles = users::profiles(c, authors)?;
+            Ok((msgs, more, profiles))
+        })
+        .await?;
+    Ok(Out::ok(
+        json!({"messages": msgs, "users": profiles, "hasMore": more}),
+    ))
+}

@@ -1,0 +1,108 @@
+//! Client request handlers, one module per protocol area, and the dispatch on the request type.
+//! Every handler has the same shape: validate, one store call, publish, reply.
+
+pub mod chats;
+pub mod live;
+pub mod messages;
+pub mod stream;
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::model::UserId;
+use crate::server::App;
+
+/// A handler's answer: the status and, unless it is 204, the response's `data`.
+#[derive(Debug)]
+pub struct Out {
+    pub status: StatusCode,
+    pub data: Option<Value>,
+}
+
+impl Out {
+    /// 200 with data.
+    pub fn ok(data: Value) -> Out {
+        Out {
+            status: StatusCode::OK,
+            data: Some(data),
+        }
+    }
+
+    /// 202 with data: relayed, not stored.
+    pub fn accepted(data: Value) -> Out {
+        Out {
+            status: StatusCode::ACCEPTED,
+            data: Some(data),
+        }
+    }
+
+    /// 204.
+    pub fn no_content() -> Out {
+        Out {
+            status: StatusCode::NO_CONTENT,
+            data: None,
+        }
+    }
+}
+
+/// The request types `POST /v1/{type}` accepts.
+pub const CLIENT_TYPES: &[&str] = &[
+    "message",
+    "messageStatus",
+    "opponentStatus",
+    "typing",
+    "join",
+    "createChat",
+    "chats",
+    "chat",
+    "history",
+];
+
+/// Whether `kind` is a client request type.
+pub fn is_client_type(kind: &str) -> bool {
+    CLIENT_TYPES.contains(&kind)
+}
+
+/// Runs client request `kind` for `user`.
+pub async fn client(app: &Arc<App>, user: &UserId, kind: &str, data: Value) -> Result<Out> {
+    use crate::http::body::data as decode;
+    match kind {
+        "message" => messages::send(app, user, decode(data)?).await,
+        "messageStatus" => messages::status(app, user, decode(data)?).await,
+        "history" => messages::history(app, user, decode(data)?).await,
+        "opponentStatus" => live::opponent_status(app, user, decode(data)?).await,
+        "typing" => live::typing(app, user, decode(data)?).await,
+        "join" => live::join(app, user, decode(data)?).await,
+        "createChat" => chats::create(app, user, decode(data)?).await,
+        "chats" => chats::list(app, user, decode(data)?).await,
+        "chat" => chats::get(app, user, decode(data)?).await,
+        other => Err(Error::TypeNotFound(format!(
+            "unknown request type {other:?}; known types: {}",
+            CLIENT_TYPES.join(", ")
+        ))),
+    }
+}
+
+/// Serializes a wire object (never fails for the protocol's types).
+pub fn to_json<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// Checks a bounded count parameter, naming the field when it is out of range.
+pub fn bounded(field: &str, value: Option<u64>, default: usize, max: usize) -> Result<usize> {
+    match value {
+        None => Ok(default),
+        Some(n) if (1..=max as u64).contains(&n) => Ok(n as usize),
+        Some(n) => Err(Error::BadRequest(format!(
+            "data.{field} must be 1 to {max}, not {n}"
+        ))),
+    }
+}
+
+/// A chat or message id from the wire as the store's integer.
+pub fn id(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}

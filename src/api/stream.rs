@@ -1,0 +1,328 @@
+//! The receiving side: `GET /v1/events` (SSE) and `GET /v1/poll` (long-poll), two encoders over
+//! one subscription. Subscribe first, replay stored events after the cursor, then go live and skip
+//! anything already sent: no gap, no duplicate.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{header, HeaderValue, Response};
+use http_body_util::{BodyExt, StreamBody};
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
+
+use crate::error::{Error, Result};
+use crate::http::{sse, Body};
+use crate::hub::{Frame, Subscription};
+use crate::model::UserId;
+use crate::presence::{Connection, Kind};
+use crate::server::App;
+use crate::store::events;
+
+/// Stored events read per query while replaying.
+const PAGE: usize = 500;
+/// Most events one poll answer carries; the client polls again with `next` for the rest.
+const POLL_MAX: usize = 500;
+/// Reconnect delay sent to SSE clients.
+const RETRY_MS: u64 = 3000;
+/// Default and largest long-poll hold.
+const POLL_DEFAULT: u64 = 25;
+const POLL_MAX_TIMEOUT: u64 = 60;
+
+/// Where a subscriber starts.
+#[derive(Debug, Clone, Copy)]
+enum Start {
+    /// No cursor: live from the newest event now.
+    Now(i64),
+    /// Replay everything after this id.
+    After(i64),
+    /// The cursor cannot be resumed (pruned, or from another database): refetch, then live.
+    Reset(i64),
+}
+
+fn parse_cursor(s: &str) -> Result<i64> {
+    s.trim().parse::<u64>().map(super::id).map_err(|_| {
+        Error::BadRequest(format!(
+            "the cursor must be an event id (a whole number), not {s:?}"
+        ))
+    })
+}
+
+async fn start(app: &App, cursor: Option<i64>) -> Result<Start> {
+    let head = app.hub.head();
+    let Some(c) = cursor else {
+        return Ok(Start::Now(head));
+    };
+    let pruned = app.store.read(|conn| events::pruned_through(conn)).await?;
+    Ok(if c < pruned || c > head {
+        Start::Reset(head)
+    } else {
+        Start::After(c)
+    })
+}
+
+/// The `reset` event: its id moves the client's cursor to the present.
+fn reset_frame(head: i64) -> Frame {
+    let data = json!({"reason": "the cursor is older than the retention window or unknown; refetch chats"});
+    Frame {
+        id: Some(head),
+        ..Frame::live("reset", &data)
+    }
+}
+
+async fn read_after(app: &App, user: &UserId, after: i64, limit: usize) -> Result<Vec<Frame>> {
+    let user = user.clone();
+    app.store
+        .read(move |c| events::events_after(c, &user, after, limit))
+        .await
+}
+
+/// Opens an SSE stream for `user`.
+pub async fn sse(
+    app: &Arc<App>,
+    user: UserId,
+    query: HashMap<String, String>,
+    last_event_id: Option<String>,
+) -> Result<Response<Body>> {
+    let cursor = match last_event_id
+        .as_deref()
+        .or(query.get("since").map(String::as_str))
+    {
+        Some(s) if !s.trim().is_empty() => Some(parse_cursor(s)?),
+        _ => None,
+    };
+    let want_snapshot = !matches!(
+        query.get("snapshot").map(String::as_str),
+        Some("0" | "false")
+    );
+    // Subscribe before anything is read from the store, so nothing committed meanwhile is missed.
+    let sub = app.hub.subscribe(&user);
+    let from = start(app, cursor).await?;
+    let snapshot = if want_snapshot {
+        let data = super::chats::snapshot(app, &user, 50, None).await?;
+        Some(Frame::live("chats", &data))
+    } else {
+        None
+    };
+    let conn = app.presence.connect(&user, Kind::Stream);
+    let (tx, rx) = mpsc::channel::<Bytes>(16);
+    tokio::spawn(pump(app.clone(), user, sub, from, snapshot, conn, tx));
+
+    let body = StreamBody::new(
+        ReceiverStream::new(rx).map(|b| Ok::<_, Infallible>(hyper::body::Frame::data(b))),
+    );
+    let mut res = Response::new(BodyExt::boxed(body));
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(res)
+}
+
+/// Writes one stream until the client leaves or the server stops.
+async fn pump(
+    app: Arc<App>,
+    user: UserId,
+    mut sub: Subscription,
+    from: Start,
+    snapshot: Option<Frame>,
+    mut conn: Connection,
+    tx: mpsc::Sender<Bytes>,
+) {
+    let mut stop = app.stopping();
+    let mut first = BytesMut::new();
+    first.extend_from_slice(&sse::retry(RETRY_MS));
+    if let Some(s) = &snapshot {
+        sse::encode(&mut first, s);
+    }
+    let mut last = match from {
+        Start::Now(head) | Start::After(head) => head,
+        Start::Reset(head) => {
+            sse::encode(&mut first, &reset_frame(head));
+            head
+        }
+    };
+    if tx.send(first.freeze()).await.is_err() {
+        return;
+    }
+    if let Start::After(_) = from {
+        if replay(&app, &user, &mut last, &tx).await.is_err() {
+            return;
+        }
+    }
+    let period = app.config.ping_interval;
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    loop {
+        tokio::select! {
+            received = sub.rx.recv() => {
+                let mut out = BytesMut::new();
+                let mut lagged = false;
+                match received {
+                    Ok(f) => push(&mut out, &f, &mut last),
+                    Err(broadcast::error::RecvError::Lagged(_)) => lagged = true,
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+                // Send whatever else is already waiting in the same chunk.
+                while out.len() < 64 * 1024 && !lagged {
+                    match sub.rx.try_recv() {
+                        Ok(f) => push(&mut out, &f, &mut last),
+                        Err(broadcast::error::TryRecvError::Lagged(_)) => lagged = true,
+                        Err(_) => break,
+                    }
+                }
+                if !out.is_empty() && tx.send(out.freeze()).await.is_err() {
+                    return;
+                }
+                // Fell behind the channel: the store has everything, read it again.
+                if lagged && replay(&app, &user, &mut last, &tx).await.is_err() {
+                    return;
+                }
+            }
+            _ = ping.tick() => {
+                if tx.send(sse::ping()).await.is_err() {
+                    return;
+                }
+            }
+            _ = stop.changed() => {
+                conn.close_cleanly();
+                return;
+            }
+            _ = tx.closed() => return,
+        }
+    }
+}
+
+/// Encodes a frame unless it is a stored event already sent.
+fn push(out: &mut BytesMut, f: &Frame, last: &mut i64) {
+    if let Some(id) = f.id {
+        if id <= *last {
+            return;
+        }
+        *last = id;
+    }
+    sse::encode(out, f);
+}
+
+/// Sends every stored event after `last`, page by page. Err when the client has gone.
+async fn replay(
+    app: &App,
+    user: &UserId,
+    last: &mut i64,
+    tx: &mpsc::Sender<Bytes>,
+) -> std::result::Result<(), ()> {
+    loop {
+        let page = match read_after(app, user, *last, PAGE).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("replay for {user} failed: {e:?}");
+                return Err(());
+            }
+        };
+        let n = page.len();
+        let mut out = BytesMut::new();
+        for f in &page {
+            push(&mut out, f, last);
+        }
+        if !out.is_empty() && tx.send(out.freeze()).await.is_err() {
+            return Err(());
+        }
+        if n < PAGE {
+            return Ok(());
+        }
+    }
+}
+
+fn poll_event(f: &Frame) -> Value {
+    let data: Value = serde_json::from_str(&f.data).unwrap_or(Value::Null);
+    match f.id {
+        Some(id) => json!({"id": id, "type": &*f.kind, "data": data}),
+        None => json!({"type": &*f.kind, "data": data}),
+    }
+}
+
+/// Answers a long-poll: at once when events newer than `since` are stored, otherwise when the
+/// next event arrives or the timeout ends.
+pub async fn poll(app: &Arc<App>, user: UserId, query: HashMap<String, String>) -> Result<Value> {
+    let timeout = match query.get("timeout") {
+        None => POLL_DEFAULT,
+        Some(t) => t
+            .parse::<u64>()
+            .ok()
+            .filter(|t| *t <= POLL_MAX_TIMEOUT)
+            .ok_or_else(|| {
+                Error::BadRequest(format!(
+                    "timeout must be 0 to {POLL_MAX_TIMEOUT} seconds, not {t:?}"
+                ))
+            })?,
+    };
+    let cursor = query
+        .get("since")
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| parse_cursor(s))
+        .transpose()?;
+    let mut sub = app.hub.subscribe(&user);
+    let _conn = app.presence.connect(&user, Kind::Poll);
+    let mut next = match start(app, cursor).await? {
+        Start::Reset(head) => {
+            return Ok(json!({"events": [poll_event(&reset_frame(head))], "next": head}));
+        }
+        Start::Now(head) => head,
+        Start::After(c) => c,
+    };
+    let mut out: Vec<Value> = Vec::new();
+    let stored = read_after(app, &user, next, POLL_MAX).await?;
+    for f in &stored {
+        out.push(poll_event(f));
+        next = f.id.unwrap_or(next);
+    }
+    if !out.is_empty() || timeout == 0 {
+        return Ok(json!({"events": out, "next": next}));
+    }
+    let deadline = tokio::time::sleep(Duration::from_secs(timeout));
+    tokio::pin!(deadline);
+    let mut stop = app.stopping();
+    loop {
+        tokio::select! {
+            received = sub.rx.recv() => {
+                let mut frames = Vec::new();
+                let mut lagged = false;
+                match received {
+                    Ok(f) => frames.push(f),
+                    Err(broadcast::error::RecvError::Lagged(_)) => lagged = true,
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+                while frames.len() < POLL_MAX && !lagged {
+                    match sub.rx.try_recv() {
+                        Ok(f) => frames.push(f),
+                        Err(broadcast::error::TryRecvError::Lagged(_)) => lagged = true,
+                        Err(_) => break,
+                    }
+                }
+                if lagged {
+                    frames = read_after(app, &user, next, POLL_MAX).await?.into_iter().map(Arc::new).collect();
+                }
+                for f in frames {
+                    match f.id {
+                        Some(id) if id <= next => continue,
+                        Some(id) => next = id,
+                        None => {}
+                    }
+                    out.push(poll_event(&f));
+                }
+                if !out.is_empty() {
+                    break;
+                }
+            }
+            _ = &mut deadline => break,
+            _ = stop.changed() => break,
+        }
+    }
+    Ok(json!({"events": out, "next": next}))
+}

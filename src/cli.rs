@@ -1,0 +1,172 @@
+//! The command line: `chinwag serve` and `chinwag token`. Every flag also reads its `CHINWAG_*`
+//! variable. This is the only module that knows about flags and the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{self, Config};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "chinwag",
+    version,
+    about = "Chat over plain HTTP, Server-Sent Events and long-poll, stored in SQLite."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Print a client token for a user, signed with the server's secret.
+    Token(TokenArgs),
+}
+
+/// Flags both commands share: where the data lives and the secrets.
+#[derive(Args, Debug)]
+struct Common {
+    /// Data directory: the SQLite database and generated secrets.
+    #[arg(long, env = "CHINWAG_DATA_DIR", default_value = config::DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// HS256 key of client tokens (generated and kept in the data directory if unset).
+    #[arg(long, env = "CHINWAG_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+    /// Bearer key of the host backend API (generated and kept in the data directory if unset).
+    #[arg(long, env = "CHINWAG_SERVICE_KEY", hide_env_values = true)]
+    service_key: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Address to listen on (use 0.0.0.0:8080 in a container).
+    #[arg(long, env = "CHINWAG_LISTEN", default_value = config::DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// SQLite durability: `full` survives a machine crash, `normal` a process crash.
+    #[arg(long, env = "CHINWAG_SYNC", value_enum, default_value = "full")]
+    sync: SyncArg,
+    /// How long stored events stay resumable (e.g. 7d, 12h, 30m).
+    #[arg(long, env = "CHINWAG_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    retention: Duration,
+    /// Largest JSON request body (e.g. 1MiB, 256KiB).
+    #[arg(long, env = "CHINWAG_MAX_BODY", default_value = "1MiB", value_parser = config::parse_size)]
+    max_body: usize,
+}
+
+#[derive(Args, Debug)]
+struct TokenArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The user the token speaks for.
+    #[arg(long, env = "CHINWAG_TOKEN_USER")]
+    user: String,
+    /// Lifetime in seconds.
+    #[arg(long, env = "CHINWAG_TOKEN_TTL", default_value_t = 86_400)]
+    ttl: u64,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum SyncArg {
+    Full,
+    Normal,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 7d, 12h, 90s)"))
+}
+
+impl Common {
+    fn config(&self) -> Config {
+        let mut c = Config::new(&self.data_dir);
+        c.secret = self.secret.clone();
+        c.service_key = self.service_key.clone();
+        c
+    }
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Token(args) => token(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chinwag: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn token(args: TokenArgs) -> anyhow::Result<()> {
+    let user = crate::model::UserId::parse(&args.user).map_err(|e| anyhow::anyhow!(e))?;
+    let secret = args.common.config().token_secret()?;
+    println!("{}", crate::auth::mint(&secret, &user, args.ttl));
+    Ok(())
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "chinwag=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut config = args.common.config();
+    config.sync = match args.sync {
+        SyncArg::Full => config::Sync::Full,
+        SyncArg::Normal => config::Sync::Normal,
+    };
+    config.retention = args.retention;
+    config.max_body = args.max_body;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen).await?;
+        let addr = listener.local_addr()?;
+        println!("chinwag listening on http://{addr}");
+        println!("data directory: {}", config.data_dir.display());
+        println!(
+            "mint a client token with: chinwag token --user 42 --data-dir {}",
+            config.data_dir.display()
+        );
+        crate::server::run(listener, config, shutdown_signal()).await
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let term = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,174 @@
+//! The server's settings as one plain value, with named defaults, the data directory's layout and
+//! the secrets generated there on first start. Only `cli` builds it from flags and environment.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+
+/// Where the server listens when nothing is said.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Where the database and generated secrets live when nothing is said.
+pub const DEFAULT_DATA_DIR: &str = "./chinwag-data";
+/// How long stored events stay resumable.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Largest JSON request body.
+pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
+/// A comment line on every SSE stream this often keeps proxies from closing it.
+pub const PING_INTERVAL: Duration = Duration::from_secs(15);
+/// A user whose last poll ended this long ago, with no stream open, is offline.
+pub const POLL_PRESENCE: Duration = Duration::from_secs(30);
+/// How often the janitor prunes events past the retention window.
+pub const JANITOR_INTERVAL: Duration = Duration::from_secs(60);
+
+/// SQLite durability: what a 2xx promises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sync {
+    /// `synchronous=FULL`: an acknowledged write survives a crash of the machine (power loss).
+    Full,
+    /// `synchronous=NORMAL`: an acknowledged write survives a crash of the process.
+    Normal,
+}
+
+/// Everything `serve` needs. Tests build it with [`Config::new`] and adjust fields.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The data directory: `chinwag.db` and the generated secrets.
+    pub data_dir: PathBuf,
+    /// HS256 key of client tokens; generated and kept in the data directory when `None`.
+    pub secret: Option<String>,
+    /// Bearer key of the host backend API; generated and kept when `None`.
+    pub service_key: Option<String>,
+    /// SQLite durability.
+    pub sync: Sync,
+    /// How long stored events stay resumable.
+    pub retention: Duration,
+    /// Largest JSON request body in bytes.
+    pub max_body: usize,
+    /// Interval of SSE keep-alive comments.
+    pub ping_interval: Duration,
+    /// How long after their last poll a poll-only user stays online.
+    pub poll_presence: Duration,
+    /// How often the janitor runs.
+    pub janitor_interval: Duration,
+}
+
+impl Config {
+    /// Defaults everywhere, data in `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Config {
+            data_dir: data_dir.into(),
+            secret: None,
+            service_key: None,
+            sync: Sync::Full,
+            retention: DEFAULT_RETENTION,
+            max_body: DEFAULT_MAX_BODY,
+            ping_interval: PING_INTERVAL,
+            poll_presence: POLL_PRESENCE,
+            janitor_interval: JANITOR_INTERVAL,
+        }
+    }
+
+    /// Path of the SQLite database.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("chinwag.db")
+    }
+
+    /// The token secret: the configured one, or the one kept in the data directory (made on first use).
+    pub fn token_secret(&self) -> anyhow::Result<String> {
+        match &self.secret {
+            Some(s) => Ok(s.clone()),
+            None => kept_secret(&self.data_dir.join("secret")),
+        }
+    }
+
+    /// The service key: the configured one, or the one kept in the data directory (made on first use).
+    pub fn host_key(&self) -> anyhow::Result<String> {
+        match &self.service_key {
+            Some(s) => Ok(s.clone()),
+            None => kept_secret(&self.data_dir.join("service-key")),
+        }
+    }
+}
+
+/// Reads a secret file, or creates it with 32 random bytes in hex (mode 0600).
+fn kept_secret(path: &Path) -> anyhow::Result<String> {
+    if let Ok(s) = std::fs::read_to_string(path) {
+        let s = s.trim().to_string();
+        if !s.is_empty() {
+            return Ok(s);
+        }
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    match opts.open(path) {
+        Ok(mut f) => {
+            use std::io::Write;
+            f.write_all(hex.as_bytes())
+                .with_context(|| format!("writing {}", path.display()))?;
+            f.sync_all()?;
+            Ok(hex)
+        }
+        // Another process made it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok(std::fs::read_to_string(path)?.trim().to_string())
+        }
+        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+    }
+}
+
+/// Parses a size such as `1MiB`, `512KiB`, `25MB` or `1048576` into bytes.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: usize = num.parse().map_err(|_| format!("not a size: {s:?}"))?;
+    let mult: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1000 * 1000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1000 * 1000 * 1000,
+        "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} (use B, KiB, MiB, GiB)"
+            ))
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size too large: {s:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_and_decimal_units() {
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_size("25MB"), Ok(25_000_000));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("1XB").is_err());
+    }
+
+    #[test]
+    fn generated_secrets_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::new(dir.path().join("data"));
+        let first = config.token_secret().unwrap();
+        assert_eq!(first.len(), 64);
+        assert_eq!(config.token_secret().unwrap(), first);
+        assert_ne!(config.host_key().unwrap(), first);
+    }
+}

@@ -1,0 +1,111 @@
+//! The protocol's table of error reasons: every failure a caller can see is one variant here, and
+//! [`Error::response_parts`] is the one place a failure becomes a status and a JSON body.
+
+use serde_json::json;
+
+/// A failure with its protocol `reason`. Handlers return these; the HTTP layer renders them.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// 400: malformed JSON, invalid UTF-8, a missing or mistyped field (the message names it).
+    #[error("{0}")]
+    BadRequest(String),
+    /// 400: the body's `type` differs from the path's.
+    #[error("the body's type \"{body}\" differs from the path's \"{path}\"")]
+    TypeMismatch { path: String, body: String },
+    /// 404: unknown request type or path.
+    #[error("{0}")]
+    TypeNotFound(String),
+    /// 405: a known path asked with the wrong method.
+    #[error("{method} is not allowed here; use {allowed}")]
+    MethodNotAllowed {
+        method: String,
+        allowed: &'static str,
+    },
+    /// 401: missing, malformed, forged or expired token (or service key).
+    #[error("{0}")]
+    TokenInvalid(String),
+    /// 403: authenticated but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: no such chat, or the caller is not a member.
+    #[error("chat {0} does not exist")]
+    ChatNotFound(i64),
+    /// 404: no such message, or not in a chat the caller is a member of.
+    #[error("message {0} does not exist")]
+    MessageNotFound(i64),
+    /// 404: no such file, or not visible to the caller.
+    #[error("file {0} does not exist")]
+    FileNotFound(String),
+    /// 404: no consultation chat with that id that the caller is a member of.
+    #[error("consultation {0} does not exist")]
+    ConsultationNotFound(String),
+    /// 409: writing to a closed chat.
+    #[error("chat {0} is closed")]
+    ChatClosed(i64),
+    /// 413: body or upload over the limit (the limit in bytes).
+    #[error("the body is larger than the limit of {0} bytes")]
+    PayloadTooLarge(u64),
+    /// 500: a bug or an I/O fault. The cause is logged, never sent.
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl Error {
+    /// HTTP status, stable reason string, and the human message sent to the caller.
+    pub fn response_parts(&self) -> (u16, &'static str, String) {
+        let (status, reason) = match self {
+            Error::BadRequest(_) => (400, "bad_request"),
+            Error::TypeMismatch { .. } => (400, "type_mismatch"),
+            Error::TypeNotFound(_) => (404, "type_not_found"),
+            Error::MethodNotAllowed { .. } => (405, "method_not_allowed"),
+            Error::TokenInvalid(_) => (401, "token_invalid"),
+            Error::Forbidden(_) => (403, "forbidden"),
+            Error::ChatNotFound(_) | Error::ConsultationNotFound(_) => (404, "chat_not_found"),
+            Error::MessageNotFound(_) => (404, "message_not_found"),
+            Error::FileNotFound(_) => (404, "file_not_found"),
+            Error::ChatClosed(_) => (409, "chat_closed"),
+            Error::PayloadTooLarge(_) => (413, "payload_too_large"),
+            Error::Internal(_) => (500, "server_error"),
+        };
+        let message = match self {
+            Error::Internal(_) => "internal error; see the server log".to_string(),
+            other => other.to_string(),
+        };
+        (status, reason, message)
+    }
+
+    /// The error body: `{"error": {"code", "reason", "message"}}`.
+    pub fn body(&self) -> serde_json::Value {
+        let (code, reason, message) = self.response_parts();
+        json!({"error": {"code": code, "reason": reason, "message": message}})
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Internal(anyhow::Error::new(e).context("database"))
+    }
+}
+
+/// Shorthand for results whose error is the protocol's.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let e = Error::Internal(anyhow::anyhow!("disk on fire at /secret/path"));
+        let body = e.body().to_string();
+        assert!(body.contains("server_error"));
+        assert!(!body.contains("secret"));
+    }
+
+    #[test]
+    fn not_member_reads_as_not_found() {
+        let (status, reason, message) = Error::ChatNotFound(17).response_parts();
+        assert_eq!((status, reason), (404, "chat_not_found"));
+        assert_eq!(message, "chat 17 does not exist");
+    }
+}

@@ -1,0 +1,132 @@
+//! Request bodies: read within the size limit (refusing an honest oversized `Content-Length`
+//! before reading, and stopping a lying or chunked one at the limit), then decode the envelope.
+
+use bytes::Bytes;
+use http::header;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// Reads the whole body, failing with 413 past `limit` bytes without buffering more than that.
+pub async fn read_limited(req: http::Request<Incoming>, limit: usize) -> Result<Bytes> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(Error::PayloadTooLarge(limit as u64));
+    }
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(Error::PayloadTooLarge(limit as u64))
+        }
+        Err(e) => Err(Error::BadRequest(format!("could not read the body: {e}"))),
+    }
+}
+
+/// A decoded envelope: the type it names (if any) and its data (`{}` when absent).
+#[derive(Debug, PartialEq)]
+pub struct Envelope {
+    pub kind: Option<String>,
+    pub data: Value,
+}
+
+/// Decodes `{"type": T, "data": D}`; an empty body is an empty envelope.
+pub fn envelope(bytes: &[u8]) -> Result<Envelope> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        Error::BadRequest(format!(
+            "the body is not valid UTF-8 (at byte {})",
+            e.valid_up_to()
+        ))
+    })?;
+    if text.trim().is_empty() {
+        return Ok(Envelope {
+            kind: None,
+            data: Value::Object(Default::default()),
+        });
+    }
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| Error::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    let Value::Object(mut obj) = value else {
+        return Err(Error::BadRequest(
+            "the body must be a JSON object {\"type\", \"data\"}".into(),
+        ));
+    };
+    let kind = match obj.remove("type") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(_) => return Err(Error::BadRequest("type must be a string".into())),
+    };
+    let data = match obj.remove("data") {
+        None | Some(Value::Null) => Value::Object(Default::default()),
+        Some(d) => d,
+    };
+    Ok(Envelope { kind, data })
+}
+
+/// Decodes a request's `data` into its type; the error names the offending field.
+pub fn data<T: DeserializeOwned>(data: Value) -> Result<T> {
+    serde_path_to_error::deserialize(data).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            Error::BadRequest(format!("data: {inner}"))
+        } else {
+            Error::BadRequest(format!("data.{path}: {inner}"))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bad(bytes: &[u8]) -> String {
+        match envelope(bytes) {
+            Err(Error::BadRequest(m)) => m,
+            other => panic!("expected bad_request, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn decodes_type_and_data() {
+        let e = envelope(br#"{"type":"typing","data":{"chatId":1}}"#).unwrap();
+        assert_eq!(e.kind.as_deref(), Some("typing"));
+        assert_eq!(e.data["chatId"], 1);
+        let e = envelope(b"").unwrap();
+        assert_eq!(
+            e,
+            Envelope {
+                kind: None,
+                data: serde_json::json!({})
+            }
+        );
+    }
+
+    #[test]
+    fn names_the_problem() {
+        assert!(bad(b"\xff\xfe").contains("UTF-8"));
+        assert!(bad(b"{\"type\":").contains("JSON"));
+        assert!(bad(b"[1,2]").contains("object"));
+        assert!(bad(br#"{"type":5}"#).contains("type"));
+    }
+
+    #[test]
+    fn data_errors_name_the_field() {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(rename_all = "camelCase")]
+        #[allow(dead_code)]
+        struct Req {
+            chat_id: u64,
+        }
+        let e = data::<Req>(serde_json::json!({"chatId": "x"})).unwrap_err();
+        assert!(e.to_string().contains("data.chatId"), "{e}");
+        let e = data::<Req>(serde_json::json!({})).unwrap_err();
+        assert!(e.to_string().contains("chatId"), "{e}");
+    }
+}

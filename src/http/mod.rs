@@ -1,0 +1,151 @@
+//! HTTP: one routing match, authentication of the caller, and the turn from handler results into
+//! responses. Handlers never see a socket; this layer never sees SQL.
+
+pub mod body;
+pub mod reply;
+pub mod sse;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use http::{header, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::api;
+use crate::error::{Error, Result};
+use crate::model::UserId;
+use crate::server::App;
+
+pub use reply::Body;
+
+/// Answers one request. Every failure becomes the protocol's error envelope.
+pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    let mut res = match route(&app, req).await {
+        Ok(res) => res,
+        Err(e) => reply::error(&e),
+    };
+    reply::add_cors(&mut res);
+    res
+}
+
+/// The query string as a map (first value of each name wins).
+pub fn query(req: &Request<Incoming>) -> HashMap<String, String> {
+    let mut map = HashMap::new();
+    if let Some(q) = req.uri().query() {
+        for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+            map.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+        }
+    }
+    map
+}
+
+fn bearer(req: &Request<Incoming>) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The caller of a client endpoint, from `Authorization: Bearer` or (streams only) `?token=`.
+async fn caller(app: &App, req: &Request<Incoming>, query_token: bool) -> Result<UserId> {
+    let from_query = query_token.then(|| query(req).remove("token")).flatten();
+    let token = match (bearer(req), from_query.as_deref()) {
+        (Some(t), _) => t.to_string(),
+        (None, Some(t)) => t.to_string(),
+        (None, None) => {
+            return Err(Error::TokenInvalid(if query_token {
+                "no token: send Authorization: Bearer <token> or ?token=<token>".into()
+            } else {
+                "no token: send Authorization: Bearer <token>".into()
+            }))
+        }
+    };
+    app.authenticate(&token).await
+}
+
+fn only(method: &Method, wanted: Method, allowed: &'static str) -> Result<()> {
+    if *method == wanted {
+        Ok(())
+    } else {
+        Err(Error::MethodNotAllowed {
+            method: method.to_string(),
+            allowed,
+        })
+    }
+}
+
+async fn route(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>> {
+    if req.method() == Method::OPTIONS {
+        return Ok(reply::preflight());
+    }
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    match path.as_str() {
+        "/healthz" => {
+            only(&method, Method::GET, "GET")?;
+            app.store.healthy().await?;
+            Ok(reply::json(
+                StatusCode::OK,
+                &serde_json::json!({"status": "ok"}),
+            ))
+        }
+        "/v1/events" => {
+            only(&method, Method::GET, "GET")?;
+            let user = caller(app, &req, true).await?;
+            let last_event_id = req
+                .headers()
+                .get("last-event-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            api::stream::sse(app, user, query(&req), last_event_id).await
+        }
+        "/v1/poll" => {
+            only(&method, Method::GET, "GET")?;
+            let user = caller(app, &req, true).await?;
+            let body = api::stream::poll(app, user, query(&req)).await?;
+            Ok(reply::json(StatusCode::OK, &body))
+        }
+        "/v1" => {
+            only(&method, Method::POST, "POST")?;
+            client_request(app, req, None).await
+        }
+        p if p.starts_with("/v1/") && !p[4..].contains('/') => {
+            let kind = p[4..].to_string();
+            if method != Method::POST {
+                if api::is_client_type(&kind) {
+                    only(&method, Method::POST, "POST")?;
+                }
+                return Err(Error::TypeNotFound(format!(
+                    "no such endpoint: {method} {p}"
+                )));
+            }
+            client_request(app, req, Some(kind)).await
+        }
+        p => Err(Error::TypeNotFound(format!(
+            "no such endpoint: {method} {p}"
+        ))),
+    }
+}
+
+/// `POST /v1/{type}` and `POST /v1`: authenticate, read and decode the envelope, dispatch.
+async fn client_request(
+    app: &Arc<App>,
+    req: Request<Incoming>,
+    path_kind: Option<String>,
+) -> Result<Response<Body>> {
+    let user = caller(app, &req, false).await?;
+    let bytes = body::read_limited(req, app.config.max_body).await?;
+    let env = body::envelope(&bytes)?;
+    let kind = match (path_kind, env.kind) {
+        (Some(path), Some(body)) if path != body => {
+            return Err(Error::TypeMismatch { path, body });
+        }
+        (Some(path), _) => path,
+        (None, Some(body)) => body,
+        (None, None) => return Err(Error::BadRequest("type is required".into())),
+    };
+    let out = api::client(app, &user, &kind, env.data).await?;
+    Ok(match out.data {
+        Some(data) => reply::json(out.status, &serde_json::json!({"type": kind, "data": data})),
+        None => reply::empty(out.status),
+    })
+}

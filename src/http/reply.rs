@@ -1,0 +1,84 @@
+//! Building responses: JSON bodies, the error envelope, CORS and the protocol's stream headers.
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+
+use crate::error::Error;
+
+/// Every response body: a buffered JSON document or an event stream.
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// A buffered body.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
+
+/// A JSON response with `status`.
+pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let mut res = Response::new(full(value.to_string()));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+/// An empty response with `status`.
+pub fn empty(status: StatusCode) -> Response<Body> {
+    let mut res = Response::new(full(Bytes::new()));
+    *res.status_mut() = status;
+    res
+}
+
+/// The error envelope. A 500 logs its whole cause chain here, once.
+pub fn error(e: &Error) -> Response<Body> {
+    let (status, _, _) = e.response_parts();
+    if let Error::Internal(cause) = e {
+        tracing::error!("server error: {cause:?}");
+    }
+    let mut res = json(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &e.body(),
+    );
+    if let Error::MethodNotAllowed { allowed, .. } = e {
+        res.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allowed));
+    }
+    res
+}
+
+/// Lets browser apps on any origin call the API with a bearer token (no cookies are used).
+pub fn add_cors(res: &mut Response<Body>) {
+    let h = res.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Retry-After"),
+    );
+}
+
+/// The answer to a CORS preflight.
+pub fn preflight() -> Response<Body> {
+    let mut res = empty(StatusCode::NO_CONTENT);
+    let h = res.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, PUT, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Authorization, Content-Type, Last-Event-ID"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
+    res
+}

@@ -1,0 +1,30 @@
+//! Chinwag: a chat backend over plain HTTP, Server-Sent Events and long-poll, stored in SQLite.
+//!
+//! # Layout
+//!
+//! - [`cli`] parses flags and `CHINWAG_*` variables into a [`config::Config`]; nothing else reads
+//!   the environment.
+//! - [`server`] binds nothing itself: it serves a listener it is given until a shutdown future
+//!   resolves, and owns the background tasks.
+//! - [`http`] routes requests, reads bodies within their limits and frames replies and streams.
+//! - [`api`] holds one module per protocol area; each handler validates, makes one store call,
+//!   and builds the reply.
+//! - [`store`] is the only place with SQL: a pool of readers and one writer thread that commits
+//!   concurrent requests together (group commit) and publishes their events to the [`hub`].
+//! - [`hub`] fans committed and live events out to each user's open streams and polls.
+//! - [`presence`] tracks who is online and tells their chat partners.
+//! - [`error`] is the protocol's table of error reasons; [`model`] the wire types.
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod hub;
+pub mod janitor;
+pub mod model;
+pub mod presence;
+pub mod server;
+pub mod store;
+pub mod time;

@@ -1,0 +1,235 @@
+//! Who is online: a user is online while any stream or poll of theirs is open, or a poll of theirs
+//! ended less than the grace period ago. The first connection and the last one going tell the
+//! user's chat partners (`opponentStatus`); a connection that drops without a clean close tells
+//! them `clientConnectionError`. All of it is live only, never stored.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::hub::{Frame, Hub};
+use crate::model::{UserId, UserStatus};
+use crate::store::{self, Store};
+
+/// What kind of connection a guard stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An SSE stream.
+    Stream,
+    /// A long-poll request.
+    Poll,
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    conns: u32,
+    last_poll: Option<Instant>,
+    /// When the user was last online (Unix ms).
+    last_seen: i64,
+}
+
+impl Entry {
+    fn online(&self, grace: Duration) -> bool {
+        self.conns > 0 || self.last_poll.is_some_and(|t| t.elapsed() < grace)
+    }
+}
+
+/// The presence registry.
+pub struct Presence {
+    users: Mutex<HashMap<UserId, Entry>>,
+    store: Store,
+    hub: Arc<Hub>,
+    grace: Duration,
+}
+
+/// An open connection; dropping it closes it. Call [`Connection::close_cleanly`] first when the
+/// server ended it on purpose.
+pub struct Connection {
+    presence: Arc<Presence>,
+    user: UserId,
+    kind: Kind,
+    clean: bool,
+}
+
+impl Connection {
+    /// Marks the end as clean: no `clientConnectionError` is sent.
+    pub fn close_cleanly(&mut self) {
+        self.clean = true;
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.presence.disconnect(&self.user, self.kind, self.clean);
+    }
+}
+
+impl Presence {
+    /// A registry that tells partners through `hub`, finding them in `store`.
+    pub fn new(store: Store, hub: Arc<Hub>, grace: Duration) -> Arc<Presence> {
+        Arc::new(Presence {
+            users: Mutex::default(),
+            store,
+            hub,
+            grace,
+        })
+    }
+
+    /// Opens a connection for `user`; tells partners if the user just came online.
+    pub fn connect(self: &Arc<Self>, user: &UserId, kind: Kind) -> Connection {
+        let came_online = {
+            let mut users = self.users.lock().unwrap();
+            let e = users.entry(user.clone()).or_default();
+            let was = e.online(self.grace);
+            e.conns += 1;
+            e.last_seen = crate::time::now_ms();
+            !was
+        };
+        if came_online {
+            self.tell_partners(user.clone(), true, None);
+        }
+        Connection {
+            presence: self.clone(),
+            user: user.clone(),
+            kind,
+            clean: kind == Kind::Poll,
+        }
+    }
+
+    fn disconnect(self: &Arc<Self>, user: &UserId, kind: Kind, clean: bool) {
+        let went_offline = {
+            let mut users = self.users.lock().unwrap();
+            let Some(e) = users.get_mut(user) else { return };
+            e.conns = e.conns.saturating_sub(1);
+            e.last_seen = crate::time::now_ms();
+            if kind == Kind::Poll {
+                e.last_poll = Some(Instant::now());
+            }
+            !e.online(self.grace)
+        };
+        let error =
+            (!clean).then(|| Frame::live("clientConnectionError", &json!({"userId": user})));
+        if went_offline || error.is_some() {
+            self.tell_partners(user.clone(), went_offline, error);
+        }
+    }
+
+    /// Takes offline the poll-only users whose last poll is older than the grace period.
+    pub fn sweep(self: &Arc<Self>) {
+        let lapsed: Vec<UserId> = {
+            let users = self.users.lock().unwrap();
+            users
+                .iter()
+                .filter(|(_, e)| {
+                    e.conns == 0 && e.last_poll.is_some_and(|t| t.elapsed() >= self.grace)
+                })
+                .map(|(u, _)| u.clone())
+                .collect()
+        };
+        for user in lapsed {
+            let still = {
+                let mut users = self.users.lock().unwrap();
+                match users.get_mut(&user) {
+                    Some(e) if e.conns == 0 => {
+                        e.last_poll = None;
+                        true
+                    }
+                    _ => false,
+                }
+            };
+            if still {
+                self.tell_partners(user, true, None);
+            }
+        }
+    }
+
+    /// Whether `user` is online now, and when they were last seen by this process.
+    fn current(&self, user: &UserId) -> (bool, Option<i64>) {
+        let users = self.users.lock().unwrap();
+        match users.get(user) {
+            Some(e) => (e.online(self.grace), Some(e.last_seen)),
+            None => (false, None),
+        }
+    }
+
+    /// The presence of each of `users`, as `opponentStatus` reports it.
+    pub async fn statuses(&self, users: Vec<UserId>) -> crate::error::Result<Vec<UserStatus>> {
+        let mut out = Vec::with_capacity(users.len());
+        for user in users {
+            let (online, seen) = self.current(&user);
+            let seen = match (online, seen) {
+                (true, _) => Some(crate::time::now_ms()),
+                (false, Some(ms)) => Some(ms),
+                (false, None) => {
+                    let u = user.clone();
+                    self.store
+                        .read(move |c| store::users::last_seen(c, u.as_str()))
+                        .await?
+                }
+            };
+            out.push(UserStatus {
+                user_id: user.to_string(),
+                status: if online { "online" } else { "offline" },
+                last_seen: seen.map(crate::time::rfc3339),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Sends `extra`, if any, and `user`'s current status if it `changed`, to everyone who shares a chat with
+    /// them; records `last_seen` when they are offline. Runs in the background.
+    fn tell_partners(self: &Arc<Self>, user: UserId, changed: bool, extra: Option<Frame>) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let this = self.clone();
+        rt.spawn(async move {
+            let u = user.clone();
+            let partners = match this
+                .store
+                .read(move |c| store::chats::partners(c, &u))
+                .await
+            {
+                Ok(p) => p,
+                Err(e) => return tracing::warn!("presence: cannot list partners of {user}: {e:?}"),
+            };
+            // Send the state as it is now, so that racing updates end on the latest one.
+            let Ok(status) = this.statuses(vec![user.clone()]).await else {
+                return;
+            };
+            let online = status[0].status == "online";
+            let mut frames = Vec::new();
+            let mut told = std::collections::HashSet::new();
+            for (chat, others) in &partners {
+                let f = Arc::new(Frame::live(
+                    "opponentStatus",
+                    &json!({"chatId": chat, "users": status}),
+                ));
+                for other in others {
+                    if let Some(extra) = &extra {
+                        if told.insert(other.clone()) {
+                            frames.push((other, Arc::new(extra.clone())));
+                        }
+                    }
+                    if changed {
+                        frames.push((other, f.clone()));
+                    }
+                }
+            }
+            this.hub.publish(frames.into_iter());
+            if changed && !online {
+                let seen = crate::time::now_ms();
+                let u = user.clone();
+                if let Err(e) = this
+                    .store
+                    .write(move |tx| store::users::set_last_seen(tx, &u, seen))
+                    .await
+                {
+                    tracing::warn!("presence: cannot record last_seen of {user}: {e:?}");
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,153 @@
+//! The running server: the shared [`App`] state, the accept loop with graceful shutdown, and the
+//! background maintenance task. The caller binds the listener and decides when to stop.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::hub::Hub;
+use crate::model::UserId;
+use crate::presence::Presence;
+use crate::store::{self, Store};
+
+/// How long shutdown waits for in-flight requests after streams are told to end.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Everything a request handler may use.
+pub struct App {
+    /// The settings the server runs with.
+    pub config: Config,
+    /// The database.
+    pub store: Store,
+    /// Per-user fan-out of events.
+    pub hub: Arc<Hub>,
+    /// Who is online.
+    pub presence: Arc<Presence>,
+    secret: String,
+    stop_tx: watch::Sender<bool>,
+    /// Users seen by this process, with a hash of the profile last stored for them.
+    seen: Mutex<HashMap<UserId, u64>>,
+}
+
+impl App {
+    /// Opens the data directory (database, migrations, secrets) and builds the state.
+    pub fn open(config: Config) -> anyhow::Result<Arc<App>> {
+        let (store, hub) = Store::open(&config)?;
+        let secret = config.token_secret()?;
+        let presence = Presence::new(store.clone(), hub.clone(), config.poll_presence);
+        Ok(Arc::new(App {
+            config,
+            store,
+            hub,
+            presence,
+            secret,
+            stop_tx: watch::channel(false).0,
+            seen: Mutex::default(),
+        }))
+    }
+
+    /// Verifies a client token and stores the user (and their profile, if the token has one) the
+    /// first time this process sees them or their profile changes.
+    pub async fn authenticate(&self, token: &str) -> Result<UserId> {
+        let claims = crate::auth::verify(&self.secret, token, crate::time::now_ms() / 1000)
+            .map_err(Error::TokenInvalid)?;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        claims.profile.hash(&mut h);
+        let hash = h.finish();
+        let known = self.seen.lock().unwrap().get(&claims.user) == Some(&hash);
+        if !known {
+            let (user, profile) = (claims.user.clone(), claims.profile.clone());
+            self.store
+                .write(move |tx| match &profile {
+                    Some(p) => store::users::upsert_profile(tx, &user, p),
+                    None => store::users::ensure(tx, &user),
+                })
+                .await?;
+            self.seen.lock().unwrap().insert(claims.user.clone(), hash);
+        }
+        Ok(claims.user)
+    }
+
+    /// Resolves when the server starts shutting down: streams end, polls answer.
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stop_tx.subscribe()
+    }
+}
+
+/// Opens the state from `config` and serves `listener` until `shutdown` resolves.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let app = App::open(config)?;
+    serve(listener, app, shutdown).await
+}
+
+/// Serves `listener` with `app` until `shutdown` resolves: then stops accepting, ends every
+/// stream so clients reconnect elsewhere, waits up to a few seconds for in-flight requests, and
+/// closes the database after the last queued write.
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let maintenance = tokio::spawn(crate::janitor::run(app.clone()));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let app = app.clone();
+                let service = hyper::service::service_fn(move |req| {
+                    let app = app.clone();
+                    async move { Ok::<_, Infallible>(crate::http::handle(app, req).await) }
+                });
+                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    let _ = app.stop_tx.send(true);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections were still open after {SHUTDOWN_GRACE:?}; closing anyway");
+    }
+    maintenance.abort();
+    let store = app.store.clone();
+    tokio::task::spawn_blocking(move || store.close()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}

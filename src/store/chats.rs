@@ -1,0 +1,233 @@
+//! Chats and their members: create, look up as a member (membership is the access check), build
+//! the `Chat` object a given user sees, and list a user's chats by activity.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::error::{Error, Result};
+use crate::model::{Chat, Member, UserId};
+use crate::store::messages;
+
+/// A chat's own columns.
+#[derive(Debug, Clone)]
+pub struct ChatRow {
+    pub id: i64,
+    pub kind: String,
+    pub name: Option<String>,
+    pub order_id: Option<String>,
+    pub admin: Option<String>,
+    pub status: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// The role of the member it was looked up for.
+    pub role: String,
+}
+
+/// One member's role and receipt marks.
+#[derive(Debug, Clone)]
+pub struct Receipt {
+    pub user: String,
+    pub role: String,
+    pub delivered: i64,
+    pub read: i64,
+}
+
+const COLUMNS: &str =
+    "c.id, c.kind, c.name, c.order_id, c.admin, c.status, c.created_at, c.updated_at, m.role";
+
+fn from_row(r: &Row) -> rusqlite::Result<ChatRow> {
+    Ok(ChatRow {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        name: r.get(2)?,
+        order_id: r.get(3)?,
+        admin: r.get(4)?,
+        status: r.get(5)?,
+        created_at: r.get(6)?,
+        updated_at: r.get(7)?,
+        role: r.get(8)?,
+    })
+}
+
+/// The chat, if `user` is a member of it; otherwise `chat_not_found`, as if it did not exist.
+pub fn member_chat(conn: &Connection, chat_id: i64, user: &UserId) -> Result<ChatRow> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM chats c JOIN members m ON m.chat_id = c.id
+         WHERE c.id = ?1 AND m.user_id = ?2"
+    );
+    conn.prepare_cached(&sql)?
+        .query_row(params![chat_id, user.as_str()], from_row)
+        .optional()?
+        .ok_or(Error::ChatNotFound(chat_id))
+}
+
+/// Members of a chat with their roles and receipt marks, in joining order.
+pub fn receipts(conn: &Connection, chat_id: i64) -> Result<Vec<Receipt>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT user_id, role, delivered_up_to, read_up_to FROM members
+         WHERE chat_id = ?1 ORDER BY joined_at, user_id",
+    )?;
+    let rows = stmt.query_map([chat_id], |r| {
+        Ok(Receipt {
+            user: r.get(0)?,
+            role: r.get(1)?,
+            delivered: r.get(2)?,
+            read: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Member ids of a chat.
+pub fn member_ids(conn: &Connection, chat_id: i64) -> Result<Vec<UserId>> {
+    Ok(receipts(conn, chat_id)?
+        .into_iter()
+        .filter_map(|r| UserId::parse(&r.user).ok())
+        .collect())
+}
+
+/// The chat as `user` sees it: members, last message, the user's unread count.
+pub fn view(conn: &Connection, row: ChatRow, user: &UserId) -> Result<Chat> {
+    let receipts = receipts(conn, row.id)?;
+    let read_up_to = receipts
+        .iter()
+        .find(|r| r.user == user.as_str())
+        .map_or(0, |r| r.read);
+    Ok(Chat {
+        id: row.id,
+        last_message: messages::last(conn, row.id, &receipts)?,
+        unread: messages::unread(conn, row.id, user, read_up_to)?,
+        users: receipts
+            .into_iter()
+            .map(|r| Member {
+                id: r.user,
+                role: r.role,
+            })
+            .collect(),
+        kind: row.kind,
+        name: row.name,
+        order_id: row.order_id,
+        admin: row.admin,
+        status: row.status,
+        created_at: crate::time::rfc3339(row.created_at),
+        updated_at: crate::time::rfc3339(row.updated_at),
+    })
+}
+
+/// One chat as `user` sees it, if they are a member.
+pub fn get(conn: &Connection, chat_id: i64, user: &UserId) -> Result<Chat> {
+    let row = member_chat(conn, chat_id, user)?;
+    view(conn, row, user)
+}
+
+/// Up to `count` of `user`'s chats, most recent activity first; with `before`, only chats whose
+/// last activity is older than it (Unix ms).
+pub fn list(
+    conn: &Connection,
+    user: &UserId,
+    count: usize,
+    before: Option<i64>,
+) -> Result<Vec<Chat>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM chats c JOIN members m ON m.chat_id = c.id
+         WHERE m.user_id = ?1 AND c.updated_at < ?2
+         ORDER BY c.updated_at DESC, c.id DESC LIMIT ?3"
+    );
+    let rows = conn
+        .prepare_cached(&sql)?
+        .query_map(
+            params![user.as_str(), before.unwrap_or(i64::MAX), count as i64],
+            from_row,
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter().map(|row| view(conn, row, user)).collect()
+}
+
+/// The key that makes a direct chat between two users unique.
+fn direct_key(a: &UserId, b: &UserId) -> String {
+    let (x, y) = if a <= b { (a, b) } else { (b, a) };
+    format!("{x}\n{y}")
+}
+
+/// The direct chat between `a` and `b`, if there is one.
+pub fn find_direct(conn: &Connection, a: &UserId, b: &UserId) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT id FROM chats WHERE direct_key = ?1")?
+        .query_row([direct_key(a, b)], |r| r.get(0))
+        .optional()?)
+}
+
+/// What a new chat is.
+#[derive(Debug, Clone)]
+pub struct NewChat<'a> {
+    pub kind: &'a str,
+    pub name: Option<&'a str>,
+    pub order_id: Option<&'a str>,
+    pub admin: Option<&'a UserId>,
+    /// Members with their roles.
+    pub members: &'a [(UserId, &'a str)],
+}
+
+/// Creates a chat with its members (a direct chat gets its uniqueness key); returns its id.
+pub fn create(conn: &Connection, new: &NewChat) -> Result<i64> {
+    let now = crate::time::now_ms();
+    let key = match (new.kind, new.members) {
+        ("direct", [(a, _), (b, _)]) => Some(direct_key(a, b)),
+        _ => None,
+    };
+    conn.prepare_cached(
+        "INSERT INTO chats(kind, name, order_id, admin, direct_key, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+    )?
+    .execute(params![
+        new.kind,
+        new.name,
+        new.order_id,
+        new.admin.map(UserId::as_str),
+        key,
+        now
+    ])?;
+    let id = conn.last_insert_rowid();
+    let mut add = conn.prepare_cached(
+        "INSERT INTO members(chat_id, user_id, role, joined_at) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (user, role) in new.members {
+        crate::store::users::ensure(conn, user)?;
+        add.execute(params![id, user.as_str(), role, now])?;
+    }
+    Ok(id)
+}
+
+/// Every chat `user` is in, with its other members (whom `user`'s presence concerns).
+pub fn partners(conn: &Connection, user: &UserId) -> Result<Vec<(i64, Vec<UserId>)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT m.chat_id, o.user_id FROM members m JOIN members o ON o.chat_id = m.chat_id
+         WHERE m.user_id = ?1 AND o.user_id != ?1 ORDER BY m.chat_id",
+    )?;
+    let mut out: Vec<(i64, Vec<UserId>)> = Vec::new();
+    let rows = stmt.query_map([user.as_str()], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+    })?;
+    for row in rows {
+        let (chat, other) = row?;
+        let Ok(other) = UserId::parse(&other) else {
+            continue;
+        };
+        match out.last_mut() {
+            Some((c, v)) if *c == chat => v.push(other),
+            _ => out.push((chat, vec![other])),
+        }
+    }
+    Ok(out)
+}
+
+/// The newest order chat for consultation `order_id` that `user` is a member of.
+pub fn consultation_chat(conn: &Connection, order_id: &str, user: &UserId) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT c.id FROM chats c JOIN members m ON m.chat_id = c.id
+             WHERE c.kind = 'order' AND c.order_id = ?1 AND m.user_id = ?2
+             ORDER BY c.id DESC LIMIT 1",
+        )?
+        .query_row(params![order_id, user.as_str()], |r| r.get(0))
+        .optional()?)
+}

@@ -1,0 +1,226 @@
+//! Messages: insert (idempotent on sender and client id), history pages, receipts and the status
+//! each message shows (the least advanced of the other members).
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::error::{Error, Result};
+use crate::model::{Message, Params, UserId};
+use crate::store::chats::{self, Receipt};
+
+/// A message to store, already validated.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub client_message_id: String,
+    pub chat_id: i64,
+    pub kind: String,
+    pub text: String,
+    pub params: Params,
+}
+
+const COLUMNS: &str = "id, chat_id, user_id, sender, client_message_id, type, text, params, \
+                       deleted, insert_date, edit_date";
+
+/// A message as stored, before its status is known.
+fn from_row(r: &Row) -> rusqlite::Result<Message> {
+    let user: Option<String> = r.get(2)?;
+    let params: String = r.get(7)?;
+    Ok(Message {
+        id: r.get(0)?,
+        chat_id: r.get(1)?,
+        user_id: user.and_then(|u| UserId::parse(&u).ok()),
+        sender: r.get(3)?,
+        client_message_id: r.get(4)?,
+        kind: r.get(5)?,
+        text: r.get(6)?,
+        params: serde_json::from_str(&params).unwrap_or_default(),
+        file: None,
+        deleted: r.get(8)?,
+        insert_date: crate::time::rfc3339(r.get(9)?),
+        edit_date: r.get::<_, Option<i64>>(10)?.map(crate::time::rfc3339),
+        status: String::new(),
+    })
+}
+
+/// `sent`, `delivered` or `read`: the least advanced of the members other than the author.
+pub fn status_for(m: &Message, receipts: &[Receipt]) -> &'static str {
+    let author = m.user_id.as_ref().map(UserId::as_str);
+    let mut others = receipts
+        .iter()
+        .filter(|r| Some(r.user.as_str()) != author)
+        .peekable();
+    if others.peek().is_none() {
+        return "sent";
+    }
+    let (mut all_read, mut all_delivered) = (true, true);
+    for r in others {
+        all_read &= r.read >= m.id;
+        all_delivered &= r.delivered >= m.id;
+    }
+    if all_read {
+        "read"
+    } else if all_delivered {
+        "delivered"
+    } else {
+        "sent"
+    }
+}
+
+fn with_status(mut msgs: Vec<Message>, receipts: &[Receipt]) -> Vec<Message> {
+    for m in &mut msgs {
+        m.status = status_for(m, receipts).to_string();
+    }
+    msgs
+}
+
+/// The message `user` already sent with `client_message_id`, if any.
+pub fn by_client_id(
+    conn: &Connection,
+    user: &UserId,
+    client_message_id: &str,
+) -> Result<Option<Message>> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM messages WHERE user_id = ?1 AND client_message_id = ?2");
+    let m = conn
+        .prepare_cached(&sql)?
+        .query_row(params![user.as_str(), client_message_id], from_row)
+        .optional()?;
+    match m {
+        Some(m) => {
+            let receipts = chats::receipts(conn, m.chat_id)?;
+            Ok(with_status(vec![m], &receipts).pop())
+        }
+        None => Ok(None),
+    }
+}
+
+/// Stores a message from `user` (None: a system message) with the author's `sender` role, moves
+/// the chat's activity time and the author's own read mark. Returns it with its status.
+pub fn insert(
+    conn: &Connection,
+    user: Option<&UserId>,
+    sender: &str,
+    m: &NewMessage,
+) -> Result<Message> {
+    let now = crate::time::now_ms();
+    let params_json = serde_json::to_string(&m.params).map_err(anyhow::Error::from)?;
+    conn.prepare_cached(
+        "INSERT INTO messages(chat_id, user_id, sender, client_message_id, type, text, params, insert_date)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        m.chat_id,
+        user.map(UserId::as_str),
+        sender,
+        m.client_message_id,
+        m.kind,
+        m.text,
+        params_json,
+        now
+    ])?;
+    let id = conn.last_insert_rowid();
+    conn.prepare_cached("UPDATE chats SET last_message_id = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![m.chat_id, id, now])?;
+    if let Some(user) = user {
+        conn.prepare_cached(
+            "UPDATE members SET read_up_to = ?3, delivered_up_to = MAX(delivered_up_to, ?3)
+             WHERE chat_id = ?1 AND user_id = ?2",
+        )?
+        .execute(params![m.chat_id, user.as_str(), id])?;
+    }
+    let receipts = chats::receipts(conn, m.chat_id)?;
+    let sql = format!("SELECT {COLUMNS} FROM messages WHERE id = ?1");
+    let msg = conn.prepare_cached(&sql)?.query_row([id], from_row)?;
+    Ok(with_status(vec![msg], &receipts).remove(0))
+}
+
+/// The newest message of a chat.
+pub fn last(conn: &Connection, chat_id: i64, receipts: &[Receipt]) -> Result<Option<Message>> {
+    let sql = format!("SELECT {COLUMNS} FROM messages WHERE chat_id = ?1 ORDER BY id DESC LIMIT 1");
+    let m = conn
+        .prepare_cached(&sql)?
+        .query_row([chat_id], from_row)
+        .optional()?;
+    Ok(m.map(|m| with_status(vec![m], receipts).remove(0)))
+}
+
+/// How many messages from others `user` has not read in a chat.
+pub fn unread(conn: &Connection, chat_id: i64, user: &UserId, read_up_to: i64) -> Result<i64> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM messages WHERE chat_id = ?1 AND id > ?3 AND deleted = 0
+             AND (user_id IS NULL OR user_id != ?2)",
+        )?
+        .query_row(params![chat_id, user.as_str(), read_up_to], |r| r.get(0))?)
+}
+
+/// Which page of history to read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Page {
+    /// Only messages with a smaller id.
+    pub before: Option<i64>,
+    /// Only messages with a larger id (the page starts right after it).
+    pub after: Option<i64>,
+    /// Page size.
+    pub limit: usize,
+}
+
+/// A page of a chat's messages in ascending id order, and whether more lie beyond it: newer ones
+/// when paging forward with `after`, older ones otherwise.
+pub fn history(conn: &Connection, chat_id: i64, page: Page) -> Result<(Vec<Message>, bool)> {
+    let before = page.before.unwrap_or(i64::MAX);
+    let fetch = page.limit as i64 + 1;
+    let (sql, from) = match page.after {
+        Some(after) => ("id > ?2 AND id < ?3 ORDER BY id ASC", after),
+        None => ("id > ?2 AND id < ?3 ORDER BY id DESC", 0),
+    };
+    let sql = format!("SELECT {COLUMNS} FROM messages WHERE chat_id = ?1 AND {sql} LIMIT ?4");
+    let mut rows = conn
+        .prepare_cached(&sql)?
+        .query_map(params![chat_id, from, before, fetch], from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let more = rows.len() > page.limit;
+    rows.truncate(page.limit);
+    if page.after.is_none() {
+        rows.reverse();
+    }
+    let receipts = chats::receipts(conn, chat_id)?;
+    Ok((with_status(rows, &receipts), more))
+}
+
+/// The receipt level a status sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    Delivered,
+    Read,
+}
+
+/// Marks every message up to `message_id` in a chat as delivered or read for `user` (read implies
+/// delivered; never backwards). Fails if the message is not in that chat. Returns whether it moved.
+pub fn mark(
+    conn: &Connection,
+    chat_id: i64,
+    user: &UserId,
+    message_id: i64,
+    mark: Mark,
+) -> Result<bool> {
+    let exists: bool = conn
+        .prepare_cached("SELECT EXISTS(SELECT 1 FROM messages WHERE id = ?1 AND chat_id = ?2)")?
+        .query_row(params![message_id, chat_id], |r| r.get(0))?;
+    if !exists {
+        return Err(Error::MessageNotFound(message_id));
+    }
+    let sql = match mark {
+        Mark::Delivered => {
+            "UPDATE members SET delivered_up_to = ?3
+             WHERE chat_id = ?1 AND user_id = ?2 AND delivered_up_to < ?3"
+        }
+        Mark::Read => {
+            "UPDATE members SET read_up_to = ?3, delivered_up_to = MAX(delivered_up_to, ?3)
+             WHERE chat_id = ?1 AND user_id = ?2 AND read_up_to < ?3"
+        }
+    };
+    let n = conn
+        .prepare_cached(sql)?
+        .execute(params![chat_id, user.as_str(), message_id])?;
+    Ok(n > 0)
+}

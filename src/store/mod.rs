@@ -1,0 +1,133 @@
+//! The only place with SQL. Reads run on a pool of connections on the blocking thread pool; all
+//! writes go through one writer thread that commits concurrent requests together (group commit)
+//! and publishes their events after the commit. Each function answers one question and takes and
+//! returns model types.
+
+mod migrate;
+mod writer;
+
+pub mod chats;
+pub mod events;
+pub mod messages;
+pub mod users;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::Connection;
+
+use crate::config::{Config, Sync};
+use crate::error::{Error, Result};
+use crate::hub::Hub;
+
+pub use writer::Tx;
+
+/// Handle to the database: cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: r2d2::Pool<SqliteConnectionManager>,
+    writer: writer::Writer,
+}
+
+/// Pragmas every connection gets.
+fn configure(conn: &Connection, sync: Sync) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        match sync {
+            Sync::Full => "FULL",
+            Sync::Normal => "NORMAL",
+        },
+    )?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+impl Store {
+    /// Opens (creating and migrating) the database in the config's data directory and starts the
+    /// writer thread, which publishes committed events to `hub`.
+    pub fn open(config: &Config) -> anyhow::Result<(Store, Arc<Hub>)> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating {}", config.data_dir.display()))?;
+        let path = config.db_path();
+        let sync = config.sync;
+        let mut conn =
+            Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        configure(&conn, sync)?;
+        migrate::run(&mut conn).context("applying migrations")?;
+        // Checkpoints run on a reader connection off the writer's path (see `checkpoint`).
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let hub = Hub::new(events::head(&conn)?);
+
+        let manager = SqliteConnectionManager::file(&path).with_init(move |c| {
+            configure(c, sync)?;
+            c.pragma_update(None, "query_only", true)
+        });
+        let pool = r2d2::Pool::builder()
+            .max_size(8)
+            .build(manager)
+            .context("opening the reader pool")?;
+        let writer = writer::Writer::start(conn, hub.clone())?;
+        Ok((Store { pool, writer }, hub))
+    }
+
+    /// Runs a read on a pooled connection off the async runtime.
+    pub async fn read<R, F>(&self, f: F) -> Result<R>
+    where
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool
+                .get()
+                .map_err(|e| Error::Internal(anyhow::Error::new(e).context("reader pool")))?;
+            f(&conn)
+        })
+        .await
+        .map_err(|e| Error::Internal(anyhow::Error::new(e).context("reader task")))?
+    }
+
+    /// Runs a change in the writer's next transaction. Its events are published once it commits;
+    /// an `Err` rolls back this change alone.
+    pub async fn write<R, F>(&self, f: F) -> Result<R>
+    where
+        F: FnOnce(&mut Tx) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.writer.submit(f).await
+    }
+
+    /// Moves WAL pages into the database without blocking the writer (a passive checkpoint).
+    pub async fn checkpoint(&self) -> Result<()> {
+        self.read(|c| {
+            c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Whether the database answers a read and a write.
+    pub async fn healthy(&self) -> Result<()> {
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+            .await?;
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO meta(key, value) VALUES('health', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [crate::time::now_ms().to_string()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Stops the writer after the changes already queued; waits for it.
+    pub fn close(&self) {
+        self.writer.stop();
+    }
+}

@@ -1,0 +1,211 @@
+//! The one writer thread. It takes every change queued while the previous commit was in flight,
+//! runs each in its own savepoint of one transaction, commits once (one fsync for the lot: group
+//! commit), then publishes the committed events to the hub in commit order, then answers each
+//! caller. A change that fails rolls back alone; the others still commit.
+
+use std::ops::Deref;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::error::{Error, Result};
+use crate::hub::{Frame, Hub};
+use crate::model::UserId;
+
+/// Most changes committed together.
+const MAX_BATCH: usize = 512;
+
+/// A change's connection inside the shared transaction, and the events it emits.
+pub struct Tx<'c> {
+    conn: &'c Connection,
+    events: Vec<(UserId, Arc<Frame>)>,
+}
+
+impl Deref for Tx<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Tx<'_> {
+    /// Stores one event of `kind` with `data` for each of `users`; they are published after commit.
+    pub fn emit<'u>(
+        &mut self,
+        users: impl IntoIterator<Item = &'u UserId>,
+        kind: &str,
+        data: &serde_json::Value,
+    ) -> Result<()> {
+        let data: Arc<str> = data.to_string().into();
+        let kind: Arc<str> = kind.into();
+        let now = crate::time::now_ms();
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO events(user_id, type, data, created_at) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for user in users {
+            stmt.execute(rusqlite::params![user.as_str(), &*kind, &*data, now])?;
+            let id = self.conn.last_insert_rowid();
+            let frame = Frame {
+                id: Some(id),
+                kind: kind.clone(),
+                data: data.clone(),
+            };
+            self.events.push((user.clone(), Arc::new(frame)));
+        }
+        Ok(())
+    }
+}
+
+/// Runs a change and hands back what to do once the fate of the transaction is known.
+type Job = Box<dyn FnOnce(&mut Tx) -> (bool, Box<dyn FnOnce(bool) + Send>) + Send>;
+
+enum Msg {
+    Job(Job),
+    Stop,
+}
+
+/// Handle to the writer thread.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Msg>,
+    thread: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+fn internal(what: &str) -> Error {
+    Error::Internal(anyhow::anyhow!("{what}"))
+}
+
+impl Writer {
+    /// Starts the thread that owns `conn`.
+    pub fn start(conn: Connection, hub: Arc<Hub>) -> anyhow::Result<Writer> {
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("chinwag-writer".into())
+            .spawn(move || run(conn, rx, hub))?;
+        Ok(Writer {
+            tx,
+            thread: Arc::new(Mutex::new(Some(thread))),
+        })
+    }
+
+    /// Queues a change and waits for its commit.
+    pub async fn submit<R, F>(&self, f: F) -> Result<R>
+    where
+        F: FnOnce(&mut Tx) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |tx: &mut Tx| {
+            let result = f(tx);
+            let ok = result.is_ok();
+            let done = move |committed: bool| {
+                let result = match result {
+                    Ok(_) if !committed => Err(internal("the transaction did not commit")),
+                    other => other,
+                };
+                let _ = reply.send(result);
+            };
+            (ok, Box::new(done) as Box<dyn FnOnce(bool) + Send>)
+        });
+        self.tx
+            .send(Msg::Job(job))
+            .map_err(|_| internal("the writer has stopped"))?;
+        answer
+            .await
+            .map_err(|_| internal("the change panicked or the writer stopped"))?
+    }
+
+    /// Lets the queued changes finish, then stops the thread and waits for it.
+    pub fn stop(&self) {
+        let _ = self.tx.send(Msg::Stop);
+        if let Some(handle) = self.thread.lock().unwrap().take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn run(conn: Connection, rx: mpsc::Receiver<Msg>, hub: Arc<Hub>) {
+    let mut stopping = false;
+    while !stopping {
+        let Ok(first) = rx.recv() else { break };
+        let mut batch = Vec::new();
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Job(job) => batch.push(job),
+                Msg::Stop => {
+                    stopping = true;
+                    break;
+                }
+            }
+            if batch.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            commit_batch(&conn, batch, &hub);
+        }
+    }
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+        tracing::warn!("final checkpoint failed: {e}");
+    }
+}
+
+fn commit_batch(conn: &Connection, batch: Vec<Job>, hub: &Hub) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        tracing::error!("cannot begin a transaction: {e}");
+        // Dropping the jobs drops their reply senders: each caller gets an internal error.
+        return;
+    }
+    let mut finish = Vec::with_capacity(batch.len());
+    let mut published = Vec::new();
+    for job in batch {
+        let savepoint = conn.execute_batch("SAVEPOINT change");
+        if let Err(e) = savepoint {
+            tracing::error!("cannot open a savepoint: {e}");
+            continue;
+        }
+        let mut tx = Tx {
+            conn,
+            events: Vec::new(),
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| job(&mut tx)));
+        let keep = matches!(outcome, Ok((true, _)));
+        let undo = if keep {
+            "RELEASE change"
+        } else {
+            "ROLLBACK TO change; RELEASE change"
+        };
+        if let Err(e) = conn.execute_batch(undo) {
+            tracing::error!("cannot close a savepoint: {e}");
+        }
+        if keep {
+            published.append(&mut tx.events);
+        }
+        match outcome {
+            Ok((_, done)) => finish.push(done),
+            Err(_) => tracing::error!("a change panicked; it was rolled back"),
+        }
+    }
+    let committed = match conn.execute_batch("COMMIT") {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!("commit failed: {e}");
+            let _ = conn.execute_batch("ROLLBACK");
+            false
+        }
+    };
+    if committed {
+        if let Some(last) = published.iter().filter_map(|(_, f)| f.id).max() {
+            hub.advance(last);
+        }
+        hub.publish(published.iter().map(|(u, f)| (u, f.clone())));
+    }
+    for done in finish {
+        done(committed);
+    }
+}
