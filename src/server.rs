@@ -35,6 +35,7 @@ pub struct App {
     /// Who is online.
     pub presence: Arc<Presence>,
     secret: String,
+    service_key: String,
     stop_tx: watch::Sender<bool>,
     /// Users seen by this process, with a hash of the profile last stored for them.
     seen: Mutex<HashMap<UserId, u64>>,
@@ -45,6 +46,7 @@ impl App {
     pub fn open(config: Config) -> anyhow::Result<Arc<App>> {
         let (store, hub) = Store::open(&config)?;
         let secret = config.token_secret()?;
+        let service_key = config.host_key()?;
         let presence = Presence::new(store.clone(), hub.clone(), config.poll_presence);
         Ok(Arc::new(App {
             config,
@@ -52,6 +54,7 @@ impl App {
             hub,
             presence,
             secret,
+            service_key,
             stop_tx: watch::channel(false).0,
             seen: Mutex::default(),
         }))
@@ -77,6 +80,11 @@ impl App {
             self.seen.lock().unwrap().insert(claims.user.clone(), hash);
         }
         Ok(claims.user)
+    }
+
+    /// Whether `presented` is the host backend's service key (compared in constant time).
+    pub fn is_service_key(&self, presented: &str) -> bool {
+        crate::auth::service_key_matches(&self.service_key, presented)
     }
 
     /// Resolves when the server starts shutting down: streams end, polls answer.

@@ -1,0 +1,99 @@
+//! Chats: direct chats are reused, groups get their creator as admin, lists follow activity.
+
+use serde_json::json;
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn a_direct_chat_is_created_once_and_pushed_to_both() {
+    let app = spawn_app().await;
+    let mut bob = app.events("bob", "snapshot=0", None).await;
+
+    let created = app
+        .ok("alice", "createChat", json!({"userIds": ["bob"]}))
+        .await;
+    let again = app
+        .ok("bob", "createChat", json!({"userIds": ["alice", "bob"]}))
+        .await;
+
+    assert_eq!(created["chat"]["kind"], "direct");
+    assert_eq!(created["chat"]["admin"], json!(null));
+    assert_eq!(again["chat"]["id"], created["chat"]["id"]);
+    let pushed = bob.next_of("chat").await;
+    assert!(pushed.id.is_some());
+    assert_eq!(pushed.data()["id"], created["chat"]["id"]);
+    assert!(
+        bob.next_within(0.3).await.is_none(),
+        "the reuse pushed again"
+    );
+    let ids: Vec<_> = created["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!("alice"), json!("bob")]);
+}
+
+#[tokio::test]
+async fn a_group_has_its_creator_as_admin() {
+    let app = spawn_app().await;
+    let mut carol = app.events("carol", "snapshot=0", None).await;
+
+    let group = app
+        .ok(
+            "alice",
+            "createChat",
+            json!({"userIds": ["bob", "carol", 42], "name": "Team"}),
+        )
+        .await["chat"]
+        .clone();
+
+    assert_eq!(group["kind"], "group");
+    assert_eq!(group["name"], "Team");
+    assert_eq!(group["admin"], "alice");
+    assert_eq!(group["users"].as_array().unwrap().len(), 4);
+    assert_eq!(group["status"], "open");
+    assert_eq!(carol.next_of("chat").await.data()["id"], group["id"]);
+    // Numeric user ids are read as their decimal string
+    assert_eq!(
+        app.ok("42", "chat", json!({"chatId": group["id"]})).await["chat"]["id"],
+        group["id"]
+    );
+}
+
+#[tokio::test]
+async fn chats_are_listed_by_latest_activity_with_last_message_and_unread() {
+    let app = spawn_app().await;
+    let pause = || tokio::time::sleep(std::time::Duration::from_millis(5));
+    let with_bob = app.direct_chat("alice", "bob").await;
+    pause().await;
+    let with_carol = app.direct_chat("alice", "carol").await;
+    pause().await;
+    app.send_text("bob", with_bob, "1", "newest").await;
+
+    let list = app.ok("alice", "chats", json!({})).await;
+
+    let chats = list["chats"].as_array().unwrap();
+    assert_eq!(chats[0]["id"], with_bob);
+    assert_eq!(chats[1]["id"], with_carol);
+    assert_eq!(chats[0]["lastMessage"]["text"], "newest");
+    assert_eq!(chats[0]["unread"], 1);
+    assert_eq!(chats[1]["lastMessage"], json!(null));
+    let user_ids: Vec<_> = list["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap())
+        .collect();
+    assert!(user_ids.contains(&"carol") && user_ids.contains(&"bob"));
+
+    // Paging by updatedAt
+    let first = app.ok("alice", "chats", json!({"count": 1})).await;
+    assert_eq!(first["chats"].as_array().unwrap().len(), 1);
+    let before = first["chats"][0]["updatedAt"].clone();
+    let rest = app
+        .ok("alice", "chats", json!({"count": 1, "before": before}))
+        .await;
+    assert_eq!(rest["chats"][0]["id"], with_carol);
+}

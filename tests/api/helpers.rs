@@ -1,0 +1,319 @@
+//! The test harness: the real server on port 0 with a temp data directory, and one helper per
+//! protocol operation, so tests read like a client.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chinwag::config::Config;
+use chinwag::server::App;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::StreamExt;
+
+/// The token secret of every test server.
+pub const SECRET: &str = "test-secret";
+
+/// A running server and a client for it.
+pub struct TestApp {
+    pub base: String,
+    pub app: Arc<App>,
+    pub client: reqwest::Client,
+    pub dir: Arc<tempfile::TempDir>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// A server with test defaults: fast pings, short poll presence, janitor driven by hand.
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+/// A server whose config `adjust` changes first.
+pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    start(dir, adjust).await
+}
+
+async fn start(dir: Arc<tempfile::TempDir>, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = Config::new(dir.path().join("data"));
+    config.secret = Some(SECRET.into());
+    config.service_key = Some("test-service-key".into());
+    config.ping_interval = Duration::from_millis(200);
+    config.poll_presence = Duration::from_millis(800);
+    config.janitor_interval = Duration::from_secs(3600);
+    adjust(&mut config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = App::open(config).expect("open app");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(chinwag::server::serve(listener, app.clone(), async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        base: format!("http://{addr}"),
+        app,
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap(),
+        dir,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+/// A client token for `user`, valid for an hour.
+pub fn token(user: &str) -> String {
+    chinwag::auth::mint_claims(SECRET, &json!({"sub": user, "exp": now_s() + 3600}))
+}
+
+/// Unix seconds now.
+pub fn now_s() -> i64 {
+    chinwag::time::now_ms() / 1000
+}
+
+impl TestApp {
+    /// Stops the server gracefully and waits for it; the data directory stays.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+
+    /// Stops this server and starts a new one on the same data directory.
+    pub async fn restart(mut self) -> TestApp {
+        self.stop().await;
+        start(self.dir.clone(), |_| {}).await
+    }
+
+    /// `POST /v1/{kind}` with `{"data": data}` as `user`: the status and the JSON body (Null if empty).
+    pub async fn post(&self, user: &str, kind: &str, data: Value) -> (StatusCode, Value) {
+        let res = self
+            .client
+            .post(format!("{}/v1/{kind}", self.base))
+            .bearer_auth(token(user))
+            .json(&json!({"type": kind, "data": data}))
+            .send()
+            .await
+            .unwrap();
+        read(res).await
+    }
+
+    /// `POST` of raw bytes to a path with optional bearer token.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.client.post(format!("{}{path}", self.base)).body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        read(req.send().await.unwrap()).await
+    }
+
+    /// `POST /v1/{kind}` expecting 2xx; returns the response's `data`.
+    pub async fn ok(&self, user: &str, kind: &str, data: Value) -> Value {
+        let (status, body) = self.post(user, kind, data).await;
+        assert!(status.is_success(), "{kind} failed: {status} {body}");
+        body["data"].clone()
+    }
+
+    /// Creates (or finds) the direct chat of `a` and `b`; returns its id.
+    pub async fn direct_chat(&self, a: &str, b: &str) -> i64 {
+        let data = self.ok(a, "createChat", json!({"userIds": [b]})).await;
+        data["chat"]["id"].as_i64().unwrap()
+    }
+
+    /// Sends one text message; returns the stored message.
+    pub async fn send_text(&self, user: &str, chat: i64, client_id: &str, text: &str) -> Value {
+        let data = self
+            .ok(
+                user,
+                "message",
+                json!({"messages": [{"clientMessageId": client_id, "chatId": chat, "text": text}]}),
+            )
+            .await;
+        data["messages"][0].clone()
+    }
+
+    /// `GET /v1/poll` with a query string as `user`.
+    pub async fn poll(&self, user: &str, query: &str) -> (StatusCode, Value) {
+        let res = self
+            .client
+            .get(format!("{}/v1/poll?{query}", self.base))
+            .bearer_auth(token(user))
+            .send()
+            .await
+            .unwrap();
+        read(res).await
+    }
+
+    /// Opens `GET /v1/events?{query}` as `user` (token in the query), optionally with Last-Event-ID.
+    pub async fn events(&self, user: &str, query: &str, last_event_id: Option<i64>) -> Sse {
+        let mut req = self.client.get(format!(
+            "{}/v1/events?token={}&{query}",
+            self.base,
+            token(user)
+        ));
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id.to_string());
+        }
+        let res = req.send().await.unwrap();
+        Sse::new(res)
+    }
+}
+
+async fn read(res: reqwest::Response) -> (StatusCode, Value) {
+    let status = res.status();
+    let bytes = res.bytes().await.unwrap();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    (status, body)
+}
+
+/// One SSE event as a client sees it.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub id: Option<i64>,
+    pub event: String,
+    /// The whole envelope (`{"type", "data"}`).
+    pub envelope: Value,
+}
+
+impl Event {
+    /// The envelope's `data`.
+    pub fn data(&self) -> &Value {
+        &self.envelope["data"]
+    }
+}
+
+/// An open SSE stream read by a background task.
+pub struct Sse {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    events: mpsc::UnboundedReceiver<Event>,
+    /// Raw lines that were not events (retry:, comments), in order.
+    pub control: Arc<std::sync::Mutex<Vec<String>>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Sse {
+    fn new(res: reqwest::Response) -> Sse {
+        let status = res.status();
+        let headers = res.headers().clone();
+        let (tx, events) = mpsc::unbounded_channel();
+        let control = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let ctl = control.clone();
+        let reader = tokio::spawn(async move {
+            let mut stream = res.bytes_stream();
+            let mut buf = String::new();
+            while let Some(Ok(chunk)) = stream.next().await {
+                buf.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = buf.find("\n\n") {
+                    let block: String = buf.drain(..end + 2).collect();
+                    let (mut id, mut event, mut data) = (None, String::new(), None);
+                    for line in block.lines() {
+                        if let Some(v) = line.strip_prefix("id: ") {
+                            id = v.parse().ok();
+                        } else if let Some(v) = line.strip_prefix("event: ") {
+                            event = v.to_string();
+                        } else if let Some(v) = line.strip_prefix("data: ") {
+                            data = Some(
+                                serde_json::from_str::<Value>(v).expect("data is one JSON line"),
+                            );
+                        } else if !line.is_empty() {
+                            ctl.lock().unwrap().push(line.to_string());
+                        }
+                    }
+                    if let Some(envelope) = data {
+                        if tx
+                            .send(Event {
+                                id,
+                                event,
+                                envelope,
+                            })
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Sse {
+            status,
+            headers,
+            events,
+            control,
+            reader,
+        }
+    }
+
+    /// The next event, or None if none arrives within `secs` seconds or the stream ended.
+    pub async fn next_within(&mut self, secs: f64) -> Option<Event> {
+        tokio::time::timeout(Duration::from_secs_f64(secs), self.events.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// The next event (waiting up to 5 s); panics if there is none.
+    pub async fn next(&mut self) -> Event {
+        self.next_within(5.0).await.expect("an event within 5 s")
+    }
+
+    /// The next event of type `kind`, skipping others (up to 5 s).
+    pub async fn next_of(&mut self, kind: &str) -> Event {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.events.recv()).await {
+                Ok(Some(e)) if e.event == kind => return e,
+                Ok(Some(_)) => continue,
+                _ => panic!("no {kind} event within 5 s"),
+            }
+        }
+    }
+
+    /// Collects events until `n` of type `kind` arrived (up to `secs`); returns those.
+    pub async fn collect_of(&mut self, kind: &str, n: usize, secs: f64) -> Vec<Event> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(secs);
+        let mut out = Vec::new();
+        while out.len() < n {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.events.recv()).await {
+                Ok(Some(e)) if e.event == kind => out.push(e),
+                Ok(Some(_)) => {}
+                _ => break,
+            }
+        }
+        out
+    }
+
+    /// Whether the server ended the stream within `secs`.
+    pub async fn ended_within(&mut self, secs: f64) -> bool {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(secs);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.events.recv()).await {
+                Ok(None) => return true,
+                Ok(Some(_)) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Closes the connection from the client side.
+    pub fn close(self) {
+        self.reader.abort();
+    }
+}

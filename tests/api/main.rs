@@ -1,0 +1,12 @@
+//! Integration tests: the real server on port 0 with a real SQLite file, driven over HTTP, SSE
+//! and long-poll like a client would.
+
+mod helpers;
+
+mod auth;
+mod binary;
+mod chats;
+mod errors;
+mod messaging;
+mod presence;
+mod streams;

@@ -1,0 +1,81 @@
+//! Presence: online while a stream is open or a poll came recently, pushed to chat partners on
+//! the first open and the last close; connection errors on drops.
+
+use serde_json::json;
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn partners_see_a_user_come_online_and_drop_off() {
+    let app = spawn_app().await;
+    let chat = app.direct_chat("alice", "bob").await;
+    let mut alice = app.events("alice", "snapshot=0", None).await;
+
+    let bob = app.events("bob", "snapshot=0", None).await;
+
+    let online = alice.next_of("opponentStatus").await;
+    assert_eq!(online.id, None);
+    assert_eq!(online.data()["chatId"], chat);
+    assert_eq!(online.data()["users"][0]["userId"], "bob");
+    assert_eq!(online.data()["users"][0]["status"], "online");
+
+    // A second stream of bob's changes nothing; closing one of two is no "offline".
+    let second = app.events("bob", "snapshot=0", None).await;
+    second.close();
+    let dropped = alice.next_of("clientConnectionError").await;
+    assert_eq!(dropped.data()["userId"], "bob");
+    let answer = app
+        .ok("alice", "opponentStatus", json!({"chatId": chat}))
+        .await;
+    assert_eq!(answer["users"][0]["status"], "online");
+
+    // The last stream dropping without a clean close: error, then offline.
+    bob.close();
+    assert_eq!(
+        alice.next_of("clientConnectionError").await.data()["userId"],
+        "bob"
+    );
+    let offline = alice.next_of("opponentStatus").await;
+    assert_eq!(offline.data()["users"][0]["status"], "offline");
+    assert!(offline.data()["users"][0]["lastSeen"].is_string());
+}
+
+#[tokio::test]
+async fn opponent_status_answers_for_the_other_members() {
+    let app = spawn_app().await;
+    let chat = app.direct_chat("alice", "bob").await;
+
+    let never = app
+        .ok("alice", "opponentStatus", json!({"chatId": chat}))
+        .await;
+    assert_eq!(never["chatId"], chat);
+    assert_eq!(
+        never["users"],
+        json!([{"userId": "bob", "status": "offline", "lastSeen": null}])
+    );
+
+    let _bob = app.events("bob", "snapshot=0", None).await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let now = app
+        .ok("alice", "opponentStatus", json!({"chatId": chat}))
+        .await;
+    assert_eq!(now["users"][0]["status"], "online");
+    assert!(now["users"][0]["lastSeen"].is_string());
+}
+
+#[tokio::test]
+async fn a_poller_is_online_for_a_while_after_each_poll() {
+    let app = spawn_app().await;
+    app.direct_chat("alice", "bob").await;
+    let mut alice = app.events("alice", "snapshot=0", None).await;
+
+    app.poll("bob", "timeout=0").await;
+
+    let online = alice.next_of("opponentStatus").await;
+    assert_eq!(online.data()["users"][0]["status"], "online");
+    // The test server's poll presence is 0.8 s, swept every second: offline follows, with no
+    // connection error (a poll that answered closed cleanly).
+    let next = alice.next_within(5.0).await.expect("offline within 5 s");
+    assert_eq!(next.event, "opponentStatus");
+    assert_eq!(next.data()["users"][0]["status"], "offline");
+}
