@@ -218,7 +218,7 @@ impl Presence {
                     }
                 }
             }
-            this.hub.publish(frames.into_iter());
+            this.hub.publish(frames);
             if changed && !online {
                 let seen = crate::time::now_ms();
                 let u = user.clone();

@@ -44,10 +44,10 @@ enum Start {
     Reset(i64),
 }
 
-fn parse_cursor(s: &str) -> Result<i64> {
+fn parse_cursor(name: &str, s: &str) -> Result<i64> {
     s.trim().parse::<u64>().map(super::id).map_err(|_| {
         Error::BadRequest(format!(
-            "the cursor must be an event id (a whole number), not {s:?}"
+            "{name} must be an event id (a whole number), not {s:?}"
         ))
     })
 }
@@ -57,7 +57,7 @@ async fn start(app: &App, cursor: Option<i64>) -> Result<Start> {
     let Some(c) = cursor else {
         return Ok(Start::Now(head));
     };
-    let pruned = app.store.read(|conn| events::pruned_through(conn)).await?;
+    let pruned = app.store.read(events::pruned_through).await?;
     Ok(if c < pruned || c > head {
         Start::Reset(head)
     } else {
@@ -88,11 +88,9 @@ pub async fn sse(
     query: HashMap<String, String>,
     last_event_id: Option<String>,
 ) -> Result<Response<Body>> {
-    let cursor = match last_event_id
-        .as_deref()
-        .or(query.get("since").map(String::as_str))
-    {
-        Some(s) if !s.trim().is_empty() => Some(parse_cursor(s)?),
+    let cursor = match (last_event_id.as_deref(), query.get("since")) {
+        (Some(s), _) if !s.trim().is_empty() => Some(parse_cursor("Last-Event-ID", s)?),
+        (_, Some(s)) if !s.trim().is_empty() => Some(parse_cursor("since", s)?),
         _ => None,
     };
     let want_snapshot = !matches!(
@@ -265,7 +263,7 @@ pub async fn poll(app: &Arc<App>, user: UserId, query: HashMap<String, String>) 
     let cursor = query
         .get("since")
         .filter(|s| !s.trim().is_empty())
-        .map(|s| parse_cursor(s))
+        .map(|s| parse_cursor("since", s))
         .transpose()?;
     let mut sub = app.hub.subscribe(&user);
     let _conn = app.presence.connect(&user, Kind::Poll);

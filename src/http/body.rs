@@ -72,12 +72,19 @@ pub fn envelope(bytes: &[u8]) -> Result<Envelope> {
 /// Decodes a request's `data` into its type; the error names the offending field.
 pub fn data<T: DeserializeOwned>(data: Value) -> Result<T> {
     serde_path_to_error::deserialize(data).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path == "." {
-            Error::BadRequest(format!("data: {inner}"))
-        } else {
-            Error::BadRequest(format!("data.{path}: {inner}"))
+        let path = match e.path().to_string() {
+            p if p == "." => "data".to_string(),
+            p => format!("data.{p}"),
+        };
+        let inner = e.into_inner().to_string();
+        // "missing field `chatId`" is about a child of `path`: name the child itself.
+        let missing = inner
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split_once('`'))
+            .map(|(field, _)| field.to_string());
+        match missing {
+            Some(field) => Error::BadRequest(format!("{path}.{field} is required")),
+            None => Error::BadRequest(format!("{path}: {inner}")),
         }
     })
 }
@@ -127,6 +134,6 @@ mod tests {
         let e = data::<Req>(serde_json::json!({"chatId": "x"})).unwrap_err();
         assert!(e.to_string().contains("data.chatId"), "{e}");
         let e = data::<Req>(serde_json::json!({})).unwrap_err();
-        assert!(e.to_string().contains("chatId"), "{e}");
+        assert_eq!(e.to_string(), "data.chatId is required");
     }
 }
