@@ -1,0 +1,65 @@
+# Chinwag container image.
+#
+#   docker build -t chinwag .
+#   docker run -p 8080:8080 -v chinwag-data:/data chinwag
+#
+# The server runs as the unprivileged user `chinwag` (uid/gid 10001) and keeps its SQLite
+# database and generated secrets in /data. A named volume inherits the ownership of /data from
+# the image; a bind-mounted host directory must be writable by uid 10001
+# (`chown 10001:10001 <dir>`).
+#
+# There is no HTTP client in the runtime image, so no HEALTHCHECK is declared: point the
+# orchestrator's HTTP check at GET /healthz (200 when the database answers).
+
+# ---- build ------------------------------------------------------------------------------------
+FROM rust:1-bookworm AS build
+WORKDIR /src
+
+# Dependencies first: build them against placeholder sources so this layer stays cached until
+# Cargo.toml or Cargo.lock changes. Every target named in Cargo.toml must exist to load it.
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir -p src/bin \
+    && echo 'fn main() {}' > src/main.rs \
+    && echo 'fn main() {}' > src/bin/bench.rs \
+    && touch src/lib.rs \
+    && cargo build --release --locked --bin chinwag \
+    && rm -rf src
+
+# The real sources. sql/ is embedded into the binary (include_str!), so it must be present too.
+COPY sql ./sql
+COPY src ./src
+# COPY keeps the files' own modification times, which can be older than the placeholder build:
+# touch the crate roots so cargo rebuilds the crate itself.
+RUN touch src/main.rs src/lib.rs \
+    && cargo build --release --locked --bin chinwag \
+    && install -D -m 0755 target/release/chinwag /out/chinwag
+
+# ---- runtime ----------------------------------------------------------------------------------
+FROM debian:bookworm-slim
+
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+
+RUN groupadd --system --gid 10001 chinwag \
+    && useradd --system --uid 10001 --gid chinwag --home-dir /data --no-create-home \
+        --shell /usr/sbin/nologin chinwag \
+    && mkdir -p /data \
+    && chown chinwag:chinwag /data \
+    && chmod 0750 /data
+
+COPY --from=build /out/chinwag /usr/local/bin/chinwag
+
+ENV CHINWAG_LISTEN=0.0.0.0:8080 \
+    CHINWAG_DATA_DIR=/data
+
+# Declared after /data is created and chowned, so new volumes start out owned by chinwag.
+VOLUME ["/data"]
+WORKDIR /data
+# Numeric, so platforms that enforce "run as non-root" can verify it without /etc/passwd.
+USER 10001:10001
+EXPOSE 8080
+
+# Exec form: chinwag is PID 1 and receives SIGTERM directly for its graceful shutdown.
+ENTRYPOINT ["chinwag"]
+CMD ["serve"]
