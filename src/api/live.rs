@@ -79,16 +79,38 @@ pub async fn typing(app: &Arc<App>, user: &UserId, req: TypingRequest) -> Result
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JoinRequest {
-    consultation_id: UserId,
+    consultation_id: ExternalId,
+}
+
+/// A host-assigned id such as an order's: a string or a whole number, read as text.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ExternalId {
+    Number(u64),
+    Text(String),
+}
+
+impl ExternalId {
+    fn into_string(self) -> String {
+        match self {
+            ExternalId::Number(n) => n.to_string(),
+            ExternalId::Text(s) => s,
+        }
+    }
 }
 
 /// Joins a consultation: allowed to members of that consultation's order chat.
 pub async fn join(app: &Arc<App>, user: &UserId, req: JoinRequest) -> Result<Out> {
-    let (user, consultation) = (user.clone(), req.consultation_id);
+    let (user, consultation) = (user.clone(), req.consultation_id.into_string());
+    if consultation.is_empty() || consultation.len() > 64 {
+        return Err(Error::BadRequest(
+            "data.consultationId must be 1 to 64 characters".into(),
+        ));
+    }
     app.store
         .read(move |c| {
-            chats::consultation_chat(c, consultation.as_str(), &user)?
-                .ok_or_else(|| Error::ConsultationNotFound(consultation.to_string()))?;
+            chats::consultation_chat(c, &consultation, &user)?
+                .ok_or(Error::ConsultationNotFound(consultation))?;
             Ok(Out::no_content())
         })
         .await

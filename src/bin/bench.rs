@@ -682,10 +682,11 @@ fn print_table(rows: &[Row]) {
             Some((t, false)) => format!("{t}  MISSED"),
             None => String::new(),
         };
-        println!(
+        let line = format!(
             "{:<10}  {:<w_measure$}  {:<w_result$}  {target}",
             r.part, r.measure, r.result
         );
+        println!("{}", line.trim_end());
     }
 }
 
@@ -1017,17 +1018,15 @@ async fn throughput_part(args: &Args) -> Result<Vec<Row>> {
         thousands(delivered),
         thousands(sent)
     );
-    let mut rows = vec![
-        Row::info(
-            "throughput",
-            format!("delivered / sent per s ({} pairs)", args.pairs),
-            format!("{} / {}", thousands(delivered), thousands(sent)),
-        )
-        .goal(
-            format!(">= {} delivered/s", thousands(TARGET_DELIVERED_PER_S)),
-            delivered >= TARGET_DELIVERED_PER_S,
-        ),
-    ];
+    let mut rows = vec![Row::info(
+        "throughput",
+        format!("delivered / sent per s ({} pairs)", args.pairs),
+        format!("{} / {}", thousands(delivered), thousands(sent)),
+    )
+    .goal(
+        format!(">= {} delivered/s", thousands(TARGET_DELIVERED_PER_S)),
+        delivered >= TARGET_DELIVERED_PER_S,
+    )];
     if let Some(p) = Percentiles::of(r.latencies.clone()) {
         rows.push(Row::info(
             "throughput",
@@ -1141,8 +1140,17 @@ async fn memory_part(args: &Args) -> Result<Vec<Row>> {
                 thousands(rss_after as f64)
             ),
         ),
-        Row::info("memory", "server threads before / after", format!("{threads_before} / {threads_after}")),
-        Row::info("memory", "VmRSS per idle stream", format!("{per_stream:.1} KiB")).goal(
+        Row::info(
+            "memory",
+            "server threads before / after",
+            format!("{threads_before} / {threads_after}"),
+        ),
+        Row::info(
+            "memory",
+            "VmRSS per idle stream",
+            format!("{per_stream:.1} KiB"),
+        )
+        .goal(
             format!("<= {TARGET_KIB_PER_STREAM} KiB"),
             per_stream <= TARGET_KIB_PER_STREAM,
         ),

@@ -97,3 +97,23 @@ async fn chats_are_listed_by_latest_activity_with_last_message_and_unread() {
         .await;
     assert_eq!(rest["chats"][0]["id"], with_carol);
 }
+
+#[tokio::test]
+async fn joining_a_consultation_needs_its_order_chat() {
+    let app = spawn_app().await;
+    // No order chat exists for consultation 5, so nobody can join it.
+    for id in [json!(5), json!("5")] {
+        let (status, body) = app
+            .post("alice", "join", json!({"consultationId": id}))
+            .await;
+        assert_eq!(status, 404);
+        assert_eq!(body["error"]["reason"], "chat_not_found");
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("consultation 5"));
+    }
+    let (status, body) = app.post("alice", "join", json!({})).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["message"], "data.consultationId is required");
+}
