@@ -1,4 +1,4 @@
-//! chinwag-bench: starts the real `chinwag serve` on 127.0.0.1 and measures latency, throughput and memory.
+//! chinwag-bench: load tests a real `chinwag serve` on 127.0.0.1 (latency, throughput, memory).
 //!
 //! Four parts, each against a fresh server with a fresh temporary data directory:
 //!
@@ -52,9 +52,11 @@ const MAX_IN_FLIGHT_PER_SENDER: usize = 64;
 /// Lifetime of the bench's tokens.
 const TOKEN_TTL_SECS: u64 = 3600;
 
-/// The targets, for the summary.
+/// Target of the throughput part: messages delivered per second.
 const TARGET_DELIVERED_PER_S: f64 = 15_000.0;
+/// Target of the rate part: p99 send-to-SSE latency, in ms.
 const TARGET_P99_MS: f64 = 10.0;
+/// Target of the memory part: server memory per idle stream, in KiB.
 const TARGET_KIB_PER_STREAM: f64 = 16.0;
 
 #[derive(Parser, Debug)]
@@ -143,6 +145,14 @@ fn main() -> ExitCode {
 #[tokio::main]
 async fn run(args: Args) -> Result<()> {
     args.check()?;
+    // Ending early drops the running part, and with it its server and data directory.
+    tokio::select! {
+        result = run_parts(&args) => result,
+        _ = tokio::signal::ctrl_c() => bail!("interrupted"),
+    }
+}
+
+async fn run_parts(args: &Args) -> Result<()> {
     raise_fd_limit(args.idle_streams + WARM_STREAMS + 4 * args.pairs + 512)?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
@@ -152,16 +162,16 @@ async fn run(args: Args) -> Result<()> {
     );
     let mut rows = Vec::new();
     if args.runs(Part::Latency) {
-        rows.extend(latency_part(&args).await.context("latency part")?);
+        rows.extend(latency_part(args).await.context("latency part")?);
     }
     if args.runs(Part::Throughput) {
-        rows.extend(throughput_part(&args).await.context("throughput part")?);
+        rows.extend(throughput_part(args).await.context("throughput part")?);
     }
     if args.runs(Part::Rate) {
-        rows.extend(rate_part(&args).await.context("rate part")?);
+        rows.extend(rate_part(args).await.context("rate part")?);
     }
     if args.runs(Part::Memory) {
-        rows.extend(memory_part(&args).await.context("memory part")?);
+        rows.extend(memory_part(args).await.context("memory part")?);
     }
     print_table(&rows);
     Ok(())
@@ -804,6 +814,9 @@ enum Pace {
 struct Window {
     start: Instant,
     end: Instant,
+    /// `start` and `end` on the [`now_ns`] clock.
+    start_ns: u64,
+    end_ns: u64,
     /// POSTs answered with 2xx before `end`.
     sent_in_window: AtomicU64,
     /// POSTs answered with 2xx at all.
@@ -813,6 +826,23 @@ struct Window {
 }
 
 impl Window {
+    /// A window of `length` that opens after `lead_in`.
+    fn new(lead_in: Duration, length: Duration) -> Window {
+        let (start, start_ns) = (
+            Instant::now() + lead_in,
+            now_ns() + lead_in.as_nanos() as u64,
+        );
+        Window {
+            start,
+            end: start + length,
+            start_ns,
+            end_ns: start_ns + length.as_nanos() as u64,
+            sent_in_window: AtomicU64::new(0),
+            sent_total: AtomicU64::new(0),
+            done: AtomicUsize::new(0),
+        }
+    }
+
     fn count_sent(&self) {
         self.sent_total.fetch_add(1, Ordering::Relaxed);
         if Instant::now() <= self.end {
@@ -890,18 +920,6 @@ async fn collect(
     w: &Window,
     senders: usize,
 ) -> (u64, u64, Vec<u64>) {
-    let (start_ns, end_ns) = {
-        let now = Instant::now();
-        let ns = now_ns();
-        let at = |t: Instant| {
-            if t >= now {
-                ns + (t - now).as_nanos() as u64
-            } else {
-                ns.saturating_sub((now - t).as_nanos() as u64)
-            }
-        };
-        (at(w.start), at(w.end))
-    };
     let drain_deadline = w.end + DELIVERY_TIMEOUT;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let (mut in_window, mut total, mut latencies) = (0u64, 0u64, Vec::new());
@@ -910,10 +928,10 @@ async fn collect(
             got = rx.recv() => match got {
                 Some(d) => {
                     total += 1;
-                    if d.received_ns <= end_ns {
+                    if d.received_ns <= w.end_ns {
                         in_window += 1;
                     }
-                    if (start_ns..=end_ns).contains(&d.sent_ns) {
+                    if (w.start_ns..=w.end_ns).contains(&d.sent_ns) {
                         latencies.push(d.latency_ns());
                     }
                 }
@@ -950,14 +968,7 @@ async fn run_load(args: &Args, tag: &str, pace: Pace) -> Result<LoadResult> {
     let listen_until = Instant::now() + Duration::from_secs(120) + args.window() + DELIVERY_TIMEOUT;
     let (pairs, listeners) = setup_pairs(&server, &api, tag, args.pairs, &tx, listen_until).await?;
     drop(tx);
-    let start = Instant::now() + LEAD_IN;
-    let w = Arc::new(Window {
-        start,
-        end: start + args.window(),
-        sent_in_window: AtomicU64::new(0),
-        sent_total: AtomicU64::new(0),
-        done: AtomicUsize::new(0),
-    });
+    let w = Arc::new(Window::new(LEAD_IN, args.window()));
     let cpu = measure_cpu(server.pid(), &w);
     let n = pairs.len();
     let mut senders = JoinSet::new();
