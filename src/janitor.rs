@@ -1,5 +1,5 @@
-//! Background maintenance: prunes events past the retention window, checkpoints the WAL off the
-//! writer's path, and takes lapsed pollers offline. Each piece can also be run once on demand.
+//! Background maintenance: prunes events past the retention window and takes lapsed pollers
+//! offline. Each piece can also be run once on demand.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +27,7 @@ pub async fn prune_once(app: &App) -> Result<usize> {
     }
 }
 
-/// Runs until aborted: presence sweeps and checkpoints every second, pruning every
+/// Runs until aborted: presence sweeps every second, pruning every
 /// `janitor_interval`.
 pub async fn run(app: Arc<App>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -38,9 +38,6 @@ pub async fn run(app: Arc<App>) {
     loop {
         tick.tick().await;
         app.presence.sweep();
-        if let Err(e) = app.store.checkpoint().await {
-            tracing::warn!("janitor: checkpoint failed: {e:?}");
-        }
         if last_prune.elapsed() >= app.config.janitor_interval {
             last_prune = tokio::time::Instant::now();
             match prune_once(&app).await {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{bounded, id, to_json, Out};
+use super::{bounded, id, Out};
 use crate::error::{Error, Result};
 use crate::model::{Chat, UserId};
 use crate::server::App;
@@ -136,7 +136,7 @@ pub async fn create(app: &Arc<App>, user: &UserId, req: CreateRequest) -> Result
                     )?;
                     for (member, _) in &members {
                         let view = chats::get(tx, id, member)?;
-                        tx.emit([member], "chat", &to_json(&view))?;
+                        tx.emit([member], "chat", &view)?;
                     }
                     id
                 }

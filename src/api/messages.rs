@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{bounded, id, to_json, Out};
+use super::{bounded, id, Out};
 use crate::error::{Error, Result};
 use crate::model::{Params, UserId};
 use crate::server::App;
@@ -106,7 +106,7 @@ pub async fn send(app: &Arc<App>, user: &UserId, req: SendRequest) -> Result<Out
                 }
                 let msg = messages::insert(tx, Some(&user), &chat.role, m)?;
                 let members = chats::member_ids(tx, chat.id)?;
-                tx.emit(&members, "message", &to_json(&msg))?;
+                tx.emit(&members, "message", &msg)?;
                 sent.push(msg);
             }
             let profiles = users::profiles(tx, [user.as_str()])?;

@@ -86,11 +86,6 @@ pub async fn client(app: &Arc<App>, user: &UserId, kind: &str, data: Value) -> R
     }
 }
 
-/// Serializes a wire object (never fails for the protocol's types).
-pub fn to_json<T: serde::Serialize>(v: &T) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
-}
-
 /// Checks a bounded count parameter, naming the field when it is out of range.
 pub fn bounded(field: &str, value: Option<u64>, default: usize, max: usize) -> Result<usize> {
     match value {

@@ -94,13 +94,9 @@ pub fn by_client_id(
 }
 
 /// Stores a message from `user` (None: a system message) with the author's `sender` role, moves
-/// the chat's activity time and the author's own read mark. Returns it with its status.
-pub fn insert(
-    conn: &Connection,
-    user: Option<&UserId>,
-    sender: &str,
-    m: &NewMessage,
-) -> Result<Message> {
+/// the chat's activity time and the author's own read mark. A new message is the newest of its
+/// chat, so nobody else can have received it yet: its status is `sent`.
+pub fn insert(conn: &Connection, user: Option<&UserId>, sender: &str, m: &NewMessage) -> Result<Message> {
     let now = crate::time::now_ms();
     let params_json = serde_json::to_string(&m.params).map_err(anyhow::Error::from)?;
     conn.prepare_cached(
@@ -127,10 +123,21 @@ pub fn insert(
         )?
         .execute(params![m.chat_id, user.as_str(), id])?;
     }
-    let receipts = chats::receipts(conn, m.chat_id)?;
-    let sql = format!("SELECT {COLUMNS} FROM messages WHERE id = ?1");
-    let msg = conn.prepare_cached(&sql)?.query_row([id], from_row)?;
-    Ok(with_status(vec![msg], &receipts).remove(0))
+    Ok(Message {
+        id,
+        client_message_id: m.client_message_id.clone(),
+        insert_date: crate::time::rfc3339(now),
+        edit_date: None,
+        chat_id: m.chat_id,
+        user_id: user.cloned(),
+        sender: sender.to_string(),
+        status: "sent".to_string(),
+        kind: m.kind.clone(),
+        text: m.text.clone(),
+        params: m.params.clone(),
+        file: None,
+        deleted: false,
+    })
 }
 
 /// The newest message of a chat.

@@ -3,6 +3,7 @@
 //! and publishes their events after the commit. Each function answers one question and takes and
 //! returns model types.
 
+mod checkpoint;
 mod migrate;
 mod writer;
 
@@ -29,6 +30,7 @@ pub use writer::Tx;
 pub struct Store {
     pool: r2d2::Pool<SqliteConnectionManager>,
     writer: writer::Writer,
+    checkpointer: checkpoint::Checkpointer,
 }
 
 /// Pragmas every connection gets.
@@ -59,8 +61,10 @@ impl Store {
             Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
         configure(&conn, sync)?;
         migrate::run(&mut conn).context("applying migrations")?;
-        // Checkpoints run on a reader connection off the writer's path (see `checkpoint`).
+        // Checkpoints run on their own thread, off the writer's path (see `checkpoint`); a WAL
+        // that once grew large is cut back when it restarts.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
         let hub = Hub::new(events::head(&conn)?);
 
         let manager = SqliteConnectionManager::file(&path).with_init(move |c| {
@@ -71,8 +75,12 @@ impl Store {
             .max_size(8)
             .build(manager)
             .context("opening the reader pool")?;
+        let checkpoint_conn = Connection::open(&path)?;
+        configure(&checkpoint_conn, sync)?;
+        checkpoint_conn.busy_timeout(Duration::from_secs(1))?;
         let writer = writer::Writer::start(conn, hub.clone())?;
-        Ok((Store { pool, writer }, hub))
+        let checkpointer = checkpoint::Checkpointer::start(checkpoint_conn, writer.clone())?;
+        Ok((Store { pool, writer, checkpointer }, hub))
     }
 
     /// Runs a read on a pooled connection off the async runtime.
@@ -102,15 +110,6 @@ impl Store {
         self.writer.submit(f).await
     }
 
-    /// Moves WAL pages into the database without blocking the writer (a passive checkpoint).
-    pub async fn checkpoint(&self) -> Result<()> {
-        self.read(|c| {
-            c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
-            Ok(())
-        })
-        .await
-    }
-
     /// Whether the database answers a read and a write.
     pub async fn healthy(&self) -> Result<()> {
         self.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
@@ -128,6 +127,7 @@ impl Store {
 
     /// Stops the writer after the changes already queued; waits for it.
     pub fn close(&self) {
+        self.checkpointer.stop();
         self.writer.stop();
     }
 }

@@ -38,9 +38,9 @@ impl Tx<'_> {
         &mut self,
         users: impl IntoIterator<Item = &'u UserId>,
         kind: &str,
-        data: &serde_json::Value,
+        data: &impl serde::Serialize,
     ) -> Result<()> {
-        let data: Arc<str> = data.to_string().into();
+        let data: Arc<str> = serde_json::to_string(data).map_err(anyhow::Error::from)?.into();
         let kind: Arc<str> = kind.into();
         let now = crate::time::now_ms();
         let mut stmt = self.conn.prepare_cached(
@@ -65,6 +65,8 @@ type Job = Box<dyn FnOnce(&mut Tx) -> (bool, Box<dyn FnOnce(bool) + Send>) + Sen
 
 enum Msg {
     Job(Job),
+    /// Checkpoint the whole WAL so the next transaction writes it from its start again.
+    RestartWal,
     Stop,
 }
 
@@ -119,6 +121,11 @@ impl Writer {
             .map_err(|_| internal("the change panicked or the writer stopped"))?
     }
 
+    /// Asks the writer to restart the WAL between two transactions.
+    pub fn restart_wal(&self) {
+        let _ = self.tx.send(Msg::RestartWal);
+    }
+
     /// Lets the queued changes finish, then stops the thread and waits for it.
     pub fn stop(&self) {
         let _ = self.tx.send(Msg::Stop);
@@ -130,6 +137,7 @@ impl Writer {
 
 fn run(conn: Connection, rx: mpsc::Receiver<Msg>, hub: Arc<Hub>) {
     let mut stopping = false;
+    let mut restart = false;
     while !stopping {
         let Ok(first) = rx.recv() else { break };
         let mut batch = Vec::new();
@@ -137,6 +145,7 @@ fn run(conn: Connection, rx: mpsc::Receiver<Msg>, hub: Arc<Hub>) {
         while let Some(msg) = next.take() {
             match msg {
                 Msg::Job(job) => batch.push(job),
+                Msg::RestartWal => restart = true,
                 Msg::Stop => {
                     stopping = true;
                     break;
@@ -149,14 +158,24 @@ fn run(conn: Connection, rx: mpsc::Receiver<Msg>, hub: Arc<Hub>) {
         if !batch.is_empty() {
             commit_batch(&conn, batch, &hub);
         }
+        if std::mem::take(&mut restart) {
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
+                tracing::warn!("restarting the WAL failed: {e}");
+            }
+        }
     }
     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
         tracing::warn!("final checkpoint failed: {e}");
     }
 }
 
+/// Runs a statement without parameters, prepared once per connection.
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 fn commit_batch(conn: &Connection, batch: Vec<Job>, hub: &Hub) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         tracing::error!("cannot begin a transaction: {e}");
         // Dropping the jobs drops their reply senders: each caller gets an internal error.
         return;
@@ -164,7 +183,7 @@ fn commit_batch(conn: &Connection, batch: Vec<Job>, hub: &Hub) {
     let mut finish = Vec::with_capacity(batch.len());
     let mut published = Vec::new();
     for job in batch {
-        let savepoint = conn.execute_batch("SAVEPOINT change");
+        let savepoint = exec(conn, "SAVEPOINT change");
         if let Err(e) = savepoint {
             tracing::error!("cannot open a savepoint: {e}");
             continue;
@@ -191,7 +210,7 @@ fn commit_batch(conn: &Connection, batch: Vec<Job>, hub: &Hub) {
             Err(_) => tracing::error!("a change panicked; it was rolled back"),
         }
     }
-    let committed = match conn.execute_batch("COMMIT") {
+    let committed = match exec(conn, "COMMIT") {
         Ok(()) => true,
         Err(e) => {
             tracing::error!("commit failed: {e}");
