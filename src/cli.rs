@@ -134,6 +134,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Blocking work is SQLite reads on a pool of 8 connections: more threads only wait.
+        .max_blocking_threads(16)
         .build()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen).await?;

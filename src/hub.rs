@@ -12,7 +12,7 @@ use tokio::sync::broadcast;
 use crate::model::UserId;
 
 /// How many events a user's channel buffers before a slow receiver lags and re-reads the store.
-const CHANNEL_CAPACITY: usize = 64;
+const CHANNEL_CAPACITY: usize = 16;
 
 /// One event on its way to a user: stored ones have an id, live-only ones do not.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,8 +8,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -37,6 +36,8 @@ pub struct App {
     secret: String,
     service_key: String,
     stop_tx: watch::Sender<bool>,
+    /// Ticks every `ping_interval`: one clock for every stream's keep-alive, not a timer each.
+    ping_tx: watch::Sender<()>,
     /// Users seen by this process, with a hash of the profile last stored for them.
     seen: Mutex<HashMap<UserId, u64>>,
 }
@@ -56,6 +57,7 @@ impl App {
             secret,
             service_key,
             stop_tx: watch::channel(false).0,
+            ping_tx: watch::channel(()).0,
             seen: Mutex::default(),
         }))
     }
@@ -87,6 +89,13 @@ impl App {
         crate::auth::service_key_matches(&self.service_key, presented)
     }
 
+    /// Changes every ping interval: streams send a keep-alive comment when it does.
+    pub fn pings(&self) -> watch::Receiver<()> {
+        let mut rx = self.ping_tx.subscribe();
+        rx.mark_unchanged();
+        rx
+    }
+
     /// Resolves when the server starts shutting down: streams end, polls answer.
     pub fn stopping(&self) -> watch::Receiver<bool> {
         self.stop_tx.subscribe()
@@ -112,9 +121,21 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let maintenance = tokio::spawn(crate::janitor::run(app.clone()));
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let pinger = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let period = app.config.ping_interval;
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            loop {
+                tick.tick().await;
+                app.ping_tx.send_replace(());
+            }
+        })
+    };
+    // HTTP/1.1 only: it is what browsers, proxies and curl speak to a plain-HTTP origin, and it
+    // keeps each idle stream's connection small.
+    let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30));
     let graceful = GracefulShutdown::new();
@@ -137,7 +158,7 @@ pub async fn serve(
                     async move { Ok::<_, Infallible>(crate::http::handle(app, req).await) }
                 });
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn.into_owned());
+                let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     let _ = conn.await;
                 });
@@ -154,6 +175,7 @@ pub async fn serve(
         tracing::warn!("some connections were still open after {SHUTDOWN_GRACE:?}; closing anyway");
     }
     maintenance.abort();
+    pinger.abort();
     let store = app.store.clone();
     tokio::task::spawn_blocking(move || store.close()).await?;
     tracing::info!("stopped");

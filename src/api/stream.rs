@@ -11,9 +11,7 @@ use bytes::{Bytes, BytesMut};
 use http::{header, HeaderValue, Response};
 use http_body_util::{BodyExt, StreamBody};
 use serde_json::{json, Value};
-use tokio::sync::{broadcast, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::StreamExt;
+use tokio::sync::broadcast;
 
 use crate::error::{Error, Result};
 use crate::http::{sse, Body};
@@ -107,12 +105,7 @@ pub async fn sse(
         None
     };
     let conn = app.presence.connect(&user, Kind::Stream);
-    let (tx, rx) = mpsc::channel::<Bytes>(16);
-    tokio::spawn(pump(app.clone(), user, sub, from, snapshot, conn, tx));
-
-    let body = StreamBody::new(
-        ReceiverStream::new(rx).map(|b| Ok::<_, Infallible>(hyper::body::Frame::data(b))),
-    );
+    let body = StreamBody::new(events(app.clone(), user, sub, from, snapshot, conn));
     let mut res = Response::new(BodyExt::boxed(body));
     let h = res.headers_mut();
     h.insert(
@@ -124,75 +117,92 @@ pub async fn sse(
     Ok(res)
 }
 
-/// Writes one stream until the client leaves or the server stops.
-async fn pump(
+/// What woke a live stream.
+enum Wake {
+    Event(std::result::Result<Arc<Frame>, broadcast::error::RecvError>),
+    Ping,
+    Stop,
+}
+
+/// The body of one stream: the first chunk, the replay, then live events and pings until the
+/// server stops (a clean end) or the client goes (hyper drops the body, and with it `conn`).
+/// It is a generator polled by the connection itself: no task or channel per stream.
+fn events(
     app: Arc<App>,
     user: UserId,
     mut sub: Subscription,
     from: Start,
     snapshot: Option<Frame>,
     mut conn: Connection,
-    tx: mpsc::Sender<Bytes>,
-) {
-    let mut stop = app.stopping();
-    let mut first = BytesMut::new();
-    first.extend_from_slice(&sse::retry(RETRY_MS));
-    if let Some(s) = &snapshot {
-        sse::encode(&mut first, s);
-    }
-    let mut last = match from {
-        Start::Now(head) | Start::After(head) => head,
-        Start::Reset(head) => {
-            sse::encode(&mut first, &reset_frame(head));
-            head
+) -> impl tokio_stream::Stream<Item = std::result::Result<hyper::body::Frame<Bytes>, Infallible>> {
+    async_stream::stream! {
+        let mut stop = app.stopping();
+        let mut first = BytesMut::new();
+        first.extend_from_slice(&sse::retry(RETRY_MS));
+        if let Some(s) = &snapshot {
+            sse::encode(&mut first, s);
         }
-    };
-    if tx.send(first.freeze()).await.is_err() {
-        return;
-    }
-    if let Start::After(_) = from {
-        if replay(&app, &user, &mut last, &tx).await.is_err() {
-            return;
-        }
-    }
-    let period = app.config.ping_interval;
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    loop {
-        tokio::select! {
-            received = sub.rx.recv() => {
+        drop(snapshot);
+        let mut last = match from {
+            Start::Now(head) | Start::After(head) => head,
+            Start::Reset(head) => {
+                sse::encode(&mut first, &reset_frame(head));
+                head
+            }
+        };
+        yield Ok(hyper::body::Frame::data(first.freeze()));
+        let mut catch_up = matches!(from, Start::After(_));
+        let mut ping = app.pings();
+        loop {
+            // Replay from the store: after the cursor at first, and whenever the channel lagged.
+            while catch_up {
+                let page = match read_after(&app, &user, last, PAGE).await {
+                    Ok(page) => page,
+                    Err(e) => {
+                        tracing::warn!("replay for {user} failed: {e:?}");
+                        return;
+                    }
+                };
+                catch_up = page.len() == PAGE;
                 let mut out = BytesMut::new();
-                let mut lagged = false;
-                match received {
-                    Ok(f) => push(&mut out, &f, &mut last),
-                    Err(broadcast::error::RecvError::Lagged(_)) => lagged = true,
-                    Err(broadcast::error::RecvError::Closed) => break,
+                for f in &page {
+                    push(&mut out, f, &mut last);
                 }
-                // Send whatever else is already waiting in the same chunk.
-                while out.len() < 64 * 1024 && !lagged {
-                    match sub.rx.try_recv() {
+                if !out.is_empty() {
+                    yield Ok(hyper::body::Frame::data(out.freeze()));
+                }
+            }
+            let wake = tokio::select! {
+                received = sub.rx.recv() => Wake::Event(received),
+                r = ping.changed() => if r.is_ok() { Wake::Ping } else { Wake::Stop },
+                _ = stop.changed() => Wake::Stop,
+            };
+            match wake {
+                Wake::Event(received) => {
+                    let mut out = BytesMut::new();
+                    match received {
                         Ok(f) => push(&mut out, &f, &mut last),
-                        Err(broadcast::error::TryRecvError::Lagged(_)) => lagged = true,
-                        Err(_) => break,
+                        Err(broadcast::error::RecvError::Lagged(_)) => catch_up = true,
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    }
+                    // Send whatever else is already waiting in the same chunk.
+                    while out.len() < 64 * 1024 && !catch_up {
+                        match sub.rx.try_recv() {
+                            Ok(f) => push(&mut out, &f, &mut last),
+                            Err(broadcast::error::TryRecvError::Lagged(_)) => catch_up = true,
+                            Err(_) => break,
+                        }
+                    }
+                    if !out.is_empty() {
+                        yield Ok(hyper::body::Frame::data(out.freeze()));
                     }
                 }
-                if !out.is_empty() && tx.send(out.freeze()).await.is_err() {
-                    return;
-                }
-                // Fell behind the channel: the store has everything, read it again.
-                if lagged && replay(&app, &user, &mut last, &tx).await.is_err() {
-                    return;
-                }
-            }
-            _ = ping.tick() => {
-                if tx.send(sse::ping()).await.is_err() {
+                Wake::Ping => yield Ok(hyper::body::Frame::data(sse::ping())),
+                Wake::Stop => {
+                    conn.close_cleanly();
                     return;
                 }
             }
-            _ = stop.changed() => {
-                conn.close_cleanly();
-                return;
-            }
-            _ = tx.closed() => return,
         }
     }
 }
@@ -206,35 +216,6 @@ fn push(out: &mut BytesMut, f: &Frame, last: &mut i64) {
         *last = id;
     }
     sse::encode(out, f);
-}
-
-/// Sends every stored event after `last`, page by page. Err when the client has gone.
-async fn replay(
-    app: &App,
-    user: &UserId,
-    last: &mut i64,
-    tx: &mpsc::Sender<Bytes>,
-) -> std::result::Result<(), ()> {
-    loop {
-        let page = match read_after(app, user, *last, PAGE).await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!("replay for {user} failed: {e:?}");
-                return Err(());
-            }
-        };
-        let n = page.len();
-        let mut out = BytesMut::new();
-        for f in &page {
-            push(&mut out, f, last);
-        }
-        if !out.is_empty() && tx.send(out.freeze()).await.is_err() {
-            return Err(());
-        }
-        if n < PAGE {
-            return Ok(());
-        }
-    }
 }
 
 fn poll_event(f: &Frame) -> Value {

@@ -43,7 +43,10 @@ impl Checkpointer {
                     }
                 }
             })?;
-        Ok(Checkpointer { stop, thread: Arc::new(Mutex::new(Some(thread))) })
+        Ok(Checkpointer {
+            stop,
+            thread: Arc::new(Mutex::new(Some(thread))),
+        })
     }
 
     /// Stops the thread and waits for it.
@@ -59,6 +62,8 @@ impl Checkpointer {
 /// One passive checkpoint; true when the WAL has grown past the bound and should restart.
 fn step(conn: &Connection) -> rusqlite::Result<bool> {
     let (_busy, log_pages): (i64, i64) =
-        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
     Ok(log_pages > RESTART_PAGES)
 }

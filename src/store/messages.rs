@@ -96,7 +96,12 @@ pub fn by_client_id(
 /// Stores a message from `user` (None: a system message) with the author's `sender` role, moves
 /// the chat's activity time and the author's own read mark. A new message is the newest of its
 /// chat, so nobody else can have received it yet: its status is `sent`.
-pub fn insert(conn: &Connection, user: Option<&UserId>, sender: &str, m: &NewMessage) -> Result<Message> {
+pub fn insert(
+    conn: &Connection,
+    user: Option<&UserId>,
+    sender: &str,
+    m: &NewMessage,
+) -> Result<Message> {
     let now = crate::time::now_ms();
     let params_json = serde_json::to_string(&m.params).map_err(anyhow::Error::from)?;
     conn.prepare_cached(

@@ -80,7 +80,14 @@ impl Store {
         checkpoint_conn.busy_timeout(Duration::from_secs(1))?;
         let writer = writer::Writer::start(conn, hub.clone())?;
         let checkpointer = checkpoint::Checkpointer::start(checkpoint_conn, writer.clone())?;
-        Ok((Store { pool, writer, checkpointer }, hub))
+        Ok((
+            Store {
+                pool,
+                writer,
+                checkpointer,
+            },
+            hub,
+        ))
     }
 
     /// Runs a read on a pooled connection off the async runtime.

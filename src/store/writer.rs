@@ -40,7 +40,9 @@ impl Tx<'_> {
         kind: &str,
         data: &impl serde::Serialize,
     ) -> Result<()> {
-        let data: Arc<str> = serde_json::to_string(data).map_err(anyhow::Error::from)?.into();
+        let data: Arc<str> = serde_json::to_string(data)
+            .map_err(anyhow::Error::from)?
+            .into();
         let kind: Arc<str> = kind.into();
         let now = crate::time::now_ms();
         let mut stmt = self.conn.prepare_cached(
