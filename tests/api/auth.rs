@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::helpers::{now_s, spawn_app, token, TestApp, SECRET};
+use crate::helpers::{member_ids, now_s, read, spawn_app, token, TestApp, SECRET};
 
 /// Signs `header` and `claims` (as given, byte for byte) with HMAC-SHA256 under `secret`.
 fn hs256(secret: &str, header: &str, claims: &str) -> String {
@@ -37,17 +37,6 @@ fn assert_token_invalid(status: StatusCode, body: &Value, mention: &str, context
         message.contains(mention),
         "{context}: message {message:?} should mention {mention:?}"
     );
-}
-
-async fn read(res: reqwest::Response) -> (StatusCode, Value) {
-    let status = res.status();
-    let bytes = res.bytes().await.unwrap();
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap()
-    };
-    (status, body)
 }
 
 /// `POST /v1/{kind}` of `data` with an optional bearer token.
@@ -213,14 +202,7 @@ async fn a_token_from_a_standard_jwt_library_works() {
 
     // Assert
     assert_eq!(status, StatusCode::OK, "{body}");
-    let mut members: Vec<&str> = body["data"]["chat"]["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["id"].as_str().unwrap())
-        .collect();
-    members.sort_unstable();
-    assert_eq!(members, ["12345", "bob"]);
+    assert_eq!(member_ids(&body["data"]["chat"]), ["12345", "bob"]);
 }
 
 #[tokio::test]

@@ -46,13 +46,21 @@ fn token(cwd: &std::path::Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
+/// The status of `POST /v1/chats` with `token` against the server at `addr`.
+async fn chats_status(addr: &str, token: &str) -> u16 {
+    let res = reqwest::Client::new()
+        .post(format!("{addr}/v1/chats"))
+        .bearer_auth(token)
+        .send()
+        .await
         .unwrap();
-    assert!(status.success());
+    res.status().as_u16()
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    // SAFETY: sends a signal to our own child process, which has not been reaped yet.
+    let sent = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(sent, 0, "kill failed");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -94,13 +102,7 @@ async fn runs_out_of_the_box_and_stops_on_sigterm() {
     assert_eq!(res.status(), 200);
     let short = token(cwd.path(), &["--user", "alice", "--ttl", "1"]);
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let res = client
-        .post(format!("{addr}/v1/chats"))
-        .bearer_auth(&short)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 401);
+    assert_eq!(chats_status(&addr, &short).await, 401);
 
     // An open stream ends on SIGTERM, and the process exits cleanly.
     let mut stream = client
@@ -132,43 +134,18 @@ async fn reads_its_settings_from_the_environment_and_keeps_secrets_across_restar
     ];
     let (mut child, addr) = serve(cwd.path(), &[], &env);
     let t = token(cwd.path(), &["--data-dir", data, "--user", "7"]);
-    let client = reqwest::Client::new();
-    let res = client
-        .post(format!("{addr}/v1/chats"))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    assert_eq!(chats_status(&addr, &t).await, 200);
     assert!(terminate(&mut child).success());
 
     // Same data directory, new process: the old token still works.
     let (mut child, addr) = serve(cwd.path(), &[], &env);
-    let res = client
-        .post(format!("{addr}/v1/chats"))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    assert_eq!(chats_status(&addr, &t).await, 200);
     assert!(terminate(&mut child).success());
 
     // An explicit secret wins over the kept one.
     let (mut child, addr) = serve(cwd.path(), &["--secret", "configured"], &env);
-    let res = client
-        .post(format!("{addr}/v1/chats"))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 401);
+    assert_eq!(chats_status(&addr, &t).await, 401);
     let t2 = token(cwd.path(), &["--secret", "configured", "--user", "7"]);
-    let res = client
-        .post(format!("{addr}/v1/chats"))
-        .bearer_auth(&t2)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    assert_eq!(chats_status(&addr, &t2).await, 200);
     assert!(terminate(&mut child).success());
 }

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, spawn_with, token, TestApp};
+use crate::helpers::{member_ids, spawn_app, spawn_with, token, TestApp};
 
 /// Asserts an error response: its status, the exact body shape
 /// `{"error":{"code","reason","message"}}` with `code` equal to the status, the reason, and that
@@ -332,14 +332,7 @@ async fn post_v1_dispatches_on_the_body_type() {
     // Assert
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["type"], "createChat");
-    let mut members: Vec<&str> = body["data"]["chat"]["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["id"].as_str().unwrap())
-        .collect();
-    members.sort_unstable();
-    assert_eq!(members, ["alice", "bob"]);
+    assert_eq!(member_ids(&body["data"]["chat"]), ["alice", "bob"]);
 }
 
 #[tokio::test]

@@ -169,7 +169,8 @@ impl TestApp {
     }
 }
 
-async fn read(res: reqwest::Response) -> (StatusCode, Value) {
+/// A response's status and JSON body (Null when empty).
+pub async fn read(res: reqwest::Response) -> (StatusCode, Value) {
     let status = res.status();
     let bytes = res.bytes().await.unwrap();
     let body = if bytes.is_empty() {
@@ -178,6 +179,18 @@ async fn read(res: reqwest::Response) -> (StatusCode, Value) {
         serde_json::from_slice(&bytes).unwrap()
     };
     (status, body)
+}
+
+/// The member ids of a chat object, sorted.
+pub fn member_ids(chat: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = chat["users"]
+        .as_array()
+        .expect("a chat with users")
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort_unstable();
+    ids
 }
 
 /// One SSE event as a client sees it.
