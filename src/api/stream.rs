@@ -139,10 +139,7 @@ fn events(
         let mut stop = app.stopping();
         let mut first = BytesMut::new();
         first.extend_from_slice(&sse::retry(RETRY_MS));
-        if let Some(s) = &snapshot {
-            sse::encode(&mut first, s);
-        }
-        drop(snapshot);
+        // A reset comes before the snapshot: the client drops its state, then takes the fresh one.
         let mut last = match from {
             Start::Now(head) | Start::After(head) => head,
             Start::Reset(head) => {
@@ -150,6 +147,10 @@ fn events(
                 head
             }
         };
+        if let Some(s) = &snapshot {
+            sse::encode(&mut first, s);
+        }
+        drop(snapshot);
         yield Ok(hyper::body::Frame::data(first.freeze()));
         let mut catch_up = matches!(from, Start::After(_));
         let mut ping = app.pings();
