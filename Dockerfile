@@ -18,9 +18,10 @@ WORKDIR /src
 # Dependencies first: build them against placeholder sources so this layer stays cached until
 # Cargo.toml or Cargo.lock changes. Every target named in Cargo.toml must exist to load it.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src/bin \
+RUN mkdir -p src/bin/bench \
     && echo 'fn main() {}' > src/main.rs \
-    && echo 'fn main() {}' > src/bin/bench.rs \
+    && mkdir -p src/bin/bench \
+    && echo 'fn main() {}' > src/bin/bench/main.rs \
     && touch src/lib.rs \
     && cargo build --release --locked --bin chinwag \
     && rm -rf src

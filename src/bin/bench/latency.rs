@@ -1,0 +1,51 @@
+//! The latency part: one pair, messages sent one at a time, each timed from send to SSE frame.
+
+use anyhow::{bail, Context, Result};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::client::Api;
+use crate::pairs::{setup_pairs, Delivery, DELIVERY_TIMEOUT};
+use crate::server::Server;
+use crate::stats::{CpuMeter, Percentiles};
+use crate::{Args, Row};
+
+/// Waits for the delivery of `client_id`, skipping any other.
+async fn wait_for(rx: &mut mpsc::UnboundedReceiver<Delivery>, client_id: &str) -> Result<Delivery> {
+    let deadline = Instant::now() + DELIVERY_TIMEOUT;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(d)) if d.client_id == client_id => return Ok(d),
+            Ok(Some(_)) => continue,
+            Ok(None) => bail!("the listener's stream ended"),
+            Err(_) => bail!("{client_id} did not arrive within {DELIVERY_TIMEOUT:?}"),
+        }
+    }
+}
+
+pub async fn part(args: &Args) -> Result<Vec<Row>> {
+    println!("\n[latency] {} messages, one at a time", args.messages);
+    let server = Server::start(args.sync)?;
+    let api = Api::new(&server)?;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let deadline = Instant::now() + DELIVERY_TIMEOUT * (args.messages as u32 + 10);
+    let (pairs, _listeners) = setup_pairs(&server, &api, "lat", 1, &tx, deadline).await?;
+    let pair = &pairs[0];
+    let cpu = CpuMeter::start(server.pid())?;
+    let mut latencies = Vec::with_capacity(args.messages);
+    for i in 0..args.messages {
+        let id = pair.send(&api, "lat", i).await?;
+        latencies.push(wait_for(&mut rx, &id).await?.latency_ns());
+    }
+    let cpu = cpu.stop()?;
+    let p = Percentiles::of(latencies).context("no messages")?;
+    println!("  send->SSE p50/p90/p99/max: {}", p.line());
+    Ok(vec![
+        Row::info(
+            "latency",
+            format!("send->SSE p50/p90/p99/max ({} msgs)", args.messages),
+            p.line(),
+        ),
+        Row::cpu("latency", cpu),
+    ])
+}

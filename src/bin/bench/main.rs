@@ -1,0 +1,227 @@
+//! chinwag-bench: load tests a real `chinwag serve` on 127.0.0.1 (latency, throughput, memory).
+//!
+//! Four parts, each against a fresh server with a fresh temporary data directory:
+//!
+//! - `latency`: one sender, one SSE listener; messages sent one at a time, each timed from just
+//!   before its POST until its frame arrives on the listener's stream.
+//! - `throughput`: sender/listener pairs; every sender posts as fast as its answers come back;
+//!   messages delivered to the listeners' streams per second.
+//! - `rate`: the same pairs paced (open loop) to a fixed total rate; latency at that rate.
+//! - `memory`: the server's resident memory before and after opening many idle SSE streams.
+//!
+//! Every message's client id carries the time it was sent, so a listener computes latency
+//! without shared state. Every loop ends on a count or a deadline, and the server is killed
+//! and its data directory removed when a part ends, also on error.
+//!
+//! This file holds the flags, the order of the parts and the summary table.
+
+mod client;
+mod latency;
+mod load;
+mod memory;
+mod pairs;
+mod server;
+mod stats;
+mod throughput;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "chinwag-bench",
+    about = "Load test of a real chinwag server on 127.0.0.1 (Linux: reads /proc)."
+)]
+struct Args {
+    /// Messages sent one at a time in the latency part.
+    #[arg(long, default_value_t = 2000)]
+    messages: usize,
+    /// Sender/listener pairs in the throughput and rate parts.
+    #[arg(long, default_value_t = 50)]
+    pairs: usize,
+    /// Length of the throughput and rate windows, in seconds.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Target total send rate of the rate part, in messages per second.
+    #[arg(long, default_value_t = 5000)]
+    rate: u32,
+    /// Idle SSE streams opened in the memory part.
+    #[arg(long, default_value_t = 2000)]
+    idle_streams: usize,
+    /// The server's SQLite durability.
+    #[arg(long, value_enum, default_value = "full")]
+    sync: SyncMode,
+    /// Run only this part.
+    #[arg(long, value_enum)]
+    only: Option<Part>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum SyncMode {
+    Full,
+    Normal,
+}
+
+impl SyncMode {
+    fn flag(self) -> &'static str {
+        match self {
+            SyncMode::Full => "full",
+            SyncMode::Normal => "normal",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Part {
+    Latency,
+    Throughput,
+    Rate,
+    Memory,
+}
+
+impl Args {
+    fn check(&self) -> Result<()> {
+        if self.messages == 0 || self.pairs == 0 || self.seconds == 0 || self.rate == 0 {
+            bail!("--messages, --pairs, --seconds and --rate must be at least 1");
+        }
+        if self.idle_streams == 0 {
+            bail!("--idle-streams must be at least 1");
+        }
+        Ok(())
+    }
+
+    fn runs(&self, part: Part) -> bool {
+        self.only.is_none_or(|p| p == part)
+    }
+
+    fn window(&self) -> Duration {
+        Duration::from_secs(self.seconds)
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chinwag-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[tokio::main]
+async fn run(args: Args) -> Result<()> {
+    args.check()?;
+    // Ending early drops the running part, and with it its server and data directory.
+    tokio::select! {
+        result = run_parts(&args) => result,
+        _ = tokio::signal::ctrl_c() => bail!("interrupted"),
+    }
+}
+
+async fn run_parts(args: &Args) -> Result<()> {
+    server::raise_fd_limit(args.idle_streams + memory::WARM_STREAMS + 4 * args.pairs + 512)?;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "chinwag-bench: sync={}, {cpus} CPUs shared by server and bench, data under {}",
+        args.sync.flag(),
+        std::env::temp_dir().display()
+    );
+    let mut rows = Vec::new();
+    if args.runs(Part::Latency) {
+        rows.extend(latency::part(args).await.context("latency part")?);
+    }
+    if args.runs(Part::Throughput) {
+        rows.extend(
+            throughput::throughput_part(args)
+                .await
+                .context("throughput part")?,
+        );
+    }
+    if args.runs(Part::Rate) {
+        rows.extend(throughput::rate_part(args).await.context("rate part")?);
+    }
+    if args.runs(Part::Memory) {
+        rows.extend(memory::part(args).await.context("memory part")?);
+    }
+    print_table(&rows);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Results
+// ---------------------------------------------------------------------------------------------
+
+/// One line of the summary table.
+struct Row {
+    part: &'static str,
+    measure: String,
+    result: String,
+    /// The target and whether it was met.
+    target: Option<(String, bool)>,
+}
+
+impl Row {
+    fn info(part: &'static str, measure: impl Into<String>, result: impl Into<String>) -> Row {
+        Row {
+            part,
+            measure: measure.into(),
+            result: result.into(),
+            target: None,
+        }
+    }
+
+    fn goal(mut self, target: impl Into<String>, met: bool) -> Row {
+        self.target = Some((target.into(), met));
+        self
+    }
+
+    /// The CPU the server and the bench used during a part, in cores.
+    fn cpu(part: &'static str, (server, bench): (f64, f64)) -> Row {
+        Row::info(
+            part,
+            "CPU used: server / bench",
+            format!("{server:.2} / {bench:.2} cores"),
+        )
+    }
+}
+
+fn print_table(rows: &[Row]) {
+    let w_measure = rows.iter().map(|r| r.measure.len()).max().unwrap_or(0);
+    let w_result = rows.iter().map(|r| r.result.len()).max().unwrap_or(0);
+    println!();
+    println!(
+        "{:<10}  {:<w_measure$}  {:<w_result$}  target",
+        "part", "measure", "result"
+    );
+    println!("{}", "-".repeat(10 + w_measure + w_result + 30));
+    for r in rows {
+        let target = match &r.target {
+            Some((t, true)) => format!("{t}  met"),
+            Some((t, false)) => format!("{t}  MISSED"),
+            None => String::new(),
+        };
+        let line = format!(
+            "{:<10}  {:<w_measure$}  {:<w_result$}  {target}",
+            r.part, r.measure, r.result
+        );
+        println!("{}", line.trim_end());
+    }
+}
+
+/// A whole number with thousands separators.
+fn thousands(x: f64) -> String {
+    let digits = format!("{:.0}", x.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
