@@ -20,7 +20,6 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir -p src/bin/bench \
     && echo 'fn main() {}' > src/main.rs \
-    && mkdir -p src/bin/bench \
     && echo 'fn main() {}' > src/bin/bench/main.rs \
     && touch src/lib.rs \
     && cargo build --release --locked --bin chinwag \
