@@ -149,7 +149,7 @@ pub async fn status(app: &Arc<App>, user: &UserId, req: StatusRequest) -> Result
     app.store
         .write(move |tx| {
             chats::member_chat(tx, chat_id, &user)?;
-            if messages::mark(tx, chat_id, &user, message_id, mark)? {
+            if messages::mark(tx, chat_id, &user, message_id, mark)?.is_some() {
                 let members = chats::member_ids(tx, chat_id)?;
                 tx.emit(&members, "messageStatus", &event)?;
             }
@@ -179,8 +179,8 @@ pub async fn history(app: &Arc<App>, user: &UserId, req: HistoryRequest) -> Resu
     let (msgs, more, profiles) = app
         .store
         .read(move |c| {
-            chats::member_chat(c, chat_id, &user)?;
-            let (msgs, more) = messages::history(c, chat_id, page)?;
+            let chat = chats::member_chat(c, chat_id, &user)?;
+            let (msgs, more) = messages::history(c, chat_id, chat.cleared, page)?;
             let authors = msgs
                 .iter()
                 .filter_map(|m| m.user_id.as_ref().map(UserId::as_str));

@@ -20,6 +20,8 @@ pub struct ChatRow {
     pub updated_at: i64,
     /// The role of the member it was looked up for.
     pub role: String,
+    /// That member's clear mark.
+    pub cleared: i64,
 }
 
 /// One member's role and receipt marks.
@@ -29,10 +31,13 @@ pub struct Receipt {
     pub role: String,
     pub delivered: i64,
     pub read: i64,
+    /// Messages up to this id are cleared (hidden) for this member.
+    pub cleared: i64,
 }
 
 const COLUMNS: &str =
-    "c.id, c.kind, c.name, c.order_id, c.admin, c.status, c.created_at, c.updated_at, m.role";
+    "c.id, c.kind, c.name, c.order_id, c.admin, c.status, c.created_at, c.updated_at, m.role, \
+     m.cleared_up_to";
 
 fn from_row(r: &Row) -> rusqlite::Result<ChatRow> {
     Ok(ChatRow {
@@ -45,6 +50,7 @@ fn from_row(r: &Row) -> rusqlite::Result<ChatRow> {
         created_at: r.get(6)?,
         updated_at: r.get(7)?,
         role: r.get(8)?,
+        cleared: r.get(9)?,
     })
 }
 
@@ -63,7 +69,7 @@ pub fn member_chat(conn: &Connection, chat_id: i64, user: &UserId) -> Result<Cha
 /// Members of a chat with their roles and receipt marks, in joining order.
 pub fn receipts(conn: &Connection, chat_id: i64) -> Result<Vec<Receipt>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT user_id, role, delivered_up_to, read_up_to FROM members
+        "SELECT user_id, role, delivered_up_to, read_up_to, cleared_up_to FROM members
          WHERE chat_id = ?1 ORDER BY joined_at, user_id",
     )?;
     let rows = stmt.query_map([chat_id], |r| {
@@ -72,6 +78,7 @@ pub fn receipts(conn: &Connection, chat_id: i64) -> Result<Vec<Receipt>> {
             role: r.get(1)?,
             delivered: r.get(2)?,
             read: r.get(3)?,
+            cleared: r.get(4)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -88,14 +95,14 @@ pub fn member_ids(conn: &Connection, chat_id: i64) -> Result<Vec<UserId>> {
 /// The chat as `user` sees it: members, last message, the user's unread count.
 pub fn view(conn: &Connection, row: ChatRow, user: &UserId) -> Result<Chat> {
     let receipts = receipts(conn, row.id)?;
-    let read_up_to = receipts
+    let (read, cleared) = receipts
         .iter()
         .find(|r| r.user == user.as_str())
-        .map_or(0, |r| r.read);
+        .map_or((0, 0), |r| (r.read, r.cleared));
     Ok(Chat {
         id: row.id,
-        last_message: messages::last(conn, row.id, &receipts)?,
-        unread: messages::unread(conn, row.id, user, read_up_to)?,
+        last_message: messages::last(conn, row.id, cleared, &receipts)?,
+        unread: messages::unread(conn, row.id, user, read.max(cleared))?,
         users: receipts
             .into_iter()
             .map(|r| Member {
@@ -187,14 +194,72 @@ pub fn create(conn: &Connection, new: &NewChat) -> Result<i64> {
         now
     ])?;
     let id = conn.last_insert_rowid();
-    let mut add = conn.prepare_cached(
-        "INSERT INTO members(chat_id, user_id, role, joined_at) VALUES (?1, ?2, ?3, ?4)",
-    )?;
-    for (user, role) in new.members {
-        crate::store::users::ensure(conn, user)?;
-        add.execute(params![id, user.as_str(), role, now])?;
-    }
+    add_members(conn, id, new.members, 0)?;
     Ok(id)
+}
+
+/// Adds members with their roles. Messages up to `seen_up_to` count as delivered and read for
+/// them, so joining neither floods them with unread messages nor moves old messages' status back.
+pub fn add_members(conn: &Connection, chat_id: i64, members: &[(UserId, &str)], seen_up_to: i64) -> Result<()> {
+    let now = crate::time::now_ms();
+    let mut add = conn.prepare_cached(
+        "INSERT INTO members(chat_id, user_id, role, joined_at, delivered_up_to, read_up_to)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT(chat_id, user_id) DO NOTHING",
+    )?;
+    for (user, role) in members {
+        crate::store::users::ensure(conn, user)?;
+        add.execute(params![chat_id, user.as_str(), role, now, seen_up_to])?;
+    }
+    touch(conn, chat_id)
+}
+
+/// Moves a chat's activity time to now.
+fn touch(conn: &Connection, chat_id: i64) -> Result<()> {
+    conn.prepare_cached("UPDATE chats SET updated_at = MAX(updated_at + 1, ?2) WHERE id = ?1")?
+        .execute(params![chat_id, crate::time::now_ms()])?;
+    Ok(())
+}
+
+/// The id of the newest message of a chat (0 if none).
+pub fn last_message_id(conn: &Connection, chat_id: i64) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM messages WHERE chat_id = ?1")?
+        .query_row([chat_id], |r| r.get(0))?)
+}
+
+/// Renames a chat.
+pub fn rename(conn: &Connection, chat_id: i64, name: &str) -> Result<()> {
+    conn.prepare_cached("UPDATE chats SET name = ?2 WHERE id = ?1")?
+        .execute(params![chat_id, name])?;
+    touch(conn, chat_id)
+}
+
+/// Removes a member; if they were the admin, the longest-standing remaining member takes over.
+pub fn remove_member(conn: &Connection, chat_id: i64, user: &UserId) -> Result<()> {
+    conn.prepare_cached("DELETE FROM members WHERE chat_id = ?1 AND user_id = ?2")?
+        .execute(params![chat_id, user.as_str()])?;
+    conn.prepare_cached(
+        "UPDATE chats SET admin = (SELECT user_id FROM members WHERE chat_id = ?1
+                                   ORDER BY joined_at, user_id LIMIT 1)
+         WHERE id = ?1 AND admin = ?2",
+    )?
+    .execute(params![chat_id, user.as_str()])?;
+    touch(conn, chat_id)
+}
+
+/// Deletes a chat with its members and messages.
+pub fn delete(conn: &Connection, chat_id: i64) -> Result<()> {
+    conn.prepare_cached("DELETE FROM chats WHERE id = ?1")?.execute([chat_id])?;
+    Ok(())
+}
+
+/// Hides every message up to `up_to` from `user` (their clear mark never moves back).
+pub fn clear_for(conn: &Connection, chat_id: i64, user: &UserId, up_to: i64) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE members SET cleared_up_to = MAX(cleared_up_to, ?3) WHERE chat_id = ?1 AND user_id = ?2",
+    )?
+    .execute(params![chat_id, user.as_str(), up_to])?;
+    Ok(())
 }
 
 /// Every chat `user` is in, with its other members (whom `user`'s presence concerns).

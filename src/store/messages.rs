@@ -145,17 +145,20 @@ pub fn insert(
     })
 }
 
-/// The newest message of a chat.
-pub fn last(conn: &Connection, chat_id: i64, receipts: &[Receipt]) -> Result<Option<Message>> {
-    let sql = format!("SELECT {COLUMNS} FROM messages WHERE chat_id = ?1 ORDER BY id DESC LIMIT 1");
+/// The newest message of a chat above a member's clear mark.
+pub fn last(conn: &Connection, chat_id: i64, cleared: i64, receipts: &[Receipt]) -> Result<Option<Message>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM messages WHERE chat_id = ?1 AND id > ?2 ORDER BY id DESC LIMIT 1"
+    );
     let m = conn
         .prepare_cached(&sql)?
-        .query_row([chat_id], from_row)
+        .query_row([chat_id, cleared], from_row)
         .optional()?;
     Ok(m.map(|m| with_status(vec![m], receipts).remove(0)))
 }
 
-/// How many messages from others `user` has not read in a chat.
+/// How many messages from others, above `read_up_to`, `user` has not read in a chat (deleted
+/// messages do not count).
 pub fn unread(conn: &Connection, chat_id: i64, user: &UserId, read_up_to: i64) -> Result<i64> {
     Ok(conn
         .prepare_cached(
@@ -176,14 +179,14 @@ pub struct Page {
     pub limit: usize,
 }
 
-/// A page of a chat's messages in ascending id order, and whether more lie beyond it: newer ones
-/// when paging forward with `after`, older ones otherwise.
-pub fn history(conn: &Connection, chat_id: i64, page: Page) -> Result<(Vec<Message>, bool)> {
+/// A page of a chat's messages above a member's clear mark, in ascending id order, and whether
+/// more lie beyond it: newer ones when paging forward with `after`, older ones otherwise.
+pub fn history(conn: &Connection, chat_id: i64, cleared: i64, page: Page) -> Result<(Vec<Message>, bool)> {
     let before = page.before.unwrap_or(i64::MAX);
     let fetch = page.limit as i64 + 1;
     let (sql, from) = match page.after {
-        Some(after) => ("id > ?2 AND id < ?3 ORDER BY id ASC", after),
-        None => ("id > ?2 AND id < ?3 ORDER BY id DESC", 0),
+        Some(after) => ("id > ?2 AND id < ?3 ORDER BY id ASC", after.max(cleared)),
+        None => ("id > ?2 AND id < ?3 ORDER BY id DESC", cleared),
     };
     let sql = format!("SELECT {COLUMNS} FROM messages WHERE chat_id = ?1 AND {sql} LIMIT ?4");
     let mut rows = conn
@@ -207,32 +210,76 @@ pub enum Mark {
 }
 
 /// Marks every message up to `message_id` in a chat as delivered or read for `user` (read implies
-/// delivered; never backwards). Fails if the message is not in that chat. Returns whether it moved.
-pub fn mark(
-    conn: &Connection,
-    chat_id: i64,
-    user: &UserId,
-    message_id: i64,
-    mark: Mark,
-) -> Result<bool> {
+/// delivered; never backwards). Fails if the message is not in that chat. When the mark moved,
+/// returns where it was before.
+pub fn mark(conn: &Connection, chat_id: i64, user: &UserId, message_id: i64, mark: Mark) -> Result<Option<i64>> {
     let exists: bool = conn
         .prepare_cached("SELECT EXISTS(SELECT 1 FROM messages WHERE id = ?1 AND chat_id = ?2)")?
         .query_row(params![message_id, chat_id], |r| r.get(0))?;
     if !exists {
         return Err(Error::MessageNotFound(message_id));
     }
-    let sql = match mark {
-        Mark::Delivered => {
-            "UPDATE members SET delivered_up_to = ?3
-             WHERE chat_id = ?1 AND user_id = ?2 AND delivered_up_to < ?3"
-        }
-        Mark::Read => {
-            "UPDATE members SET read_up_to = ?3, delivered_up_to = MAX(delivered_up_to, ?3)
-             WHERE chat_id = ?1 AND user_id = ?2 AND read_up_to < ?3"
-        }
+    let (delivered, read): (i64, i64) = conn
+        .prepare_cached("SELECT delivered_up_to, read_up_to FROM members WHERE chat_id = ?1 AND user_id = ?2")?
+        .query_row(params![chat_id, user.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .ok_or(Error::ChatNotFound(chat_id))?;
+    let before = match mark {
+        Mark::Delivered => delivered,
+        Mark::Read => read,
     };
-    let n = conn
-        .prepare_cached(sql)?
-        .execute(params![chat_id, user.as_str(), message_id])?;
-    Ok(n > 0)
+    if message_id <= before {
+        return Ok(None);
+    }
+    conn.prepare_cached(
+        "UPDATE members SET delivered_up_to = MAX(delivered_up_to, ?3),
+                            read_up_to = CASE WHEN ?4 THEN MAX(read_up_to, ?3) ELSE read_up_to END
+         WHERE chat_id = ?1 AND user_id = ?2",
+    )?
+    .execute(params![chat_id, user.as_str(), message_id, mark == Mark::Read])?;
+    Ok(Some(before))
+}
+
+/// A message with its status, wherever it is.
+pub fn get(conn: &Connection, id: i64) -> Result<Option<Message>> {
+    let sql = format!("SELECT {COLUMNS} FROM messages WHERE id = ?1");
+    let Some(m) = conn.prepare_cached(&sql)?.query_row([id], from_row).optional()? else {
+        return Ok(None);
+    };
+    let receipts = chats::receipts(conn, m.chat_id)?;
+    Ok(with_status(vec![m], &receipts).pop())
+}
+
+/// Replaces a message's text and params and sets its edit time; returns it as it now is.
+pub fn edit(conn: &Connection, id: i64, text: &str, params: &Params) -> Result<Message> {
+    let params_json = serde_json::to_string(params).map_err(anyhow::Error::from)?;
+    conn.prepare_cached("UPDATE messages SET text = ?2, params = ?3, edit_date = ?4 WHERE id = ?1")?
+        .execute(params![id, text, params_json, crate::time::now_ms()])?;
+    get(conn, id)?.ok_or(Error::MessageNotFound(id))
+}
+
+/// Marks a message deleted and wipes its content (text, params, file); returns it as it now is.
+pub fn delete(conn: &Connection, id: i64) -> Result<Message> {
+    conn.prepare_cached(
+        "UPDATE messages SET deleted = 1, text = '', params = '{}', file_id = NULL, edit_date = ?2
+         WHERE id = ?1",
+    )?
+    .execute(params![id, crate::time::now_ms()])?;
+    get(conn, id)?.ok_or(Error::MessageNotFound(id))
+}
+
+/// The distinct authors, other than `except`, of a chat's messages with ids in `(after, up_to]`.
+pub fn authors_between(conn: &Connection, chat_id: i64, after: i64, up_to: i64, except: &UserId) -> Result<Vec<UserId>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT user_id FROM messages
+         WHERE chat_id = ?1 AND id > ?2 AND id <= ?3 AND user_id IS NOT NULL AND user_id != ?4",
+    )?;
+    let rows = stmt.query_map(params![chat_id, after, up_to, except.as_str()], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for id in rows {
+        if let Ok(user) = UserId::parse(&id?) {
+            out.push(user);
+        }
+    }
+    Ok(out)
 }

@@ -4,7 +4,10 @@
 use rusqlite::Connection;
 
 /// Migration `n` is `MIGRATIONS[n - 1]`; append new files, never edit applied ones.
-const MIGRATIONS: &[&str] = &[include_str!("../../sql/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../sql/0001_init.sql"),
+    include_str!("../../sql/0002_lifecycle.sql"),
+];
 
 /// Applies every migration newer than the database's `user_version`, each in its own transaction.
 pub fn run(conn: &mut Connection) -> rusqlite::Result<()> {
