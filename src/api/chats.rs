@@ -11,11 +11,38 @@ use crate::model::{Chat, UserId};
 use crate::server::App;
 use crate::store::chats::{self, NewChat};
 use crate::store::users;
+use crate::store::Tx;
 
 /// Most other members a new chat may name.
 const MAX_NEW_MEMBERS: usize = 500;
 /// Longest group name, in characters.
 const MAX_NAME: usize = 200;
+
+/// `{chat, users}`: a chat with its members' profiles.
+pub fn with_profiles(conn: &rusqlite::Connection, chat: Chat) -> Result<Value> {
+    let profiles = member_profiles(conn, std::slice::from_ref(&chat))?;
+    Ok(json!({"chat": chat, "users": profiles}))
+}
+
+/// Stores and publishes a `chat` event for each of `members`, each with their own view of it.
+pub fn push_views(tx: &mut Tx, chat_id: i64, members: &[UserId]) -> Result<()> {
+    for member in members {
+        let view = chats::get(tx, chat_id, member)?;
+        tx.emit([member], "chat", &view)?;
+    }
+    Ok(())
+}
+
+/// A group name: trimmed, at most 200 characters; empty means none.
+pub fn group_name(name: Option<String>) -> Result<Option<String>> {
+    let name = name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+    if name.as_ref().is_some_and(|n| n.chars().count() > MAX_NAME) {
+        return Err(Error::BadRequest(format!(
+            "data.name must be at most {MAX_NAME} characters"
+        )));
+    }
+    Ok(name)
+}
 
 /// Profiles of every member of `chats`.
 fn member_profiles(conn: &rusqlite::Connection, list: &[Chat]) -> Result<Vec<crate::model::User>> {
@@ -73,11 +100,7 @@ pub struct GetRequest {
 pub async fn get(app: &Arc<App>, user: &UserId, req: GetRequest) -> Result<Out> {
     let (user, chat_id) = (user.clone(), id(req.chat_id));
     app.store
-        .read(move |c| {
-            let chat = chats::get(c, chat_id, &user)?;
-            let profiles = member_profiles(c, std::slice::from_ref(&chat))?;
-            Ok(Out::ok(json!({"chat": chat, "users": profiles})))
-        })
+        .read(move |c| Ok(Out::ok(with_profiles(c, chats::get(c, chat_id, &user)?)?)))
         .await
 }
 
@@ -102,15 +125,7 @@ pub async fn create(app: &Arc<App>, user: &UserId, req: CreateRequest) -> Result
             "data.userIds must name 1 to {MAX_NEW_MEMBERS} users other than yourself"
         )));
     }
-    let name = req
-        .name
-        .map(|n| n.trim().to_string())
-        .filter(|n| !n.is_empty());
-    if name.as_ref().is_some_and(|n| n.chars().count() > MAX_NAME) {
-        return Err(Error::BadRequest(format!(
-            "data.name must be at most {MAX_NAME} characters"
-        )));
-    }
+    let name = group_name(req.name)?;
     let me = user.clone();
     app.store
         .write(move |tx| {
@@ -134,16 +149,12 @@ pub async fn create(app: &Arc<App>, user: &UserId, req: CreateRequest) -> Result
                             members: &members,
                         },
                     )?;
-                    for (member, _) in &members {
-                        let view = chats::get(tx, id, member)?;
-                        tx.emit([member], "chat", &view)?;
-                    }
+                    let ids: Vec<UserId> = members.into_iter().map(|(u, _)| u).collect();
+                    push_views(tx, id, &ids)?;
                     id
                 }
             };
-            let chat = chats::get(tx, chat_id, &me)?;
-            let profiles = member_profiles(tx, std::slice::from_ref(&chat))?;
-            Ok(Out::ok(json!({"chat": chat, "users": profiles})))
+            Ok(Out::ok(with_profiles(tx, chats::get(tx, chat_id, &me)?)?))
         })
         .await
 }

@@ -1,5 +1,5 @@
-//! `opponentStatus`, `typing` and `join`: presence questions and live-only signals between chat
-//! members. Nothing here is stored.
+//! `opponentStatus`, `typing`, `call` and `join`: presence questions and live-only signals
+//! between chat members. Nothing here is stored.
 
 use std::sync::Arc;
 
@@ -114,4 +114,47 @@ pub async fn join(app: &Arc<App>, user: &UserId, req: JoinRequest) -> Result<Out
             Ok(Out::no_content())
         })
         .await
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum CallAction {
+    Offer,
+    Answer,
+    Candidate,
+    Hangup,
+    Reject,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallRequest {
+    chat_id: u64,
+    call_id: String,
+    action: CallAction,
+    sdp: Option<serde_json::Value>,
+    candidate: Option<serde_json::Value>,
+}
+
+/// Relays a call signal (WebRTC offer, answer, ICE candidate, hangup, reject) to the other
+/// members' open connections. Never stored.
+pub async fn call(app: &Arc<App>, user: &UserId, req: CallRequest) -> Result<Out> {
+    if req.call_id.is_empty() || req.call_id.len() > 64 {
+        return Err(Error::BadRequest(
+            "data.callId must be 1 to 64 characters".into(),
+        ));
+    }
+    let chat_id = id(req.chat_id);
+    let members = others(app, user, chat_id).await?;
+    let data = json!({
+        "chatId": chat_id,
+        "callId": req.call_id,
+        "userId": user,
+        "action": req.action,
+        "sdp": req.sdp,
+        "candidate": req.candidate,
+    });
+    let frame = Arc::new(Frame::live("call", &data));
+    app.hub.publish(members.iter().map(|m| (m, frame.clone())));
+    Ok(Out::accepted(json!({"callId": req.call_id})))
 }

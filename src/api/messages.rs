@@ -1,5 +1,5 @@
-//! `message`, `messageStatus` and `history`: sending (batched, all-or-nothing, idempotent),
-//! receipts, and paging through a chat.
+//! `message`, `messageStatus`, `history`, `editMessage` and `deleteMessage`: sending (batched,
+//! all-or-nothing, idempotent), receipts, paging through a chat, and changing what was sent.
 
 use std::sync::Arc;
 
@@ -8,10 +8,10 @@ use serde_json::json;
 
 use super::{bounded, id, Out};
 use crate::error::{Error, Result};
-use crate::model::{Params, UserId};
+use crate::model::{Message, Params, UserId};
 use crate::server::App;
 use crate::store::messages::{Mark, NewMessage, Page};
-use crate::store::{chats, messages, users};
+use crate::store::{chats, messages, users, Tx};
 
 /// Largest batch of one `message` request.
 const MAX_BATCH: usize = 100;
@@ -191,4 +191,85 @@ pub async fn history(app: &Arc<App>, user: &UserId, req: HistoryRequest) -> Resu
     Ok(Out::ok(
         json!({"messages": msgs, "users": profiles, "hasMore": more}),
     ))
+}
+
+/// A message the caller may act on: it exists in a chat they are a member of, which is open.
+fn own_chat_message(tx: &Tx, user: &UserId, message_id: i64) -> Result<(Message, chats::ChatRow)> {
+    let msg = messages::get(tx, message_id)?.ok_or(Error::MessageNotFound(message_id))?;
+    let chat = chats::member_chat(tx, msg.chat_id, user).map_err(|e| match e {
+        Error::ChatNotFound(_) => Error::MessageNotFound(message_id),
+        other => other,
+    })?;
+    if chat.status == "closed" {
+        return Err(Error::ChatClosed(chat.id));
+    }
+    Ok((msg, chat))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EditRequest {
+    message_id: u64,
+    text: String,
+    params: Option<Params>,
+}
+
+/// Changes the text (and params, if given) of the caller's own message; the chat gets the new
+/// `message` with `editDate` set.
+pub async fn edit(app: &Arc<App>, user: &UserId, req: EditRequest) -> Result<Out> {
+    if req.text.is_empty() {
+        return Err(Error::BadRequest("data.text must not be empty".into()));
+    }
+    let (me, message_id) = (user.clone(), id(req.message_id));
+    app.store
+        .write(move |tx| {
+            let (msg, chat) = own_chat_message(tx, &me, message_id)?;
+            if msg.user_id.as_ref() != Some(&me) {
+                return Err(Error::Forbidden(format!(
+                    "only the author can edit message {message_id}"
+                )));
+            }
+            if msg.deleted {
+                return Err(Error::Forbidden(format!(
+                    "message {message_id} was deleted"
+                )));
+            }
+            let params = req.params.unwrap_or(msg.params);
+            let edited = messages::edit(tx, message_id, &req.text, &params)?;
+            let members = chats::member_ids(tx, chat.id)?;
+            tx.emit(&members, "message", &edited)?;
+            Ok(Out::ok(json!({"message": edited})))
+        })
+        .await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteRequest {
+    message_id: u64,
+}
+
+/// Deletes a message (its author, or the admin of its group): it stays in the chat as
+/// `deleted: true` with no text, params or file, and the chat gets that `message`. Deleting it
+/// again changes nothing.
+pub async fn delete(app: &Arc<App>, user: &UserId, req: DeleteRequest) -> Result<Out> {
+    let (me, message_id) = (user.clone(), id(req.message_id));
+    app.store
+        .write(move |tx| {
+            let (msg, chat) = own_chat_message(tx, &me, message_id)?;
+            let author = msg.user_id.as_ref() == Some(&me);
+            let admin = chat.kind == "group" && chat.admin.as_deref() == Some(me.as_str());
+            if !author && !admin {
+                return Err(Error::Forbidden(format!(
+                    "only the author or the group's admin can delete message {message_id}"
+                )));
+            }
+            if !msg.deleted {
+                let deleted = messages::delete(tx, message_id)?;
+                let members = chats::member_ids(tx, chat.id)?;
+                tx.emit(&members, "message", &deleted)?;
+            }
+            Ok(Out::no_content())
+        })
+        .await
 }

@@ -3,6 +3,7 @@
 
 pub mod chats;
 pub mod live;
+pub mod manage;
 pub mod messages;
 pub mod stream;
 
@@ -59,6 +60,14 @@ pub const CLIENT_TYPES: &[&str] = &[
     "chats",
     "chat",
     "history",
+    "renameChat",
+    "addMembers",
+    "removeMember",
+    "deleteChat",
+    "clearChat",
+    "editMessage",
+    "deleteMessage",
+    "call",
 ];
 
 /// Whether `kind` is a client request type.
@@ -79,6 +88,14 @@ pub async fn client(app: &Arc<App>, user: &UserId, kind: &str, data: Value) -> R
         "createChat" => chats::create(app, user, decode(data)?).await,
         "chats" => chats::list(app, user, decode(data)?).await,
         "chat" => chats::get(app, user, decode(data)?).await,
+        "renameChat" => manage::rename(app, user, decode(data)?).await,
+        "addMembers" => manage::add_members(app, user, decode(data)?).await,
+        "removeMember" => manage::remove_member(app, user, decode(data)?).await,
+        "deleteChat" => manage::delete(app, user, decode(data)?).await,
+        "clearChat" => manage::clear(app, user, decode(data)?).await,
+        "editMessage" => messages::edit(app, user, decode(data)?).await,
+        "deleteMessage" => messages::delete(app, user, decode(data)?).await,
+        "call" => live::call(app, user, decode(data)?).await,
         other => Err(Error::TypeNotFound(format!(
             "unknown request type {other:?}; known types: {}",
             CLIENT_TYPES.join(", ")

@@ -200,7 +200,12 @@ pub fn create(conn: &Connection, new: &NewChat) -> Result<i64> {
 
 /// Adds members with their roles. Messages up to `seen_up_to` count as delivered and read for
 /// them, so joining neither floods them with unread messages nor moves old messages' status back.
-pub fn add_members(conn: &Connection, chat_id: i64, members: &[(UserId, &str)], seen_up_to: i64) -> Result<()> {
+pub fn add_members(
+    conn: &Connection,
+    chat_id: i64,
+    members: &[(UserId, &str)],
+    seen_up_to: i64,
+) -> Result<()> {
     let now = crate::time::now_ms();
     let mut add = conn.prepare_cached(
         "INSERT INTO members(chat_id, user_id, role, joined_at, delivered_up_to, read_up_to)
@@ -249,7 +254,8 @@ pub fn remove_member(conn: &Connection, chat_id: i64, user: &UserId) -> Result<(
 
 /// Deletes a chat with its members and messages.
 pub fn delete(conn: &Connection, chat_id: i64) -> Result<()> {
-    conn.prepare_cached("DELETE FROM chats WHERE id = ?1")?.execute([chat_id])?;
+    conn.prepare_cached("DELETE FROM chats WHERE id = ?1")?
+        .execute([chat_id])?;
     Ok(())
 }
 

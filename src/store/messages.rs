@@ -146,7 +146,12 @@ pub fn insert(
 }
 
 /// The newest message of a chat above a member's clear mark.
-pub fn last(conn: &Connection, chat_id: i64, cleared: i64, receipts: &[Receipt]) -> Result<Option<Message>> {
+pub fn last(
+    conn: &Connection,
+    chat_id: i64,
+    cleared: i64,
+    receipts: &[Receipt],
+) -> Result<Option<Message>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM messages WHERE chat_id = ?1 AND id > ?2 ORDER BY id DESC LIMIT 1"
     );
@@ -181,7 +186,12 @@ pub struct Page {
 
 /// A page of a chat's messages above a member's clear mark, in ascending id order, and whether
 /// more lie beyond it: newer ones when paging forward with `after`, older ones otherwise.
-pub fn history(conn: &Connection, chat_id: i64, cleared: i64, page: Page) -> Result<(Vec<Message>, bool)> {
+pub fn history(
+    conn: &Connection,
+    chat_id: i64,
+    cleared: i64,
+    page: Page,
+) -> Result<(Vec<Message>, bool)> {
     let before = page.before.unwrap_or(i64::MAX);
     let fetch = page.limit as i64 + 1;
     let (sql, from) = match page.after {
@@ -212,7 +222,13 @@ pub enum Mark {
 /// Marks every message up to `message_id` in a chat as delivered or read for `user` (read implies
 /// delivered; never backwards). Fails if the message is not in that chat. When the mark moved,
 /// returns where it was before.
-pub fn mark(conn: &Connection, chat_id: i64, user: &UserId, message_id: i64, mark: Mark) -> Result<Option<i64>> {
+pub fn mark(
+    conn: &Connection,
+    chat_id: i64,
+    user: &UserId,
+    message_id: i64,
+    mark: Mark,
+) -> Result<Option<i64>> {
     let exists: bool = conn
         .prepare_cached("SELECT EXISTS(SELECT 1 FROM messages WHERE id = ?1 AND chat_id = ?2)")?
         .query_row(params![message_id, chat_id], |r| r.get(0))?;
@@ -220,8 +236,12 @@ pub fn mark(conn: &Connection, chat_id: i64, user: &UserId, message_id: i64, mar
         return Err(Error::MessageNotFound(message_id));
     }
     let (delivered, read): (i64, i64) = conn
-        .prepare_cached("SELECT delivered_up_to, read_up_to FROM members WHERE chat_id = ?1 AND user_id = ?2")?
-        .query_row(params![chat_id, user.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .prepare_cached(
+            "SELECT delivered_up_to, read_up_to FROM members WHERE chat_id = ?1 AND user_id = ?2",
+        )?
+        .query_row(params![chat_id, user.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?
         .ok_or(Error::ChatNotFound(chat_id))?;
     let before = match mark {
@@ -236,14 +256,23 @@ pub fn mark(conn: &Connection, chat_id: i64, user: &UserId, message_id: i64, mar
                             read_up_to = CASE WHEN ?4 THEN MAX(read_up_to, ?3) ELSE read_up_to END
          WHERE chat_id = ?1 AND user_id = ?2",
     )?
-    .execute(params![chat_id, user.as_str(), message_id, mark == Mark::Read])?;
+    .execute(params![
+        chat_id,
+        user.as_str(),
+        message_id,
+        mark == Mark::Read
+    ])?;
     Ok(Some(before))
 }
 
 /// A message with its status, wherever it is.
 pub fn get(conn: &Connection, id: i64) -> Result<Option<Message>> {
     let sql = format!("SELECT {COLUMNS} FROM messages WHERE id = ?1");
-    let Some(m) = conn.prepare_cached(&sql)?.query_row([id], from_row).optional()? else {
+    let Some(m) = conn
+        .prepare_cached(&sql)?
+        .query_row([id], from_row)
+        .optional()?
+    else {
         return Ok(None);
     };
     let receipts = chats::receipts(conn, m.chat_id)?;
@@ -253,8 +282,10 @@ pub fn get(conn: &Connection, id: i64) -> Result<Option<Message>> {
 /// Replaces a message's text and params and sets its edit time; returns it as it now is.
 pub fn edit(conn: &Connection, id: i64, text: &str, params: &Params) -> Result<Message> {
     let params_json = serde_json::to_string(params).map_err(anyhow::Error::from)?;
-    conn.prepare_cached("UPDATE messages SET text = ?2, params = ?3, edit_date = ?4 WHERE id = ?1")?
-        .execute(params![id, text, params_json, crate::time::now_ms()])?;
+    conn.prepare_cached(
+        "UPDATE messages SET text = ?2, params = ?3, edit_date = ?4 WHERE id = ?1",
+    )?
+    .execute(params![id, text, params_json, crate::time::now_ms()])?;
     get(conn, id)?.ok_or(Error::MessageNotFound(id))
 }
 
@@ -269,12 +300,20 @@ pub fn delete(conn: &Connection, id: i64) -> Result<Message> {
 }
 
 /// The distinct authors, other than `except`, of a chat's messages with ids in `(after, up_to]`.
-pub fn authors_between(conn: &Connection, chat_id: i64, after: i64, up_to: i64, except: &UserId) -> Result<Vec<UserId>> {
+pub fn authors_between(
+    conn: &Connection,
+    chat_id: i64,
+    after: i64,
+    up_to: i64,
+    except: &UserId,
+) -> Result<Vec<UserId>> {
     let mut stmt = conn.prepare_cached(
         "SELECT DISTINCT user_id FROM messages
          WHERE chat_id = ?1 AND id > ?2 AND id <= ?3 AND user_id IS NOT NULL AND user_id != ?4",
     )?;
-    let rows = stmt.query_map(params![chat_id, after, up_to, except.as_str()], |r| r.get::<_, String>(0))?;
+    let rows = stmt.query_map(params![chat_id, after, up_to, except.as_str()], |r| {
+        r.get::<_, String>(0)
+    })?;
     let mut out = Vec::new();
     for id in rows {
         if let Ok(user) = UserId::parse(&id?) {

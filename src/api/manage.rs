@@ -1,0 +1,211 @@
+//! Chat management: `renameChat`, `addMembers`, `removeMember`, `deleteChat` and `clearChat`, with
+//! their permission rules. Membership is the access boundary: each change decides who is told.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::chats::{push_views, with_profiles};
+use super::{id, Out};
+use crate::error::{Error, Result};
+use crate::model::UserId;
+use crate::server::App;
+use crate::store::chats::{self, ChatRow};
+
+/// Most users one `addMembers` may add.
+const MAX_ADD: usize = 500;
+
+/// Chats the host owns: clients may not delete or rename them.
+fn host_owned(chat: &ChatRow) -> bool {
+    matches!(chat.kind.as_str(), "support" | "notifications" | "order")
+}
+
+/// Allows only the admin of a group.
+fn group_admin(chat: &ChatRow, user: &UserId, action: &str) -> Result<()> {
+    if chat.kind != "group" {
+        return Err(Error::Forbidden(format!(
+            "only group chats can {action}; chat {} is {}",
+            chat.id, chat.kind
+        )));
+    }
+    if chat.admin.as_deref() != Some(user.as_str()) {
+        return Err(Error::Forbidden(format!(
+            "only the admin of chat {} can {action}",
+            chat.id
+        )));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RenameRequest {
+    chat_id: u64,
+    name: String,
+}
+
+/// Renames a group (its admin only); every member gets the new `chat`.
+pub async fn rename(app: &Arc<App>, user: &UserId, req: RenameRequest) -> Result<Out> {
+    let name = super::chats::group_name(Some(req.name))?
+        .ok_or_else(|| Error::BadRequest("data.name must not be empty".into()))?;
+    let (me, chat_id) = (user.clone(), id(req.chat_id));
+    app.store
+        .write(move |tx| {
+            let chat = chats::member_chat(tx, chat_id, &me)?;
+            group_admin(&chat, &me, "be renamed")?;
+            chats::rename(tx, chat_id, &name)?;
+            let members = chats::member_ids(tx, chat_id)?;
+            push_views(tx, chat_id, &members)?;
+            Ok(Out::ok(json!({"chat": chats::get(tx, chat_id, &me)?})))
+        })
+        .await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddRequest {
+    chat_id: u64,
+    user_ids: Vec<UserId>,
+}
+
+/// Adds members to a group (its admin only). They see the whole history, with what came before
+/// them counted as read; old and new members get the new `chat`.
+pub async fn add_members(app: &Arc<App>, user: &UserId, req: AddRequest) -> Result<Out> {
+    if req.user_ids.is_empty() || req.user_ids.len() > MAX_ADD {
+        return Err(Error::BadRequest(format!(
+            "data.userIds must name 1 to {MAX_ADD} users"
+        )));
+    }
+    let (me, chat_id) = (user.clone(), id(req.chat_id));
+    app.store
+        .write(move |tx| {
+            let chat = chats::member_chat(tx, chat_id, &me)?;
+            group_admin(&chat, &me, "have members added")?;
+            let new: Vec<(UserId, &str)> =
+                req.user_ids.into_iter().map(|u| (u, "member")).collect();
+            let seen = chats::last_message_id(tx, chat_id)?;
+            chats::add_members(tx, chat_id, &new, seen)?;
+            let members = chats::member_ids(tx, chat_id)?;
+            push_views(tx, chat_id, &members)?;
+            Ok(Out::ok(with_profiles(tx, chats::get(tx, chat_id, &me)?)?))
+        })
+        .await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoveRequest {
+    chat_id: u64,
+    user_id: UserId,
+}
+
+/// Removes a member from a group: the admin removes anyone, anyone removes themselves (leaves).
+/// The remaining members get the new `chat`, the removed one `chatDeleted`.
+pub async fn remove_member(app: &Arc<App>, user: &UserId, req: RemoveRequest) -> Result<Out> {
+    let (me, chat_id, gone) = (user.clone(), id(req.chat_id), req.user_id);
+    app.store
+        .write(move |tx| {
+            let chat = chats::member_chat(tx, chat_id, &me)?;
+            if gone != me {
+                group_admin(&chat, &me, "have members removed")?;
+            } else if chat.kind != "group" {
+                return Err(Error::Forbidden(format!(
+                    "only group chats can be left; chat {chat_id} is {}",
+                    chat.kind
+                )));
+            }
+            let before = chats::member_ids(tx, chat_id)?;
+            if !before.contains(&gone) {
+                return Err(Error::BadRequest(format!(
+                    "{gone} is not a member of chat {chat_id}"
+                )));
+            }
+            let view = chats::get(tx, chat_id, &me)?;
+            chats::remove_member(tx, chat_id, &gone)?;
+            let members = chats::member_ids(tx, chat_id)?;
+            push_views(tx, chat_id, &members)?;
+            tx.emit([&gone], "chatDeleted", &json!({"chatId": chat_id}))?;
+            // The caller sees the chat as it now is, unless they just left it.
+            let chat = if gone == me {
+                view
+            } else {
+                chats::get(tx, chat_id, &me)?
+            };
+            Ok(Out::ok(json!({"chat": chat})))
+        })
+        .await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteRequest {
+    chat_id: u64,
+}
+
+/// Deletes a chat for everyone: a direct chat by either member, a group by its admin. Support,
+/// notification and order chats belong to the host and cannot be deleted by clients.
+pub async fn delete(app: &Arc<App>, user: &UserId, req: DeleteRequest) -> Result<Out> {
+    let (me, chat_id) = (user.clone(), id(req.chat_id));
+    app.store
+        .write(move |tx| {
+            let chat = chats::member_chat(tx, chat_id, &me)?;
+            if host_owned(&chat) {
+                return Err(Error::Forbidden(format!(
+                    "{} chats cannot be deleted by clients",
+                    chat.kind
+                )));
+            }
+            if chat.kind == "group" {
+                group_admin(&chat, &me, "be deleted")?;
+            }
+            let members = chats::member_ids(tx, chat_id)?;
+            chats::delete(tx, chat_id)?;
+            tx.emit(&members, "chatDeleted", &json!({"chatId": chat_id}))?;
+            Ok(Out::no_content())
+        })
+        .await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClearRequest {
+    chat_id: u64,
+    #[serde(default)]
+    for_all: bool,
+}
+
+/// Hides the chat's messages so far: for the caller, or with `forAll` for every member (a member
+/// of a direct chat, or a group's admin). Whoever it was cleared for gets `chatCleared`.
+pub async fn clear(app: &Arc<App>, user: &UserId, req: ClearRequest) -> Result<Out> {
+    let (me, chat_id, for_all) = (user.clone(), id(req.chat_id), req.for_all);
+    app.store
+        .write(move |tx| {
+            let chat = chats::member_chat(tx, chat_id, &me)?;
+            let targets = if for_all {
+                match chat.kind.as_str() {
+                    "direct" => {}
+                    "group" => group_admin(&chat, &me, "be cleared for all")?,
+                    other => {
+                        return Err(Error::Forbidden(format!(
+                            "{other} chats cannot be cleared for all by clients"
+                        )))
+                    }
+                }
+                chats::member_ids(tx, chat_id)?
+            } else {
+                vec![me.clone()]
+            };
+            let up_to = chats::last_message_id(tx, chat_id)?;
+            for member in &targets {
+                chats::clear_for(tx, chat_id, member, up_to)?;
+            }
+            tx.emit(
+                &targets,
+                "chatCleared",
+                &json!({"chatId": chat_id, "upTo": up_to}),
+            )?;
+            Ok(Out::no_content())
+        })
+        .await
+}
