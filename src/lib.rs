@@ -12,13 +12,15 @@
 //! - [`store`] is the only place with SQL: a pool of readers and one writer thread that commits
 //!   concurrent requests together (group commit) and publishes their events to the [`hub`].
 //! - [`hub`] fans committed and live events out to each user's open streams and polls.
-//! - [`presence`] tracks who is online and tells their chat partners.
+//! - [`presence`] tracks who is online and tells their chat partners; [`deliveries`] marks what
+//!   reached a recipient as delivered.
 //! - [`error`] is the protocol's table of error reasons; [`model`] the wire types.
 
 pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod deliveries;
 pub mod error;
 pub mod http;
 pub mod hub;

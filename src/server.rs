@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::deliveries::Deliveries;
 use crate::error::{Error, Result};
 use crate::hub::Hub;
 use crate::model::UserId;
@@ -33,6 +34,8 @@ pub struct App {
     pub hub: Arc<Hub>,
     /// Who is online.
     pub presence: Arc<Presence>,
+    /// Delivered receipts for what reached recipients' streams and polls.
+    pub deliveries: Arc<Deliveries>,
     secret: String,
     service_key: String,
     stop_tx: watch::Sender<bool>,
@@ -49,11 +52,13 @@ impl App {
         let secret = config.token_secret()?;
         let service_key = config.host_key()?;
         let presence = Presence::new(store.clone(), hub.clone(), config.poll_presence);
+        let deliveries = Deliveries::new(store.clone());
         Ok(Arc::new(App {
             config,
             store,
             hub,
             presence,
+            deliveries,
             secret,
             service_key,
             stop_tx: watch::channel(false).0,
@@ -121,6 +126,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let maintenance = tokio::spawn(crate::janitor::run(app.clone()));
+    let deliveries = tokio::spawn(app.deliveries.clone().run());
     let pinger = {
         let app = app.clone();
         tokio::spawn(async move {
@@ -176,6 +182,10 @@ pub async fn serve(
     }
     maintenance.abort();
     pinger.abort();
+    deliveries.abort();
+    if let Err(e) = app.deliveries.flush().await {
+        tracing::warn!("writing the last delivered receipts failed: {e:?}");
+    }
     let store = app.store.clone();
     tokio::task::spawn_blocking(move || store.close()).await?;
     tracing::info!("stopped");

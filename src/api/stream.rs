@@ -171,6 +171,7 @@ fn events(
                 }
                 if !out.is_empty() {
                     yield Ok(hyper::body::Frame::data(out.freeze()));
+                    app.deliveries.note(&user, &page);
                 }
             }
             let wake = tokio::select! {
@@ -181,21 +182,26 @@ fn events(
             match wake {
                 Wake::Event(received) => {
                     let mut out = BytesMut::new();
+                    let mut sent = Vec::new();
                     match received {
-                        Ok(f) => push(&mut out, &f, &mut last),
+                        Ok(f) => sent.push(f),
                         Err(broadcast::error::RecvError::Lagged(_)) => catch_up = true,
                         Err(broadcast::error::RecvError::Closed) => return,
                     }
                     // Send whatever else is already waiting in the same chunk.
-                    while out.len() < 64 * 1024 && !catch_up {
+                    while sent.len() < 256 && !catch_up {
                         match sub.rx.try_recv() {
-                            Ok(f) => push(&mut out, &f, &mut last),
+                            Ok(f) => sent.push(f),
                             Err(broadcast::error::TryRecvError::Lagged(_)) => catch_up = true,
                             Err(_) => break,
                         }
                     }
+                    for f in &sent {
+                        push(&mut out, f, &mut last);
+                    }
                     if !out.is_empty() {
                         yield Ok(hyper::body::Frame::data(out.freeze()));
+                        app.deliveries.note(&user, sent.iter().map(|f| &**f));
                     }
                 }
                 Wake::Ping => yield Ok(hyper::body::Frame::data(sse::ping())),
@@ -263,6 +269,7 @@ pub async fn poll(app: &Arc<App>, user: UserId, query: HashMap<String, String>) 
         next = f.id.unwrap_or(next);
     }
     if !out.is_empty() || timeout == 0 {
+        app.deliveries.note(&user, &stored);
         return Ok(json!({"events": out, "next": next}));
     }
     let deadline = tokio::time::sleep(Duration::from_secs(timeout));
@@ -288,14 +295,12 @@ pub async fn poll(app: &Arc<App>, user: UserId, query: HashMap<String, String>) 
                 if lagged {
                     frames = read_after(app, &user, next, POLL_MAX).await?.into_iter().map(Arc::new).collect();
                 }
-                for f in frames {
-                    match f.id {
-                        Some(id) if id <= next => continue,
-                        Some(id) => next = id,
-                        None => {}
-                    }
-                    out.push(poll_event(&f));
+                frames.retain(|f| f.id.is_none_or(|id| id > next));
+                for f in &frames {
+                    next = f.id.unwrap_or(next).max(next);
+                    out.push(poll_event(f));
                 }
+                app.deliveries.note(&user, frames.iter().map(|f| &**f));
                 if !out.is_empty() {
                     break;
                 }

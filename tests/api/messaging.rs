@@ -275,3 +275,62 @@ async fn data_survives_a_restart() {
     assert_eq!(polled["events"][0]["data"]["id"], next["id"]);
     assert_eq!(polled["events"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_message_that_reaches_an_open_stream_is_marked_delivered_for_the_sender() {
+    let app = spawn_app().await;
+    let chat = app.direct_chat("alice", "bob").await;
+    let mut alice = app.events("alice", "snapshot=0", None).await;
+    let mut bob = app.events("bob", "snapshot=0", None).await;
+
+    let sent = app
+        .send_text("alice", chat, "d1", "did you get this?")
+        .await;
+
+    assert_eq!(bob.next_of("message").await.data()["id"], sent["id"]);
+    let receipt = alice.next_of("messageStatus").await;
+    assert_eq!(
+        receipt.data(),
+        &json!({"status": "delivered", "chatId": chat, "messageId": sent["id"], "userId": "bob"})
+    );
+    let page = app.ok("alice", "history", json!({"chatId": chat})).await;
+    assert_eq!(page["messages"][0]["status"], "delivered");
+    // Delivered is not read: bob's unread count stays until he says so.
+    assert_eq!(
+        app.ok("bob", "chat", json!({"chatId": chat})).await["chat"]["unread"],
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_message_collected_by_a_poll_is_marked_delivered_for_the_sender() {
+    let app = spawn_app().await;
+    let chat = app.direct_chat("alice", "bob").await;
+    let mut alice = app.events("alice", "snapshot=0", None).await;
+    let sent = app.send_text("alice", chat, "d2", "polled").await;
+
+    let (_, polled) = app.poll("bob", "since=0&timeout=0").await;
+    assert!(polled["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["data"]["id"] == sent["id"]));
+
+    let receipt = alice.next_of("messageStatus").await;
+    assert_eq!(receipt.data()["status"], "delivered");
+    assert_eq!(receipt.data()["userId"], "bob");
+}
+
+#[tokio::test]
+async fn the_authors_own_stream_does_not_mark_delivery() {
+    let app = spawn_app().await;
+    let chat = app.direct_chat("alice", "bob").await;
+    let mut alice = app.events("alice", "snapshot=0", None).await;
+
+    let sent = app.send_text("alice", chat, "d3", "nobody home").await;
+
+    assert_eq!(alice.next_of("message").await.data()["id"], sent["id"]);
+    assert!(alice.next_within(0.4).await.is_none(), "a receipt arrived");
+    let page = app.ok("alice", "history", json!({"chatId": chat})).await;
+    assert_eq!(page["messages"][0]["status"], "sent");
+}
