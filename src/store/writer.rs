@@ -3,6 +3,7 @@
 //! commit), then publishes the committed events to the hub in commit order, then answers each
 //! caller. A change that fails rolls back alone; the others still commit.
 
+use std::collections::VecDeque;
 use std::ops::Deref;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
@@ -63,7 +64,7 @@ impl Tx<'_> {
 }
 
 /// Runs a change and hands back what to do once the fate of the transaction is known.
-type Job = Box<dyn FnOnce(&mut Tx) -> (bool, Box<dyn FnOnce(bool) + Send>) + Send>;
+type Job = Box<dyn FnOnce(&mut Tx) -> (bool, Done) + Send>;
 
 enum Msg {
     Job(Job),
@@ -113,7 +114,7 @@ impl Writer {
                 };
                 let _ = reply.send(result);
             };
-            (ok, Box::new(done) as Box<dyn FnOnce(bool) + Send>)
+            (ok, Box::new(done) as Done)
         });
         self.tx
             .send(Msg::Job(job))
@@ -176,19 +177,58 @@ fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
+/// Commits `batch` in as few transactions as it takes: normally one. If SQLite abandons the
+/// transaction under a change (an I/O error or a full disk rolls the whole transaction back),
+/// every change run in it so far is answered as not committed and the rest start a new one:
+/// a change is never committed outside the transaction its caller was answered for.
 fn commit_batch(conn: &Connection, batch: Vec<Job>, hub: &Hub) {
-    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
-        tracing::error!("cannot begin a transaction: {e}");
-        // Dropping the jobs drops their reply senders: each caller gets an internal error.
-        return;
+    let mut queue: VecDeque<Job> = batch.into();
+    while !queue.is_empty() {
+        if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
+            tracing::error!("cannot begin a transaction: {e}");
+            // Dropping the jobs drops their reply senders: each caller gets an internal error.
+            return;
+        }
+        let (finish, published, intact) = run_jobs(conn, &mut queue);
+        let committed = intact
+            && match exec(conn, "COMMIT") {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!("commit failed: {e}");
+                    false
+                }
+            };
+        if !committed && !conn.is_autocommit() {
+            let _ = exec(conn, "ROLLBACK");
+        }
+        if committed {
+            if let Some(last) = published.iter().filter_map(|(_, f)| f.id).max() {
+                hub.advance(last);
+            }
+            hub.publish(published.iter().map(|(u, f)| (u, f.clone())));
+        }
+        for done in finish {
+            done(committed);
+        }
     }
-    let mut finish = Vec::with_capacity(batch.len());
+}
+
+type Done = Box<dyn FnOnce(bool) + Send>;
+
+/// Runs queued changes inside the open transaction, each in its own savepoint, until the queue is
+/// empty or the transaction is lost. Returns the answers to give, the events to publish, and
+/// whether the transaction is still open.
+fn run_jobs(
+    conn: &Connection,
+    queue: &mut VecDeque<Job>,
+) -> (Vec<Done>, Vec<(UserId, Arc<Frame>)>, bool) {
+    let mut finish = Vec::new();
     let mut published = Vec::new();
-    for job in batch {
-        let savepoint = exec(conn, "SAVEPOINT change");
-        if let Err(e) = savepoint {
+    while let Some(job) = queue.pop_front() {
+        if let Err(e) = exec(conn, "SAVEPOINT change") {
             tracing::error!("cannot open a savepoint: {e}");
-            continue;
+            queue.push_front(job);
+            return (finish, published, false);
         }
         let mut tx = Tx {
             conn,
@@ -196,37 +236,84 @@ fn commit_batch(conn: &Connection, batch: Vec<Job>, hub: &Hub) {
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| job(&mut tx)));
         let keep = matches!(outcome, Ok((true, _)));
-        let undo = if keep {
-            "RELEASE change"
+        let closed = if keep {
+            exec(conn, "RELEASE change")
         } else {
-            "ROLLBACK TO change; RELEASE change"
+            exec(conn, "ROLLBACK TO change").and_then(|_| exec(conn, "RELEASE change"))
         };
-        if let Err(e) = conn.execute_batch(undo) {
+        if let Err(e) = closed {
             tracing::error!("cannot close a savepoint: {e}");
-        }
-        if keep {
-            published.append(&mut tx.events);
         }
         match outcome {
             Ok((_, done)) => finish.push(done),
             Err(_) => tracing::error!("a change panicked; it was rolled back"),
         }
-    }
-    let committed = match exec(conn, "COMMIT") {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::error!("commit failed: {e}");
-            let _ = conn.execute_batch("ROLLBACK");
-            false
+        if conn.is_autocommit() {
+            // SQLite rolled the whole transaction back (or a failed savepoint ended it).
+            tracing::error!("the transaction was lost; its changes are answered as failed");
+            return (finish, published, false);
         }
-    };
-    if committed {
-        if let Some(last) = published.iter().filter_map(|(_, f)| f.id).max() {
-            hub.advance(last);
+        if keep {
+            published.append(&mut tx.events);
         }
-        hub.publish(published.iter().map(|(u, f)| (u, f.clone())));
     }
-    for done in finish {
-        done(committed);
+    (finish, published, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(path: &std::path::Path, x: i64) -> i64 {
+        let c = Connection::open(path).unwrap();
+        c.query_row("SELECT COUNT(*) FROM t WHERE x = ?1", [x], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// A change that fills the disk makes SQLite drop the whole transaction: the writer must not
+    /// let the changes around it commit behind their callers' backs. Every caller told "ok" finds
+    /// its row; every caller told "failed" does not.
+    #[tokio::test]
+    async fn a_lost_transaction_never_commits_what_was_reported_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(x INTEGER, pad BLOB);")
+            .unwrap();
+        let pages: i64 = conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        conn.pragma_update(None, "max_page_count", pages + 8)
+            .unwrap();
+        let writer = Writer::start(conn, Hub::new(0)).unwrap();
+
+        // Queued together, the four changes are committed as one batch.
+        let hold = writer.submit(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            Ok(())
+        });
+        let insert = |x: i64, size: usize| {
+            writer.submit(move |tx| {
+                tx.execute(
+                    "INSERT INTO t VALUES (?1, zeroblob(?2))",
+                    rusqlite::params![x, size as i64],
+                )?;
+                Ok(())
+            })
+        };
+        let (_, a, b, c) = tokio::join!(hold, insert(1, 10), insert(2, 1 << 20), insert(3, 10));
+
+        assert!(b.is_err(), "the oversized change cannot commit");
+        // Changes queued after the loss run in a new transaction.
+        assert!(c.is_ok(), "{c:?}");
+        for (x, result) in [(1, a), (3, c)] {
+            assert_eq!(
+                result.is_ok(),
+                count(&path, x) == 1,
+                "change {x}: {result:?}"
+            );
+        }
+        assert_eq!(count(&path, 2), 0);
+        writer.stop();
     }
 }
