@@ -101,7 +101,8 @@ impl App {
         rx
     }
 
-    /// Resolves when the server starts shutting down: streams end, polls answer.
+    /// Becomes true when the server starts shutting down: streams end, polls answer. Wait on it
+    /// with `wait_for(|s| *s)`, which also sees a shutdown that began before the call.
     pub fn stopping(&self) -> watch::Receiver<bool> {
         self.stop_tx.subscribe()
     }
@@ -173,7 +174,8 @@ pub async fn serve(
         }
     }
     drop(listener);
-    let _ = app.stop_tx.send(true);
+    // send_replace sets the flag even when nobody listens yet: later waiters see it at once.
+    app.stop_tx.send_replace(true);
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
         .await
         .is_err()

@@ -11,7 +11,7 @@ use bytes::{Bytes, BytesMut};
 use http::{header, HeaderValue, Response};
 use http_body_util::{BodyExt, StreamBody};
 use serde_json::{json, Value};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::error::{Error, Result};
 use crate::http::{sse, Body};
@@ -91,6 +91,8 @@ pub async fn sse(
         (_, Some(s)) if !s.trim().is_empty() => Some(parse_cursor("since", s)?),
         _ => None,
     };
+    // Taken before any await, so a shutdown that starts meanwhile is still seen.
+    let stop = app.stopping();
     let want_snapshot = !matches!(
         query.get("snapshot").map(String::as_str),
         Some("0" | "false")
@@ -105,7 +107,7 @@ pub async fn sse(
         None
     };
     let conn = app.presence.connect(&user, Kind::Stream);
-    let body = StreamBody::new(events(app.clone(), user, sub, from, snapshot, conn));
+    let body = StreamBody::new(events(app.clone(), user, sub, from, snapshot, conn, stop));
     let mut res = Response::new(BodyExt::boxed(body));
     let h = res.headers_mut();
     h.insert(
@@ -115,6 +117,11 @@ pub async fn sse(
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(res)
+}
+
+/// Resolves once the server is shutting down (at once if it already is).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopping| *stopping).await;
 }
 
 /// What woke a live stream.
@@ -134,9 +141,9 @@ fn events(
     from: Start,
     snapshot: Option<Frame>,
     mut conn: Connection,
+    mut stop: watch::Receiver<bool>,
 ) -> impl tokio_stream::Stream<Item = std::result::Result<hyper::body::Frame<Bytes>, Infallible>> {
     async_stream::stream! {
-        let mut stop = app.stopping();
         let mut first = BytesMut::new();
         first.extend_from_slice(&sse::retry(RETRY_MS));
         // A reset comes before the snapshot: the client drops its state, then takes the fresh one.
@@ -161,6 +168,7 @@ fn events(
                     Ok(page) => page,
                     Err(e) => {
                         tracing::warn!("replay for {user} failed: {e:?}");
+                        conn.close_cleanly();
                         return;
                     }
                 };
@@ -177,7 +185,7 @@ fn events(
             let wake = tokio::select! {
                 received = sub.rx.recv() => Wake::Event(received),
                 r = ping.changed() => if r.is_ok() { Wake::Ping } else { Wake::Stop },
-                _ = stop.changed() => Wake::Stop,
+                _ = stopped(&mut stop) => Wake::Stop,
             };
             match wake {
                 Wake::Event(received) => {
@@ -186,7 +194,10 @@ fn events(
                     match received {
                         Ok(f) => sent.push(f),
                         Err(broadcast::error::RecvError::Lagged(_)) => catch_up = true,
-                        Err(broadcast::error::RecvError::Closed) => return,
+                        Err(broadcast::error::RecvError::Closed) => {
+                            conn.close_cleanly();
+                            return;
+                        }
                     }
                     // Send whatever else is already waiting in the same chunk.
                     while sent.len() < 256 && !catch_up {
@@ -236,6 +247,7 @@ fn poll_event(f: &Frame) -> Value {
 /// Answers a long-poll: at once when events newer than `since` are stored, otherwise when the
 /// next event arrives or the timeout ends.
 pub async fn poll(app: &Arc<App>, user: UserId, query: HashMap<String, String>) -> Result<Value> {
+    let mut stop = app.stopping();
     let timeout = match query.get("timeout") {
         None => POLL_DEFAULT,
         Some(t) => t
@@ -274,7 +286,6 @@ pub async fn poll(app: &Arc<App>, user: UserId, query: HashMap<String, String>) 
     }
     let deadline = tokio::time::sleep(Duration::from_secs(timeout));
     tokio::pin!(deadline);
-    let mut stop = app.stopping();
     loop {
         tokio::select! {
             received = sub.rx.recv() => {
@@ -306,7 +317,7 @@ pub async fn poll(app: &Arc<App>, user: UserId, query: HashMap<String, String>) 
                 }
             }
             _ = &mut deadline => break,
-            _ = stop.changed() => break,
+            _ = stopped(&mut stop) => break,
         }
     }
     Ok(json!({"events": out, "next": next}))
