@@ -45,7 +45,9 @@ impl Frame {
 /// The registry of users' channels, and the newest committed event id.
 #[derive(Default)]
 pub struct Hub {
-    users: Mutex<HashMap<UserId, broadcast::Sender<Arc<Frame>>>>,
+    /// Each listening user's channel and how many subscriptions hold it (counted under the lock,
+    /// so the last one to go always removes the entry).
+    users: Mutex<HashMap<UserId, (broadcast::Sender<Arc<Frame>>, usize)>>,
     head: AtomicI64,
 }
 
@@ -69,10 +71,11 @@ impl Hub {
     /// Starts receiving `user`'s events. Subscribe before reading the store, then skip repeats.
     pub fn subscribe(self: &Arc<Self>, user: &UserId) -> Subscription {
         let mut users = self.users.lock().unwrap();
-        let rx = users
+        let (tx, holders) = users
             .entry(user.clone())
-            .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
-            .subscribe();
+            .or_insert_with(|| (broadcast::channel(CHANNEL_CAPACITY).0, 0));
+        *holders += 1;
+        let rx = tx.subscribe();
         Subscription {
             rx,
             hub: self.clone(),
@@ -94,7 +97,7 @@ impl Hub {
     pub fn publish<'a>(&self, frames: impl IntoIterator<Item = (&'a UserId, Arc<Frame>)>) {
         let users = self.users.lock().unwrap();
         for (user, frame) in frames {
-            if let Some(tx) = users.get(user) {
+            if let Some((tx, _)) = users.get(user) {
                 let _ = tx.send(frame);
             }
         }
@@ -109,12 +112,11 @@ impl Hub {
 impl Drop for Subscription {
     fn drop(&mut self) {
         let mut users = self.hub.users.lock().unwrap();
-        // Our own receiver is still alive here, so 1 means we were the last one.
-        if users
-            .get(&self.user)
-            .is_some_and(|tx| tx.receiver_count() <= 1)
-        {
-            users.remove(&self.user);
+        if let Some((_, holders)) = users.get_mut(&self.user) {
+            *holders -= 1;
+            if *holders == 0 {
+                users.remove(&self.user);
+            }
         }
     }
 }

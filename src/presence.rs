@@ -3,7 +3,7 @@
 //! user's chat partners (`opponentStatus`); a connection that drops without a clean close tells
 //! them `clientConnectionError`. All of it is live only, never stored.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,9 @@ struct Entry {
     last_poll: Option<Instant>,
     /// When the user was last online (Unix ms).
     last_seen: i64,
+    /// Counts online/offline changes: a status told in the background is dropped if a newer
+    /// change happened meanwhile (the newer one tells its own), so partners end on the latest.
+    generation: u64,
 }
 
 impl Entry {
@@ -35,6 +38,9 @@ impl Entry {
         self.conns > 0 || self.last_poll.is_some_and(|t| t.elapsed() < grace)
     }
 }
+
+/// How long an offline user's entry is kept before it is forgotten.
+const FORGET_AFTER: Duration = Duration::from_secs(600);
 
 /// The presence registry.
 pub struct Presence {
@@ -85,10 +91,13 @@ impl Presence {
             let was = e.online(self.grace);
             e.conns += 1;
             e.last_seen = crate::time::now_ms();
-            !was
+            if !was {
+                e.generation += 1;
+            }
+            (!was).then_some(e.generation)
         };
-        if came_online {
-            self.tell_partners(user.clone(), true, None);
+        if let Some(generation) = came_online {
+            self.tell_partners(user.clone(), Some(generation), None);
         }
         Connection {
             presence: self.clone(),
@@ -107,42 +116,47 @@ impl Presence {
             if kind == Kind::Poll {
                 e.last_poll = Some(Instant::now());
             }
-            !e.online(self.grace)
+            let offline = !e.online(self.grace);
+            if offline {
+                e.generation += 1;
+            }
+            offline.then_some(e.generation)
         };
         let error =
             (!clean).then(|| Frame::live("clientConnectionError", &json!({"userId": user})));
-        if went_offline || error.is_some() {
+        if went_offline.is_some() || error.is_some() {
             self.tell_partners(user.clone(), went_offline, error);
         }
     }
 
-    /// Takes offline the poll-only users whose last poll is older than the grace period.
+    /// Takes offline the poll-only users whose last poll is older than the grace period, and
+    /// forgets users offline for long (their last-seen time is in the database by then).
     pub fn sweep(self: &Arc<Self>) {
-        let lapsed: Vec<UserId> = {
-            let users = self.users.lock().unwrap();
-            users
-                .iter()
-                .filter(|(_, e)| {
-                    e.conns == 0 && e.last_poll.is_some_and(|t| t.elapsed() >= self.grace)
-                })
-                .map(|(u, _)| u.clone())
-                .collect()
-        };
-        for user in lapsed {
-            let still = {
-                let mut users = self.users.lock().unwrap();
-                match users.get_mut(&user) {
-                    Some(e) if e.conns == 0 => {
-                        e.last_poll = None;
-                        true
-                    }
-                    _ => false,
+        let forget_before = crate::time::now_ms() - FORGET_AFTER.as_millis() as i64;
+        let mut lapsed = Vec::new();
+        {
+            let mut users = self.users.lock().unwrap();
+            users.retain(|user, e| {
+                if e.conns == 0 && e.last_poll.is_some_and(|t| t.elapsed() >= self.grace) {
+                    e.last_poll = None;
+                    e.generation += 1;
+                    lapsed.push((user.clone(), e.generation));
                 }
-            };
-            if still {
-                self.tell_partners(user, true, None);
-            }
+                e.conns > 0 || e.last_poll.is_some() || e.last_seen >= forget_before
+            });
         }
+        for (user, generation) in lapsed {
+            self.tell_partners(user, Some(generation), None);
+        }
+    }
+
+    /// Whether the change numbered `generation` is still the newest for `user`.
+    fn is_latest(&self, user: &UserId, generation: u64) -> bool {
+        self.users
+            .lock()
+            .unwrap()
+            .get(user)
+            .is_none_or(|e| e.generation == generation)
     }
 
     /// Whether `user` is online now, and when they were last seen by this process.
@@ -178,9 +192,10 @@ impl Presence {
         Ok(out)
     }
 
-    /// Sends `extra`, if any, and `user`'s current status if it `changed`, to everyone who shares a chat with
-    /// them; records `last_seen` when they are offline. Runs in the background.
-    fn tell_partners(self: &Arc<Self>, user: UserId, changed: bool, extra: Option<Frame>) {
+    /// Sends `extra`, if any, and `user`'s status if it changed (`change` is the change's
+    /// generation), to everyone who shares a chat with them: one frame per partner, naming the
+    /// shared chats. Records `last_seen` when the user went offline. Runs in the background.
+    fn tell_partners(self: &Arc<Self>, user: UserId, change: Option<u64>, extra: Option<Frame>) {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -195,31 +210,31 @@ impl Presence {
                 Ok(p) => p,
                 Err(e) => return tracing::warn!("presence: cannot list partners of {user}: {e:?}"),
             };
-            // Send the state as it is now, so that racing updates end on the latest one.
-            let Ok(status) = this.statuses(vec![user.clone()]).await else {
-                return;
-            };
-            let online = status[0].status == "online";
-            let mut frames = Vec::new();
-            let mut told = std::collections::HashSet::new();
+            let mut shared: BTreeMap<&UserId, Vec<i64>> = BTreeMap::new();
             for (chat, others) in &partners {
-                let f = Arc::new(Frame::live(
-                    "opponentStatus",
-                    &json!({"chatId": chat, "users": status}),
-                ));
                 for other in others {
-                    if let Some(extra) = &extra {
-                        if told.insert(other.clone()) {
-                            frames.push((other, Arc::new(extra.clone())));
-                        }
-                    }
-                    if changed {
-                        frames.push((other, f.clone()));
-                    }
+                    shared.entry(other).or_default().push(*chat);
+                }
+            }
+            let status = match change {
+                Some(_) => this.statuses(vec![user.clone()]).await.ok(),
+                None => None,
+            };
+            let mut frames = Vec::new();
+            if let Some(extra) = &extra {
+                let f = Arc::new(extra.clone());
+                frames.extend(shared.keys().map(|other| (*other, f.clone())));
+            }
+            let latest = change.is_some_and(|g| this.is_latest(&user, g));
+            if let (Some(status), true) = (&status, latest) {
+                for (other, chats) in &shared {
+                    let data = json!({"chatId": chats[0], "chatIds": chats, "users": status});
+                    frames.push((*other, Arc::new(Frame::live("opponentStatus", &data))));
                 }
             }
             this.hub.publish(frames);
-            if changed && !online {
+            let offline = status.is_some_and(|s| s[0].status == "offline");
+            if offline {
                 let seen = crate::time::now_ms();
                 let u = user.clone();
                 if let Err(e) = this

@@ -79,3 +79,40 @@ async fn a_poller_is_online_for_a_while_after_each_poll() {
     assert_eq!(next.event, "opponentStatus");
     assert_eq!(next.data()["users"][0]["status"], "offline");
 }
+
+#[tokio::test]
+async fn a_partner_in_many_chats_gets_one_status_naming_them_all() {
+    let app = spawn_app().await;
+    let direct = app.direct_chat("alice", "bob").await;
+    let mut groups = Vec::new();
+    for i in 0..20 {
+        let g = app
+            .ok(
+                "alice",
+                "createChat",
+                json!({"userIds": ["bob", "carol"], "name": format!("g{i}")}),
+            )
+            .await;
+        groups.push(g["chat"]["id"].as_i64().unwrap());
+    }
+    let mut alice = app.events("alice", "snapshot=0", None).await;
+
+    let _bob = app.events("bob", "snapshot=0", None).await;
+
+    let status = alice.next_of("opponentStatus").await;
+    let chats: Vec<i64> = status.data()["chatIds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_i64().unwrap())
+        .collect();
+    let mut expected = vec![direct];
+    expected.extend(&groups);
+    assert_eq!(chats, expected);
+    assert_eq!(status.data()["chatId"], direct);
+    assert_eq!(status.data()["users"][0]["status"], "online");
+    assert!(
+        alice.next_within(0.3).await.is_none(),
+        "more than one status arrived"
+    );
+}
