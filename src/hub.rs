@@ -42,12 +42,15 @@ impl Frame {
     }
 }
 
+/// A user's channel and the number of subscriptions holding it.
+type Channel = (broadcast::Sender<Arc<Frame>>, usize);
+
 /// The registry of users' channels, and the newest committed event id.
 #[derive(Default)]
 pub struct Hub {
     /// Each listening user's channel and how many subscriptions hold it (counted under the lock,
     /// so the last one to go always removes the entry).
-    users: Mutex<HashMap<UserId, (broadcast::Sender<Arc<Frame>>, usize)>>,
+    users: Mutex<HashMap<UserId, Channel>>,
     head: AtomicI64,
 }
 

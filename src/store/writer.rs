@@ -215,13 +215,13 @@ fn commit_batch(conn: &Connection, batch: Vec<Job>, hub: &Hub) {
 
 type Done = Box<dyn FnOnce(bool) + Send>;
 
+/// Committed events and their recipients, in commit order.
+type Published = Vec<(UserId, Arc<Frame>)>;
+
 /// Runs queued changes inside the open transaction, each in its own savepoint, until the queue is
 /// empty or the transaction is lost. Returns the answers to give, the events to publish, and
 /// whether the transaction is still open.
-fn run_jobs(
-    conn: &Connection,
-    queue: &mut VecDeque<Job>,
-) -> (Vec<Done>, Vec<(UserId, Arc<Frame>)>, bool) {
+fn run_jobs(conn: &Connection, queue: &mut VecDeque<Job>) -> (Vec<Done>, Published, bool) {
     let mut finish = Vec::new();
     let mut published = Vec::new();
     while let Some(job) = queue.pop_front() {
