@@ -54,9 +54,11 @@ fn member_profiles(conn: &rusqlite::Connection, list: &[Chat]) -> Result<Vec<cra
 }
 
 #[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
 pub struct ListRequest {
     count: Option<u64>,
     before: Option<String>,
+    before_id: Option<u64>,
 }
 
 /// `{chats, users}` for `user`: their most recently active chats first.
@@ -64,7 +66,7 @@ pub async fn snapshot(
     app: &App,
     user: &UserId,
     count: usize,
-    before: Option<i64>,
+    before: Option<(i64, i64)>,
 ) -> Result<Value> {
     let user = user.clone();
     app.store
@@ -76,16 +78,21 @@ pub async fn snapshot(
         .await
 }
 
-/// The caller's chats, most recent activity first, paged by `before` (an `updatedAt`).
+/// The caller's chats, most recent activity first, paged by the last chat of the previous page:
+/// its `updatedAt` as `before` and its id as `beforeId` (chats can share an `updatedAt`).
 pub async fn list(app: &Arc<App>, user: &UserId, req: ListRequest) -> Result<Out> {
     let count = bounded("count", req.count, 50, 200)?;
     let before = match req.before {
         None => None,
-        Some(s) => Some(crate::time::parse_rfc3339(&s).ok_or_else(|| {
-            Error::BadRequest(format!(
-                "data.before must be an RFC 3339 time (an updatedAt), not {s:?}"
-            ))
-        })?),
+        Some(s) => {
+            let at = crate::time::parse_rfc3339(&s).ok_or_else(|| {
+                Error::BadRequest(format!(
+                    "data.before must be an RFC 3339 time (an updatedAt), not {s:?}"
+                ))
+            })?;
+            // Without beforeId, every chat active at exactly that time counts as seen.
+            Some((at, req.before_id.map_or(0, id)))
+        }
     };
     Ok(Out::ok(snapshot(app, user, count, before).await?))
 }

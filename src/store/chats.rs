@@ -126,25 +126,23 @@ pub fn get(conn: &Connection, chat_id: i64, user: &UserId) -> Result<Chat> {
     view(conn, row, user)
 }
 
-/// Up to `count` of `user`'s chats, most recent activity first; with `before`, only chats whose
-/// last activity is older than it (Unix ms).
+/// Up to `count` of `user`'s chats, most recent activity first (ties: higher id first); with
+/// `before` = (activity time in Unix ms, chat id), only the chats after that one in this order.
 pub fn list(
     conn: &Connection,
     user: &UserId,
     count: usize,
-    before: Option<i64>,
+    before: Option<(i64, i64)>,
 ) -> Result<Vec<Chat>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM chats c JOIN members m ON m.chat_id = c.id
-         WHERE m.user_id = ?1 AND c.updated_at < ?2
-         ORDER BY c.updated_at DESC, c.id DESC LIMIT ?3"
+         WHERE m.user_id = ?1 AND (c.updated_at < ?2 OR (c.updated_at = ?2 AND c.id < ?3))
+         ORDER BY c.updated_at DESC, c.id DESC LIMIT ?4"
     );
+    let (at, id) = before.unwrap_or((i64::MAX, 0));
     let rows = conn
         .prepare_cached(&sql)?
-        .query_map(
-            params![user.as_str(), before.unwrap_or(i64::MAX), count as i64],
-            from_row,
-        )?
+        .query_map(params![user.as_str(), at, id, count as i64], from_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     rows.into_iter().map(|row| view(conn, row, user)).collect()
 }

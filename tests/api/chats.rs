@@ -117,3 +117,34 @@ async fn joining_a_consultation_needs_its_order_chat() {
     assert_eq!(status, 400);
     assert_eq!(body["error"]["message"], "data.consultationId is required");
 }
+
+#[tokio::test]
+async fn paging_chats_one_by_one_finds_each_once_even_with_equal_times() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for other in ["b", "c", "d", "e"] {
+        ids.push(app.direct_chat("a", other).await);
+    }
+    // One request touches all four chats, so they tend to share an updatedAt.
+    let batch: Vec<_> = ids
+        .iter()
+        .map(|id| json!({"clientMessageId": format!("t{id}"), "chatId": id, "text": "tie"}))
+        .collect();
+    app.ok("a", "message", json!({"messages": batch})).await;
+
+    let mut seen = Vec::new();
+    let mut cursor = json!({"count": 1});
+    for _ in 0..10 {
+        let page = app.ok("a", "chats", cursor.clone()).await;
+        let Some(chat) = page["chats"].as_array().unwrap().first().cloned() else {
+            break;
+        };
+        seen.push(chat["id"].as_i64().unwrap());
+        cursor = json!({"count": 1, "before": chat["updatedAt"], "beforeId": chat["id"]});
+    }
+
+    let mut sorted = seen.clone();
+    sorted.sort_unstable();
+    ids.sort_unstable();
+    assert_eq!(sorted, ids, "pages: {seen:?}");
+}
