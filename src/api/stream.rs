@@ -72,10 +72,16 @@ fn reset_frame(head: i64) -> Frame {
     }
 }
 
-async fn read_after(app: &App, user: &UserId, after: i64, limit: usize) -> Result<Vec<Frame>> {
+/// The next page of `user`'s events after `after`; `None` when the cursor fell out of retention.
+async fn read_after(
+    app: &App,
+    user: &UserId,
+    after: i64,
+    limit: usize,
+) -> Result<Option<Vec<Frame>>> {
     let user = user.clone();
     app.store
-        .read(move |c| events::events_after(c, &user, after, limit))
+        .read(move |c| events::resume_page(c, &user, after, limit))
         .await
 }
 
@@ -165,7 +171,17 @@ fn events(
             // Replay from the store: after the cursor at first, and whenever the channel lagged.
             while catch_up {
                 let page = match read_after(&app, &user, last, PAGE).await {
-                    Ok(page) => page,
+                    Ok(Some(page)) => page,
+                    Ok(None) => {
+                        // Pruned while we were away: start over from the present.
+                        let head = app.hub.head();
+                        let mut out = BytesMut::new();
+                        sse::encode(&mut out, &reset_frame(head));
+                        last = head;
+                        catch_up = false;
+                        yield Ok(hyper::body::Frame::data(out.freeze()));
+                        continue;
+                    }
                     Err(e) => {
                         tracing::warn!("replay for {user} failed: {e:?}");
                         conn.close_cleanly();
@@ -275,7 +291,10 @@ pub async fn poll(app: &Arc<App>, user: UserId, query: HashMap<String, String>) 
         Start::After(c) => c,
     };
     let mut out: Vec<Value> = Vec::new();
-    let stored = read_after(app, &user, next, POLL_MAX).await?;
+    let Some(stored) = read_after(app, &user, next, POLL_MAX).await? else {
+        let head = app.hub.head();
+        return Ok(json!({"events": [poll_event(&reset_frame(head))], "next": head}));
+    };
     for f in &stored {
         out.push(poll_event(f));
         next = f.id.unwrap_or(next);
@@ -304,7 +323,10 @@ pub async fn poll(app: &Arc<App>, user: UserId, query: HashMap<String, String>) 
                     }
                 }
                 if lagged {
-                    frames = read_after(app, &user, next, POLL_MAX).await?.into_iter().map(Arc::new).collect();
+                    // Live frames collected before the lag are kept; stored ones come from the store.
+                    let live: Vec<_> = frames.into_iter().filter(|f| f.id.is_none()).collect();
+                    let stored = read_after(app, &user, next, POLL_MAX).await?.unwrap_or_default();
+                    frames = stored.into_iter().map(Arc::new).chain(live).collect();
                 }
                 frames.retain(|f| f.id.is_none_or(|id| id > next));
                 for f in &frames {

@@ -37,6 +37,24 @@ pub fn events_after(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Up to `limit` of `user`'s events after `after`, or `None` when events after it were pruned
+/// (the cursor cannot be resumed). Both questions are answered from one snapshot, so a prune
+/// running meanwhile cannot silently remove events from the page.
+pub fn resume_page(
+    conn: &Connection,
+    user: &UserId,
+    after: i64,
+    limit: usize,
+) -> Result<Option<Vec<Frame>>> {
+    let tx = conn.unchecked_transaction()?;
+    if after < pruned_through(&tx)? {
+        return Ok(None);
+    }
+    let page = events_after(&tx, user, after, limit)?;
+    tx.commit()?;
+    Ok(Some(page))
+}
+
 /// The highest event id the janitor has pruned: a cursor below it cannot be resumed.
 pub fn pruned_through(conn: &Connection) -> Result<i64> {
     let v: Option<String> = conn
