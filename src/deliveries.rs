@@ -18,7 +18,7 @@ use crate::store::messages::{self, Mark};
 use crate::store::Store;
 
 /// How long marks gather before they are written.
-const FLUSH_DELAY: Duration = Duration::from_millis(50);
+const FLUSH_DELAY: Duration = Duration::from_millis(100);
 
 /// What a `message` event says about itself, enough to mark it.
 #[derive(Deserialize)]
