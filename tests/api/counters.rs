@@ -6,19 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, TestApp};
-
-/// A new group of `admin` and `others`; returns its id.
-async fn group(app: &TestApp, admin: &str, others: &[&str]) -> i64 {
-    let data = app
-        .ok(
-            admin,
-            "createChat",
-            json!({"userIds": others, "name": "Team"}),
-        )
-        .await;
-    data["chat"]["id"].as_i64().unwrap()
-}
+use crate::helpers::{message_field, spawn_app, TestApp};
 
 /// Chat `chat` as `user` sees it in the `chats` list, the `chat` request and the snapshot that
 /// opens a stream (None where it is absent).
@@ -194,7 +182,7 @@ async fn clear_chat_zeroes_counters_only_for_whom_it_was_cleared() {
     assert_counters(&app, "cleared for all", "alice", chat, 0, Value::Null).await;
 
     // Arrange: a group with one unread message for bob and carol
-    let team = group(&app, "alice", &["bob", "carol"]).await;
+    let team = app.group("alice", &["bob", "carol"]).await;
     let g1 = app.send_text("alice", team, "g1", "hi all").await["id"].clone();
 
     // Act + Assert: carol clears for herself
@@ -232,7 +220,7 @@ async fn clear_chat_zeroes_counters_only_for_whom_it_was_cleared() {
 async fn adding_and_removing_members_keeps_counters_right() {
     // Arrange
     let app = spawn_app().await;
-    let team = group(&app, "alice", &["bob", "carol"]).await;
+    let team = app.group("alice", &["bob", "carol"]).await;
     app.send_text("alice", team, "g1", "one").await;
     let g2 = app.send_text("alice", team, "g2", "two").await["id"].clone();
     assert_counters(&app, "before", "carol", team, 2, json!({"id": g2})).await;
@@ -284,7 +272,7 @@ async fn adding_and_removing_members_keeps_counters_right() {
 async fn status_is_the_least_advanced_receipt_of_the_other_members() {
     // Arrange: bob and carol never open a stream or poll, so only explicit receipts count
     let app = spawn_app().await;
-    let team = group(&app, "alice", &["bob", "carol"]).await;
+    let team = app.group("alice", &["bob", "carol"]).await;
     let m1 = app.send_text("alice", team, "m1", "one").await["id"].clone();
     let m2 = app.send_text("alice", team, "m2", "two").await["id"].clone();
     // (receipt: who, which status, up to which message; then the status of m1 and of m2)
@@ -298,16 +286,12 @@ async fn status_is_the_least_advanced_receipt_of_the_other_members() {
         ("bob", "delivered", &m2, "read", "delivered"),
         ("bob", "read", &m2, "read", "read"),
     ];
-    let statuses = |page: &Value| -> Vec<Value> {
-        page["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["status"].clone())
-            .collect()
-    };
     let page = app.ok("alice", "history", json!({"chatId": team})).await;
-    assert_eq!(statuses(&page), ["sent", "sent"], "before any receipt");
+    assert_eq!(
+        message_field(&page, "status"),
+        ["sent", "sent"],
+        "before any receipt"
+    );
 
     for &(who, status, upto, want1, want2) in steps {
         // Act
@@ -322,7 +306,11 @@ async fn status_is_the_least_advanced_receipt_of_the_other_members() {
         let step = format!("after {who} {status} up to {upto}");
         for viewer in ["alice", "bob"] {
             let page = app.ok(viewer, "history", json!({"chatId": team})).await;
-            assert_eq!(statuses(&page), [want1, want2], "{step}, seen by {viewer}");
+            assert_eq!(
+                message_field(&page, "status"),
+                [want1, want2],
+                "{step}, seen by {viewer}"
+            );
         }
         let chat = app.ok("alice", "chat", json!({"chatId": team})).await;
         assert_eq!(

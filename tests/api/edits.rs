@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, Event, Sse, TestApp};
+use crate::helpers::{spawn_app, until_message, Event, Sse, TestApp};
 
 /// A response status and, for a failure, its `error.reason`.
 type Outcome = (u16, Option<&'static str>);
@@ -24,30 +24,11 @@ fn assert_outcome(case: &str, status: StatusCode, body: &Value, (want, reason): 
     }
 }
 
-/// A new group of `admin` and `others`; returns its id.
-async fn group(app: &TestApp, admin: &str, others: &[&str]) -> i64 {
-    let data = app
-        .ok(
-            admin,
-            "createChat",
-            json!({"userIds": others, "name": "Team"}),
-        )
-        .await;
-    data["chat"]["id"].as_i64().unwrap()
-}
-
-/// `user`'s event cursor now, as a poll reports it.
-async fn cursor(app: &TestApp, user: &str) -> i64 {
-    let (status, body) = app.poll(user, "timeout=0").await;
-    assert_eq!(status, 200, "{body}");
-    body["next"].as_i64().unwrap()
-}
-
 /// A live SSE stream for each of `users`, with their poll cursor taken just before it opened.
 async fn watch<'a>(app: &TestApp, users: &[&'a str]) -> Vec<(&'a str, Sse, i64)> {
     let mut watching = Vec::new();
     for &user in users {
-        let since = cursor(app, user).await;
+        let since = app.cursor(user).await;
         watching.push((user, app.events(user, "snapshot=0", None).await, since));
     }
     watching
@@ -69,19 +50,6 @@ fn data_of(events: &[Value], kind: &str) -> Vec<Value> {
         .collect()
 }
 
-/// Events on `sse` up to and including the `message` with id `message_id`.
-async fn events_until_message(sse: &mut Sse, message_id: &Value) -> Vec<Event> {
-    let mut seen = Vec::new();
-    loop {
-        let e = sse.next().await;
-        let done = e.event == "message" && e.data()["id"] == *message_id;
-        seen.push(e);
-        if done {
-            return seen;
-        }
-    }
-}
-
 /// The message with `id` as `user` finds it in the chat's history.
 async fn in_history(app: &TestApp, user: &str, chat: i64, id: &Value) -> Value {
     let page = app.ok(user, "history", json!({"chatId": chat})).await;
@@ -98,7 +66,7 @@ async fn in_history(app: &TestApp, user: &str, chat: i64, id: &Value) -> Value {
 async fn edit_message_is_for_the_author_only() {
     // Arrange
     let app = spawn_app().await;
-    let team = group(&app, "alice", &["bob", "carol"]).await;
+    let team = app.group("alice", &["bob", "carol"]).await;
     let direct = app.direct_chat("alice", "bob").await;
     let mine = app.send_text("bob", team, "mine", "original").await["id"].clone();
     let gone = app.send_text("bob", team, "gone", "deleted").await["id"].clone();
@@ -155,7 +123,7 @@ async fn edit_message_is_for_the_author_only() {
 async fn edit_message_pushes_the_new_text_with_edit_date_to_every_member() {
     // Arrange
     let app = spawn_app().await;
-    let team = group(&app, "alice", &["bob", "carol"]).await;
+    let team = app.group("alice", &["bob", "carol"]).await;
     let params = json!({"k": "v"});
     let message =
         json!({"clientMessageId": "e1", "chatId": team, "text": "frist", "params": params});
@@ -220,7 +188,7 @@ async fn delete_message_is_for_the_author_and_the_group_admin() {
         ("the other member of a direct chat", false, "alice", "bob", FORBIDDEN),
     ];
     let app = spawn_app().await;
-    let team = group(&app, "alice", &["bob", "carol"]).await;
+    let team = app.group("alice", &["bob", "carol"]).await;
     let direct = app.direct_chat("alice", "bob").await;
     for &(case, in_group, author, caller, want) in cases {
         // Arrange
@@ -247,7 +215,7 @@ async fn delete_message_is_for_the_author_and_the_group_admin() {
 async fn delete_message_pushes_it_wiped_and_deleting_again_pushes_nothing() {
     // Arrange
     let app = spawn_app().await;
-    let team = group(&app, "alice", &["bob", "carol"]).await;
+    let team = app.group("alice", &["bob", "carol"]).await;
     let params = json!({"k": "v"});
     let message =
         json!({"clientMessageId": "d1", "chatId": team, "text": "oops", "params": params});
@@ -278,7 +246,7 @@ async fn delete_message_pushes_it_wiped_and_deleting_again_pushes_nothing() {
         assert_eq!(pushed["userId"], "bob", "{user}");
         let polled_now = data_of(&polled(&app, user, *since).await, "message");
         assert_eq!(polled_now, [pushed], "{user}: the polled deletion");
-        cursors.push(cursor(&app, user).await);
+        cursors.push(app.cursor(user).await);
     }
 
     // Act: again, by the author and by the admin
@@ -292,7 +260,7 @@ async fn delete_message_pushes_it_wiped_and_deleting_again_pushes_nothing() {
     // Assert: nothing was pushed before a later message
     let sentinel = app.send_text("carol", team, "after", "after").await;
     for ((user, sse, _), since) in watching.iter_mut().zip(cursors) {
-        let messages: Vec<Value> = events_until_message(sse, &sentinel["id"])
+        let messages: Vec<Value> = until_message(sse, &sentinel["id"])
             .await
             .iter()
             .filter(|e| e.event == "message")
@@ -319,7 +287,7 @@ async fn delete_message_pushes_it_wiped_and_deleting_again_pushes_nothing() {
 async fn call_is_accepted_from_any_member_for_every_action() {
     // Arrange
     let app = spawn_app().await;
-    let team = group(&app, "alice", &["bob", "carol"]).await;
+    let team = app.group("alice", &["bob", "carol"]).await;
     // (case, caller, action, outcome)
     #[rustfmt::skip]
     let cases: &[(&str, &str, &str, Outcome)] = &[
@@ -362,7 +330,7 @@ async fn call_is_accepted_from_any_member_for_every_action() {
 async fn call_signals_reach_the_other_members_live_and_are_never_stored() {
     // Arrange
     let app = spawn_app().await;
-    let team = group(&app, "alice", &["bob", "carol"]).await;
+    let team = app.group("alice", &["bob", "carol"]).await;
     let sdp = json!({"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n"});
     let candidate = json!({
         "candidate": "candidate:1 1 UDP 2122252543 192.0.2.1 54400 typ host",
@@ -407,7 +375,7 @@ async fn call_signals_reach_the_other_members_live_and_are_never_stored() {
     // The caller's own stream gets none
     let sentinel = app.send_text("bob", team, "after", "after the call").await;
     let (_, alice, _) = &mut watching[0];
-    let calls: Vec<Event> = events_until_message(alice, &sentinel["id"])
+    let calls: Vec<Event> = until_message(alice, &sentinel["id"])
         .await
         .into_iter()
         .filter(|e| e.event == "call")

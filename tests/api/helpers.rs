@@ -130,6 +130,25 @@ impl TestApp {
         data["chat"]["id"].as_i64().unwrap()
     }
 
+    /// Creates a group named "Team" of `admin` and `others`; returns its id.
+    pub async fn group(&self, admin: &str, others: &[&str]) -> i64 {
+        let data = self
+            .ok(
+                admin,
+                "createChat",
+                json!({"userIds": others, "name": "Team"}),
+            )
+            .await;
+        data["chat"]["id"].as_i64().unwrap()
+    }
+
+    /// `user`'s event cursor now, as a poll reports it.
+    pub async fn cursor(&self, user: &str) -> i64 {
+        let (status, body) = self.poll(user, "timeout=0").await;
+        assert_eq!(status, 200, "{body}");
+        body["next"].as_i64().unwrap()
+    }
+
     /// Sends one text message; returns the stored message.
     pub async fn send_text(&self, user: &str, chat: i64, client_id: &str, text: &str) -> Value {
         let data = self
@@ -179,6 +198,29 @@ pub async fn read(res: reqwest::Response) -> (StatusCode, Value) {
         serde_json::from_slice(&bytes).unwrap()
     };
     (status, body)
+}
+
+/// Every event `sse` receives up to and including the `message` event with `message_id`.
+pub async fn until_message(sse: &mut Sse, message_id: &Value) -> Vec<Event> {
+    let mut seen = Vec::new();
+    loop {
+        let e = sse.next().await;
+        let done = e.event == "message" && e.data()["id"] == *message_id;
+        seen.push(e);
+        if done {
+            return seen;
+        }
+    }
+}
+
+/// One field of every message of a page (`{"messages": [...]}`), in order.
+pub fn message_field(page: &Value, field: &str) -> Vec<Value> {
+    page["messages"]
+        .as_array()
+        .expect("a page of messages")
+        .iter()
+        .map(|m| m[field].clone())
+        .collect()
 }
 
 /// The member ids of a chat object, sorted.

@@ -5,7 +5,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{member_ids, spawn_app, Event, Sse, TestApp};
+use crate::helpers::{member_ids, message_field, spawn_app, until_message, Event, Sse, TestApp};
 
 /// A response status and, for a failure, its `error.reason`.
 type Outcome = (u16, Option<&'static str>);
@@ -27,25 +27,6 @@ fn assert_outcome(case: &str, status: StatusCode, body: &Value, (want, reason): 
     }
 }
 
-/// A new group of `admin` and `others`; returns its id.
-async fn group(app: &TestApp, admin: &str, others: &[&str]) -> i64 {
-    let data = app
-        .ok(
-            admin,
-            "createChat",
-            json!({"userIds": others, "name": "Team"}),
-        )
-        .await;
-    data["chat"]["id"].as_i64().unwrap()
-}
-
-/// `user`'s event cursor now, as a poll reports it.
-async fn cursor(app: &TestApp, user: &str) -> i64 {
-    let (status, body) = app.poll(user, "timeout=0").await;
-    assert_eq!(status, 200, "{body}");
-    body["next"].as_i64().unwrap()
-}
-
 /// The `data` of every `kind` event a poll from `since` returns to `user`.
 async fn polled_of(app: &TestApp, user: &str, since: i64, kind: &str) -> Vec<Value> {
     let (status, body) = app.poll(user, &format!("since={since}&timeout=0")).await;
@@ -59,19 +40,6 @@ async fn polled_of(app: &TestApp, user: &str, since: i64, kind: &str) -> Vec<Val
         .collect()
 }
 
-/// Events on `sse` up to and including the `message` with id `message_id`.
-async fn events_until_message(sse: &mut Sse, message_id: &Value) -> Vec<Event> {
-    let mut seen = Vec::new();
-    loop {
-        let e = sse.next().await;
-        let done = e.event == "message" && e.data()["id"] == *message_id;
-        seen.push(e);
-        if done {
-            return seen;
-        }
-    }
-}
-
 /// Users watching for pushes both ways: a live SSE stream each, and a poll cursor taken before
 /// the action.
 struct Watchers {
@@ -82,7 +50,7 @@ impl Watchers {
     async fn open(app: &TestApp, users: &[&str]) -> Watchers {
         let mut watching = Vec::new();
         for &user in users {
-            let since = cursor(app, user).await;
+            let since = app.cursor(user).await;
             let sse = app.events(user, "snapshot=0", None).await;
             watching.push((user.to_string(), sse, since));
         }
@@ -113,7 +81,7 @@ impl Watchers {
     /// `sentinel` (sent after the action), none on a poll from the cursor.
     async fn got_no(&mut self, app: &TestApp, user: &str, kind: &str, sentinel: &Value) {
         let (sse, since) = self.stream(user);
-        let before = events_until_message(sse, sentinel).await;
+        let before = until_message(sse, sentinel).await;
         let pushed: Vec<&Event> = before.iter().filter(|e| e.event == kind).collect();
         assert!(
             pushed.is_empty(),
@@ -128,7 +96,7 @@ impl Watchers {
 async fn rename_chat_is_for_the_group_admin_only() {
     // Arrange
     let app = spawn_app().await;
-    let team = group(&app, "alice", &["bob", "carol"]).await;
+    let team = app.group("alice", &["bob", "carol"]).await;
     let direct = app.direct_chat("alice", "bob").await;
     // (case, caller, chat, name, outcome)
     #[rustfmt::skip]
@@ -163,7 +131,7 @@ async fn rename_chat_is_for_the_group_admin_only() {
 async fn rename_chat_pushes_the_new_name_to_every_member() {
     // Arrange
     let app = spawn_app().await;
-    let team = group(&app, "alice", &["bob", "carol"]).await;
+    let team = app.group("alice", &["bob", "carol"]).await;
     let mut watchers = Watchers::open(&app, &["alice", "bob", "carol"]).await;
 
     // Act
@@ -187,7 +155,7 @@ async fn rename_chat_pushes_the_new_name_to_every_member() {
 async fn add_members_is_for_the_group_admin_only() {
     // Arrange
     let app = spawn_app().await;
-    let team = group(&app, "alice", &["bob", "carol"]).await;
+    let team = app.group("alice", &["bob", "carol"]).await;
     let direct = app.direct_chat("alice", "bob").await;
     // (case, caller, chat, users to add, outcome)
     #[rustfmt::skip]
@@ -224,7 +192,7 @@ async fn add_members_is_for_the_group_admin_only() {
 async fn add_members_pushes_the_chat_to_old_and_new_members() {
     // Arrange
     let app = spawn_app().await;
-    let team = group(&app, "alice", &["bob", "carol"]).await;
+    let team = app.group("alice", &["bob", "carol"]).await;
     let mut watchers = Watchers::open(&app, &["alice", "bob", "carol", "dave"]).await;
 
     // Act
@@ -274,7 +242,7 @@ async fn remove_member_lets_the_admin_remove_anyone_and_members_only_leave() {
             (app.direct_chat("alice", "bob").await, vec!["alice", "bob"])
         } else {
             (
-                group(&app, "alice", &["bob", "carol"]).await,
+                app.group("alice", &["bob", "carol"]).await,
                 vec!["alice", "bob", "carol"],
             )
         };
@@ -308,7 +276,7 @@ async fn remove_member_lets_the_admin_remove_anyone_and_members_only_leave() {
 async fn when_the_admin_leaves_the_longest_standing_member_becomes_admin() {
     // Arrange: zed joined with the group; abe, first by name, joined later
     let app = spawn_app().await;
-    let team = group(&app, "alice", &["zed", "yan"]).await;
+    let team = app.group("alice", &["zed", "yan"]).await;
     app.ok(
         "alice",
         "removeMember",
@@ -366,7 +334,7 @@ async fn remove_member_pushes_the_chat_to_the_remaining_and_chat_deleted_to_the_
     for &(case, caller, removed, remaining) in cases {
         // Arrange
         let app = spawn_app().await;
-        let team = group(&app, "alice", &["bob", "carol"]).await;
+        let team = app.group("alice", &["bob", "carol"]).await;
         let mut watchers = Watchers::open(&app, &["alice", "bob", "carol"]).await;
 
         // Act
@@ -410,7 +378,7 @@ async fn delete_chat_is_for_either_direct_member_and_the_group_admin() {
             (app.direct_chat("alice", "bob").await, vec!["alice", "bob"])
         } else {
             (
-                group(&app, "alice", &["bob", "carol"]).await,
+                app.group("alice", &["bob", "carol"]).await,
                 vec!["alice", "bob", "carol"],
             )
         };
@@ -497,7 +465,7 @@ async fn clear_chat_is_for_any_member_and_for_all_by_direct_members_and_the_grou
             (app.direct_chat("alice", "bob").await, vec!["alice", "bob"])
         } else {
             (
-                group(&app, "alice", &["bob", "carol"]).await,
+                app.group("alice", &["bob", "carol"]).await,
                 vec!["alice", "bob", "carol"],
             )
         };
@@ -622,11 +590,11 @@ fn assert_team_ends_at_removal(how: &str, events: &[(String, Value)], team: i64,
 async fn a_removed_member_gets_nothing_more_of_the_chat_live_or_on_resume() {
     // Arrange: carol is in a group and in a direct chat with dave; her cursor predates one message
     let app = spawn_app().await;
-    let team = group(&app, "alice", &["bob", "carol"]).await;
+    let team = app.group("alice", &["bob", "carol"]).await;
     let other = app.direct_chat("carol", "dave").await;
     app.send_text("alice", team, "old", "before the cursor")
         .await;
-    let since = cursor(&app, "carol").await;
+    let since = app.cursor("carol").await;
     let between = app
         .send_text("bob", team, "between", "after the cursor")
         .await;
@@ -673,7 +641,7 @@ async fn a_removed_member_gets_nothing_more_of_the_chat_live_or_on_resume() {
 
     // Resuming from the old cursor replays up to the removal and nothing of the chat after it
     let mut resumed = app.events("carol", "snapshot=0", Some(since)).await;
-    let replay: Vec<(String, Value)> = events_until_message(&mut resumed, &elsewhere["id"])
+    let replay: Vec<(String, Value)> = until_message(&mut resumed, &elsewhere["id"])
         .await
         .into_iter()
         .map(|e| (e.event.clone(), e.data().clone()))
@@ -705,7 +673,7 @@ async fn a_removed_member_gets_nothing_more_of_the_chat_live_or_on_resume() {
 async fn an_added_member_sees_the_whole_history_as_read_and_new_messages_live() {
     // Arrange: three messages both members have read
     let app = spawn_app().await;
-    let team = group(&app, "alice", &["bob", "carol"]).await;
+    let team = app.group("alice", &["bob", "carol"]).await;
     let mut old = Vec::new();
     for i in 0..3 {
         let sent = app
@@ -721,16 +689,8 @@ async fn an_added_member_sees_the_whole_history_as_read_and_new_messages_live() 
         )
         .await;
     }
-    let statuses = |page: &Value| -> Vec<Value> {
-        page["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["status"].clone())
-            .collect()
-    };
     let before = app.ok("alice", "history", json!({"chatId": team})).await;
-    assert_eq!(statuses(&before), ["read", "read", "read"]);
+    assert_eq!(message_field(&before, "status"), ["read", "read", "read"]);
     let mut dave = app.events("dave", "snapshot=0", None).await;
 
     // Act
@@ -754,7 +714,7 @@ async fn an_added_member_sees_the_whole_history_as_read_and_new_messages_live() 
     let seen = app.ok("dave", "chat", json!({"chatId": team})).await;
     assert_eq!(seen["chat"]["unread"], 0);
     let after = app.ok("alice", "history", json!({"chatId": team})).await;
-    assert_eq!(statuses(&after), ["read", "read", "read"]);
+    assert_eq!(message_field(&after, "status"), ["read", "read", "read"]);
     assert_eq!(dave.next_of("chat").await.data()["id"], team);
 
     // And new messages arrive live
