@@ -148,3 +148,59 @@ async fn paging_chats_one_by_one_finds_each_once_even_with_equal_times() {
     ids.sort_unstable();
     assert_eq!(sorted, ids, "pages: {seen:?}");
 }
+
+#[tokio::test]
+async fn clients_cannot_delete_rename_or_leave_chats_the_host_owns() {
+    let app = spawn_app().await;
+    // Host-owned chats come from the host backend; made here through the store directly.
+    let mut chats = Vec::new();
+    for kind in ["support", "notifications", "order"] {
+        let id = app
+            .app
+            .store
+            .write(move |tx| {
+                let members = [
+                    (chinwag::model::UserId::parse("alice").unwrap(), "client"),
+                    (
+                        chinwag::model::UserId::parse("staff").unwrap(),
+                        "consultant",
+                    ),
+                ];
+                chinwag::store::chats::create(
+                    tx,
+                    &chinwag::store::chats::NewChat {
+                        kind,
+                        name: None,
+                        order_id: (kind == "order").then_some("77"),
+                        admin: None,
+                        members: &members,
+                    },
+                )
+            })
+            .await
+            .unwrap();
+        chats.push((kind, id));
+    }
+
+    for (kind, chat) in chats {
+        for (request, data) in [
+            ("deleteChat", json!({"chatId": chat})),
+            ("renameChat", json!({"chatId": chat, "name": "mine now"})),
+            ("clearChat", json!({"chatId": chat, "forAll": true})),
+            ("removeMember", json!({"chatId": chat, "userId": "alice"})),
+        ] {
+            let (status, body) = app.post("alice", request, data).await;
+            assert_eq!(status, 403, "{kind} {request}: {body}");
+            assert_eq!(body["error"]["reason"], "forbidden");
+        }
+        // Reading and clearing for oneself still work.
+        let (status, _) = app
+            .post("alice", "clearChat", json!({"chatId": chat}))
+            .await;
+        assert_eq!(status, 204);
+        assert_eq!(
+            app.ok("alice", "chat", json!({"chatId": chat})).await["chat"]["kind"],
+            kind
+        );
+    }
+}
