@@ -59,6 +59,23 @@ struct ServeArgs {
     /// Largest JSON request body (e.g. 1MiB, 256KiB).
     #[arg(long, env = "CHINWAG_MAX_BODY", default_value = "1MiB", value_parser = config::parse_size)]
     max_body: usize,
+    /// Give every user a support chat with this user (e.g. your support team's account).
+    #[arg(long, env = "CHINWAG_SUPPORT_USER", value_parser = parse_user)]
+    support_user: Option<crate::model::UserId>,
+    /// POST a signed event here for each new message to each member with no open connection
+    /// (http:// or https://; needs --webhook-secret).
+    #[arg(long, env = "CHINWAG_WEBHOOK_URL")]
+    webhook_url: Option<String>,
+    /// HMAC-SHA256 key of the webhooks' X-Chinwag-Signature header.
+    #[arg(long, env = "CHINWAG_WEBHOOK_SECRET", hide_env_values = true)]
+    webhook_secret: Option<String>,
+    /// Wait after a webhook delivery's first failure; doubles after each further one (up to 1h).
+    #[arg(long, env = "CHINWAG_WEBHOOK_BACKOFF", default_value = "1s", value_parser = parse_duration)]
+    webhook_backoff: Duration,
+    /// Attempts at one webhook delivery before it is dropped.
+    #[arg(long, env = "CHINWAG_WEBHOOK_MAX_ATTEMPTS", default_value_t = config::DEFAULT_WEBHOOK_MAX_ATTEMPTS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    webhook_max_attempts: u32,
 }
 
 #[derive(Args, Debug)]
@@ -77,6 +94,10 @@ struct TokenArgs {
 enum SyncArg {
     Full,
     Normal,
+}
+
+fn parse_user(s: &str) -> Result<crate::model::UserId, String> {
+    crate::model::UserId::parse(s)
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -131,6 +152,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     config.retention = args.retention;
     config.max_body = args.max_body;
+    config.support_user = args.support_user;
+    config.webhook_url = args.webhook_url;
+    config.webhook_secret = args.webhook_secret;
+    config.webhook_backoff = args.webhook_backoff;
+    config.webhook_max_attempts = args.webhook_max_attempts;
+    // Before binding, so a bad setting is the only thing printed.
+    crate::webhooks::check(&config)?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -20,6 +20,14 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(15);
 pub const POLL_PRESENCE: Duration = Duration::from_secs(30);
 /// How often the janitor prunes events past the retention window.
 pub const JANITOR_INTERVAL: Duration = Duration::from_secs(60);
+/// Wait after a webhook delivery's first failed attempt; it doubles after each further failure.
+pub const DEFAULT_WEBHOOK_BACKOFF: Duration = Duration::from_secs(1);
+/// The doubling wait between webhook attempts never grows past this.
+pub const WEBHOOK_MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// Attempts at one webhook delivery before it is dropped (with 1 s doubling: about 8.5 minutes).
+pub const DEFAULT_WEBHOOK_MAX_ATTEMPTS: u32 = 10;
+/// How long one webhook attempt may take (connect, send, answer) before it counts as failed.
+pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// SQLite durability: what a 2xx promises.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +59,16 @@ pub struct Config {
     pub poll_presence: Duration,
     /// How often the janitor runs.
     pub janitor_interval: Duration,
+    /// Where new messages are POSTed for members with no open connection; `None`: no webhooks.
+    pub webhook_url: Option<String>,
+    /// HMAC-SHA256 key of the webhook signature; required when `webhook_url` is set.
+    pub webhook_secret: Option<String>,
+    /// Wait after a delivery's first failure, doubling after each further one.
+    pub webhook_backoff: Duration,
+    /// Attempts at one delivery before it is dropped.
+    pub webhook_max_attempts: u32,
+    /// The user every other user gets a `support` chat with; `None`: no support chats.
+    pub support_user: Option<crate::model::UserId>,
 }
 
 impl Config {
@@ -66,6 +84,11 @@ impl Config {
             ping_interval: PING_INTERVAL,
             poll_presence: POLL_PRESENCE,
             janitor_interval: JANITOR_INTERVAL,
+            support_user: None,
+            webhook_url: None,
+            webhook_secret: None,
+            webhook_backoff: DEFAULT_WEBHOOK_BACKOFF,
+            webhook_max_attempts: DEFAULT_WEBHOOK_MAX_ATTEMPTS,
         }
     }
 

@@ -14,6 +14,8 @@
 //! - [`hub`] fans committed and live events out to each user's open streams and polls.
 //! - [`presence`] tracks who is online and tells their chat partners; [`deliveries`] marks what
 //!   reached a recipient as delivered.
+//! - [`webhooks`] POSTs signed events about new messages to the host for members who are offline,
+//!   from an outbox written in the message's transaction.
 //! - [`error`] is the protocol's table of error reasons; [`model`] the wire types.
 
 pub mod api;
@@ -30,3 +32,11 @@ pub mod presence;
 pub mod server;
 pub mod store;
 pub mod time;
+pub mod webhooks;
+
+/// Installs ring as the process's TLS crypto provider, once. Every HTTP client built in the
+/// process needs it first (reqwest's rustls comes without a provider of its own); a provider
+/// already installed is kept.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

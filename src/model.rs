@@ -40,21 +40,63 @@ impl fmt::Display for UserId {
     }
 }
 
+/// Reads a host-assigned id given as a string or a whole number, as text. (A visitor, not an
+/// untagged enum, so that a missing field still reads as "missing".)
+fn string_or_number<'de, D: Deserializer<'de>>(
+    d: D,
+    what: &'static str,
+) -> Result<String, D::Error> {
+    struct Visitor(&'static str);
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "{} (string or number)", self.0)
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+    }
+    d.deserialize_any(Visitor(what))
+}
+
 impl<'de> Deserialize<'de> for UserId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            S(String),
-            N(u64),
-        }
-        let s = match Raw::deserialize(d)
-            .map_err(|_| serde::de::Error::custom("expected a user id (string or number)"))?
-        {
-            Raw::S(s) => s,
-            Raw::N(n) => n.to_string(),
-        };
+        let s = string_or_number(d, "a user id")?;
         UserId::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A host-assigned order (consultation) id: 1–64 characters; a JSON number is read as its
+/// decimal string.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct OrderId(String);
+
+impl OrderId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for OrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for OrderId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = string_or_number(d, "an order id")?;
+        if s.is_empty() || s.chars().count() > 64 {
+            return Err(serde::de::Error::custom(
+                "an order id must be 1 to 64 characters",
+            ));
+        }
+        Ok(OrderId(s))
     }
 }
 

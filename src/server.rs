@@ -1,5 +1,6 @@
 //! The running server: the shared [`App`] state, the accept loop with graceful shutdown, and the
-//! background maintenance task. The caller binds the listener and decides when to stop.
+//! background tasks (maintenance, delivered receipts, webhooks). The caller binds the listener and
+//! decides when to stop.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -17,9 +18,10 @@ use crate::config::Config;
 use crate::deliveries::Deliveries;
 use crate::error::{Error, Result};
 use crate::hub::Hub;
-use crate::model::UserId;
+use crate::model::{Profile, User, UserId};
 use crate::presence::Presence;
 use crate::store::{self, Store};
+use crate::webhooks::Webhooks;
 
 /// How long shutdown waits for in-flight requests after streams are told to end.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -43,6 +45,8 @@ pub struct App {
     ping_tx: watch::Sender<()>,
     /// Users seen by this process, with a hash of the profile last stored for them.
     seen: Mutex<HashMap<UserId, u64>>,
+    /// Webhook settings and the outbox worker's wake-up.
+    pub webhooks: Arc<Webhooks>,
 }
 
 impl App {
@@ -53,6 +57,7 @@ impl App {
         let service_key = config.host_key()?;
         let presence = Presence::new(store.clone(), hub.clone(), config.poll_presence);
         let deliveries = Deliveries::new(store.clone());
+        let webhooks = Webhooks::new(&config)?;
         Ok(Arc::new(App {
             config,
             store,
@@ -64,6 +69,7 @@ impl App {
             stop_tx: watch::channel(false).0,
             ping_tx: watch::channel(()).0,
             seen: Mutex::default(),
+            webhooks,
         }))
     }
 
@@ -77,16 +83,36 @@ impl App {
         let hash = h.finish();
         let known = self.seen.lock().unwrap().get(&claims.user) == Some(&hash);
         if !known {
-            let (user, profile) = (claims.user.clone(), claims.profile.clone());
-            self.store
-                .write(move |tx| match &profile {
-                    Some(p) => store::users::upsert_profile(tx, &user, p),
-                    None => store::users::ensure(tx, &user),
-                })
-                .await?;
+            self.see_user(&claims.user, claims.profile.clone()).await?;
             self.seen.lock().unwrap().insert(claims.user.clone(), hash);
         }
         Ok(claims.user)
+    }
+
+    /// Records that `user` exists, with the profile fields given (absent ones keep their value),
+    /// and gives them their support chat when there is a support user; returns their public
+    /// profile. Runs in the writer, so concurrent first requests still make one support chat.
+    pub async fn see_user(&self, user: &UserId, profile: Option<Profile>) -> Result<User> {
+        let user = user.clone();
+        let support = self.config.support_user.clone();
+        self.store
+            .write(move |tx| {
+                match &profile {
+                    Some(p) => store::users::upsert_profile(tx, &user, p)?,
+                    None => store::users::ensure(tx, &user)?,
+                }
+                if let Some(support) = support.filter(|s| s != &user) {
+                    crate::api::chats::ensure_support_chat(tx, &user, &support)?;
+                }
+                Ok(store::users::profiles(tx, [user.as_str()])?.remove(0))
+            })
+            .await
+    }
+
+    /// A client token for `user` valid for `ttl` seconds, and its expiry (Unix seconds).
+    pub fn mint_token(&self, user: &UserId, ttl: u64) -> (String, i64) {
+        let token = crate::auth::mint(&self.secret, user, ttl);
+        (token, crate::time::now_ms() / 1000 + ttl as i64)
     }
 
     /// Whether `presented` is the host backend's service key (compared in constant time).
@@ -128,6 +154,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let maintenance = tokio::spawn(crate::janitor::run(app.clone()));
     let deliveries = tokio::spawn(app.deliveries.clone().run());
+    let webhooks = tokio::spawn(crate::webhooks::run(app.clone()));
     let pinger = {
         let app = app.clone();
         tokio::spawn(async move {
@@ -185,6 +212,8 @@ pub async fn serve(
     maintenance.abort();
     pinger.abort();
     deliveries.abort();
+    // A delivery cut off here is still in the outbox and is sent again after the restart.
+    webhooks.abort();
     if let Err(e) = app.deliveries.flush().await {
         tracing::warn!("writing the last delivered receipts failed: {e:?}");
     }

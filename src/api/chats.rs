@@ -33,6 +33,17 @@ pub fn push_views(tx: &mut Tx, chat_id: i64, members: &[UserId]) -> Result<()> {
     Ok(())
 }
 
+/// Makes `user`'s support chat with `support` (roles `client` and `support`) unless it exists;
+/// both get the new `chat`.
+pub fn ensure_support_chat(tx: &mut Tx, user: &UserId, support: &UserId) -> Result<()> {
+    let members = [(user.clone(), "client"), (support.clone(), "support")];
+    let (chat_id, created) = chats::personal_chat(tx, "support", user, &members)?;
+    if created {
+        push_views(tx, chat_id, &[user.clone(), support.clone()])?;
+    }
+    Ok(())
+}
+
 /// A group name: trimmed, at most 200 characters; empty means none.
 pub fn group_name(name: Option<String>) -> Result<Option<String>> {
     let name = name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());

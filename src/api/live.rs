@@ -9,7 +9,7 @@ use serde_json::json;
 use super::{id, Out};
 use crate::error::{Error, Result};
 use crate::hub::Frame;
-use crate::model::UserId;
+use crate::model::{OrderId, UserId};
 use crate::server::App;
 use crate::store::chats;
 
@@ -79,38 +79,16 @@ pub async fn typing(app: &Arc<App>, user: &UserId, req: TypingRequest) -> Result
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JoinRequest {
-    consultation_id: ExternalId,
-}
-
-/// A host-assigned id such as an order's: a string or a whole number, read as text.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum ExternalId {
-    Number(u64),
-    Text(String),
-}
-
-impl ExternalId {
-    fn into_string(self) -> String {
-        match self {
-            ExternalId::Number(n) => n.to_string(),
-            ExternalId::Text(s) => s,
-        }
-    }
+    consultation_id: OrderId,
 }
 
 /// Joins a consultation: allowed to members of that consultation's order chat.
 pub async fn join(app: &Arc<App>, user: &UserId, req: JoinRequest) -> Result<Out> {
-    let (user, consultation) = (user.clone(), req.consultation_id.into_string());
-    if consultation.is_empty() || consultation.len() > 64 {
-        return Err(Error::BadRequest(
-            "data.consultationId must be 1 to 64 characters".into(),
-        ));
-    }
+    let (user, consultation) = (user.clone(), req.consultation_id);
     app.store
         .read(move |c| {
-            chats::consultation_chat(c, &consultation, &user)?
-                .ok_or(Error::ConsultationNotFound(consultation))?;
+            chats::consultation_chat(c, consultation.as_str(), &user)?
+                .ok_or(Error::ConsultationNotFound(consultation.to_string()))?;
             Ok(Out::no_content())
         })
         .await

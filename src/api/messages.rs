@@ -8,10 +8,12 @@ use serde_json::json;
 
 use super::{bounded, id, Out};
 use crate::error::{Error, Result};
+use crate::hub::Hub;
 use crate::model::{Message, Params, UserId};
 use crate::server::App;
 use crate::store::messages::{Mark, NewMessage, Page};
 use crate::store::{chats, messages, users, Tx};
+use crate::webhooks::Webhooks;
 
 /// Largest batch of one `message` request.
 const MAX_BATCH: usize = 100;
@@ -23,22 +25,23 @@ pub struct SendRequest {
     messages: Vec<OutgoingMessage>,
 }
 
+/// One message as a client sends it.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OutgoingMessage {
-    client_message_id: String,
-    chat_id: u64,
+    pub client_message_id: String,
+    pub chat_id: u64,
     #[serde(rename = "type")]
-    kind: Option<String>,
+    pub kind: Option<String>,
     #[serde(default)]
-    text: String,
+    pub text: String,
     #[serde(default)]
-    params: Params,
-    file_id: Option<String>,
+    pub params: Params,
+    pub file_id: Option<String>,
 }
 
-fn validate(i: usize, m: OutgoingMessage) -> Result<NewMessage> {
-    let field = |name: &str| format!("data.messages[{i}].{name}");
+/// Checks a message to send; `field` names a field for errors (`data.messages[0].text`).
+pub fn validate(m: OutgoingMessage, field: &dyn Fn(&str) -> String) -> Result<NewMessage> {
     if m.client_message_id.is_empty() || m.client_message_id.chars().count() > MAX_CLIENT_ID {
         return Err(Error::BadRequest(format!(
             "{} must be 1 to {MAX_CLIENT_ID} characters",
@@ -76,6 +79,14 @@ fn validate(i: usize, m: OutgoingMessage) -> Result<NewMessage> {
     })
 }
 
+/// Tells a new message to its chat: a stored `message` event for every member, and a webhook
+/// for each member with no open connection. Every way a message is posted ends here.
+pub fn announce(tx: &mut Tx, hub: &Hub, webhooks: &Webhooks, msg: &Message) -> Result<()> {
+    let members = chats::member_ids(tx, msg.chat_id)?;
+    tx.emit(&members, "message", msg)?;
+    crate::webhooks::queue_message(tx, hub, webhooks, msg, &members)
+}
+
 /// Stores a batch of messages from `user` and pushes each to its chat's members.
 pub async fn send(app: &Arc<App>, user: &UserId, req: SendRequest) -> Result<Out> {
     if req.messages.is_empty() || req.messages.len() > MAX_BATCH {
@@ -88,9 +99,10 @@ pub async fn send(app: &Arc<App>, user: &UserId, req: SendRequest) -> Result<Out
         .messages
         .into_iter()
         .enumerate()
-        .map(|(i, m)| validate(i, m))
+        .map(|(i, m)| validate(m, &|name| format!("data.messages[{i}].{name}")))
         .collect::<Result<Vec<_>>>()?;
     let user = user.clone();
+    let (hub, webhooks) = (app.hub.clone(), app.webhooks.clone());
     let (sent, profiles) = app
         .store
         .write(move |tx| {
@@ -104,9 +116,14 @@ pub async fn send(app: &Arc<App>, user: &UserId, req: SendRequest) -> Result<Out
                 if chat.status == "closed" {
                     return Err(Error::ChatClosed(chat.id));
                 }
+                if chat.kind == "notifications" {
+                    return Err(Error::Forbidden(format!(
+                        "chat {} is a notifications chat: it can be read, not written",
+                        chat.id
+                    )));
+                }
                 let msg = messages::insert(tx, Some(&user), &chat.role, m)?;
-                let members = chats::member_ids(tx, chat.id)?;
-                tx.emit(&members, "message", &msg)?;
+                announce(tx, &hub, &webhooks, &msg)?;
                 sent.push(msg);
             }
             let profiles = users::profiles(tx, [user.as_str()])?;

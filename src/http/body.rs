@@ -36,8 +36,8 @@ pub struct Envelope {
     pub data: Value,
 }
 
-/// Decodes `{"type": T, "data": D}`; an empty body is an empty envelope.
-pub fn envelope(bytes: &[u8]) -> Result<Envelope> {
+/// Parses a JSON body; `None` when it is empty (or only white space).
+pub fn json(bytes: &[u8]) -> Result<Option<Value>> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         Error::BadRequest(format!(
             "the body is not valid UTF-8 (at byte {})",
@@ -45,13 +45,21 @@ pub fn envelope(bytes: &[u8]) -> Result<Envelope> {
         ))
     })?;
     if text.trim().is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_str(text)
+        .map(Some)
+        .map_err(|e| Error::BadRequest(format!("the body is not valid JSON: {e}")))
+}
+
+/// Decodes `{"type": T, "data": D}`; an empty body is an empty envelope.
+pub fn envelope(bytes: &[u8]) -> Result<Envelope> {
+    let Some(value) = json(bytes)? else {
         return Ok(Envelope {
             kind: None,
             data: Value::Object(Default::default()),
         });
-    }
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| Error::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    };
     let Value::Object(mut obj) = value else {
         return Err(Error::BadRequest(
             "the body must be a JSON object {\"type\", \"data\"}".into(),
@@ -71,10 +79,16 @@ pub fn envelope(bytes: &[u8]) -> Result<Envelope> {
 
 /// Decodes a request's `data` into its type; the error names the offending field.
 pub fn data<T: DeserializeOwned>(data: Value) -> Result<T> {
-    serde_path_to_error::deserialize(data).map_err(|e| {
+    decode_at(data, "data")
+}
+
+/// Decodes a JSON value into its type; the error names the offending field under `root` (e.g.
+/// `data.messages[0].chatId`, or `body.chat_id` for the host API).
+pub fn decode_at<T: DeserializeOwned>(value: Value, root: &str) -> Result<T> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let path = match e.path().to_string() {
-            p if p == "." => "data".to_string(),
-            p => format!("data.{p}"),
+            p if p == "." => root.to_string(),
+            p => format!("{root}.{p}"),
         };
         let inner = e.into_inner().to_string();
         // "missing field `chatId`" is about a child of `path`: name the child itself.

@@ -108,6 +108,10 @@ async fn route(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>>
             only(&method, Method::POST, "POST")?;
             client_request(app, req, None).await
         }
+        p if p.starts_with("/v1/server/") => {
+            let sub = p["/v1/server".len()..].to_string();
+            host_request(app, req, &sub).await
+        }
         p if p.starts_with("/v1/") && !p[4..].contains('/') => {
             let kind = p[4..].to_string();
             if method != Method::POST {
@@ -147,5 +151,38 @@ async fn client_request(
     Ok(match out.data {
         Some(data) => reply::json(out.status, &serde_json::json!({"type": kind, "data": data})),
         None => reply::empty(out.status),
+    })
+}
+
+/// `/v1/server/*`: check the service key, take the body (JSON, or for GET without one the query
+/// string), dispatch.
+async fn host_request(
+    app: &Arc<App>,
+    req: Request<Incoming>,
+    path: &str,
+) -> Result<Response<Body>> {
+    match bearer(&req) {
+        Some(key) if app.is_service_key(key) => {}
+        Some(_) => return Err(Error::TokenInvalid("the service key does not match".into())),
+        None => {
+            return Err(Error::TokenInvalid(
+                "the host API needs Authorization: Bearer <service key>".into(),
+            ))
+        }
+    }
+    let method = req.method().clone();
+    let query: Vec<(String, String)> = req
+        .uri()
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let bytes = body::read_limited(req, app.config.max_body).await?;
+    let value = match body::json(&bytes)? {
+        Some(value) => value,
+        None => api::host::query_json(query),
+    };
+    Ok(match api::host::handle(app, &method, path, value).await? {
+        Some(data) => reply::json(StatusCode::OK, &data),
+        None => reply::empty(StatusCode::NO_CONTENT),
     })
 }

@@ -94,15 +94,23 @@ pub fn member_ids(conn: &Connection, chat_id: i64) -> Result<Vec<UserId>> {
 
 /// The chat as `user` sees it: members, last message, the user's unread count.
 pub fn view(conn: &Connection, row: ChatRow, user: &UserId) -> Result<Chat> {
+    view_as(conn, row, Some(user))
+}
+
+/// The chat as `user` sees it, or with no user (the host's view: nothing cleared, `unread` 0).
+fn view_as(conn: &Connection, row: ChatRow, user: Option<&UserId>) -> Result<Chat> {
     let receipts = receipts(conn, row.id)?;
-    let (read, cleared) = receipts
-        .iter()
-        .find(|r| r.user == user.as_str())
+    let (read, cleared) = user
+        .and_then(|u| receipts.iter().find(|r| r.user == u.as_str()))
         .map_or((0, 0), |r| (r.read, r.cleared));
+    let unread = match user {
+        Some(u) => messages::unread(conn, row.id, u, read.max(cleared))?,
+        None => 0,
+    };
     Ok(Chat {
         id: row.id,
         last_message: messages::last(conn, row.id, cleared, &receipts)?,
-        unread: messages::unread(conn, row.id, user, read.max(cleared))?,
+        unread,
         users: receipts
             .into_iter()
             .map(|r| Member {
@@ -118,6 +126,101 @@ pub fn view(conn: &Connection, row: ChatRow, user: &UserId) -> Result<Chat> {
         created_at: crate::time::rfc3339(row.created_at),
         updated_at: crate::time::rfc3339(row.updated_at),
     })
+}
+
+/// A chat as the host backend sees it, member or not.
+pub fn host_view(conn: &Connection, chat_id: i64) -> Result<Chat> {
+    let row = conn
+        .prepare_cached(
+            "SELECT c.id, c.kind, c.name, c.order_id, c.admin, c.status, c.created_at, c.updated_at,
+                    'host', 0 FROM chats c WHERE c.id = ?1",
+        )?
+        .query_row([chat_id], from_row)
+        .optional()?
+        .ok_or(Error::ChatNotFound(chat_id))?;
+    view_as(conn, row, None)
+}
+
+/// The newest order chat for `order_id` that is still open.
+pub fn open_order_chat(conn: &Connection, order_id: &str) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id FROM chats WHERE kind = 'order' AND order_id = ?1 AND status = 'open'
+             ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row([order_id], |r| r.get(0))
+        .optional()?)
+}
+
+/// Closes a chat (no more messages); true if it was open.
+pub fn close(conn: &Connection, chat_id: i64) -> Result<bool> {
+    let n = conn
+        .prepare_cached("UPDATE chats SET status = 'closed' WHERE id = ?1 AND status = 'open'")?
+        .execute([chat_id])?;
+    if n > 0 {
+        touch(conn, chat_id)?;
+    }
+    Ok(n > 0)
+}
+
+/// Sets a member's role (the `sender` of their future messages).
+pub fn set_role(conn: &Connection, chat_id: i64, user: &UserId, role: &str) -> Result<()> {
+    conn.prepare_cached("UPDATE members SET role = ?3 WHERE chat_id = ?1 AND user_id = ?2")?
+        .execute(params![chat_id, user.as_str(), role])?;
+    touch(conn, chat_id)
+}
+
+/// Hands `old`'s membership (role included) to `new`, who sees the history as read up to now.
+pub fn hand_over(
+    conn: &Connection,
+    chat_id: i64,
+    old: &UserId,
+    new: &UserId,
+    seen_up_to: i64,
+) -> Result<()> {
+    crate::store::users::ensure(conn, new)?;
+    conn.prepare_cached(
+        "UPDATE members SET user_id = ?3, delivered_up_to = MAX(delivered_up_to, ?4),
+                            read_up_to = MAX(read_up_to, ?4), cleared_up_to = 0, joined_at = ?5
+         WHERE chat_id = ?1 AND user_id = ?2",
+    )?
+    .execute(params![
+        chat_id,
+        old.as_str(),
+        new.as_str(),
+        seen_up_to,
+        crate::time::now_ms()
+    ])?;
+    conn.prepare_cached("UPDATE chats SET admin = ?3 WHERE id = ?1 AND admin = ?2")?
+        .execute(params![chat_id, old.as_str(), new.as_str()])?;
+    touch(conn, chat_id)
+}
+
+/// The one chat of `kind` (`support` or `notifications`) that belongs to `user`, created with
+/// `members` the first time it is asked for. Returns its id and whether it was created now.
+pub fn personal_chat(
+    conn: &Connection,
+    kind: &str,
+    user: &UserId,
+    members: &[(UserId, &str)],
+) -> Result<(i64, bool)> {
+    // "/" cannot appear in a user id, so this never meets a direct chat's key.
+    let key = format!("{kind}/{user}");
+    let existing: Option<i64> = conn
+        .prepare_cached("SELECT id FROM chats WHERE direct_key = ?1")?
+        .query_row([&key], |r| r.get(0))
+        .optional()?;
+    if let Some(id) = existing {
+        return Ok((id, false));
+    }
+    let now = crate::time::now_ms();
+    conn.prepare_cached(
+        "INSERT INTO chats(kind, direct_key, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
+    )?
+    .execute(params![kind, key, now])?;
+    let id = conn.last_insert_rowid();
+    add_members(conn, id, members, 0)?;
+    Ok((id, true))
 }
 
 /// One chat as `user` sees it, if they are a member.
@@ -289,7 +392,7 @@ pub fn partners(conn: &Connection, user: &UserId) -> Result<Vec<(i64, Vec<UserId
     Ok(out)
 }
 
-/// The newest order chat for consultation `order_id` that `user` is a member of.
+/// The newest order chat (open or closed) for `order_id` that `user` is a member of.
 pub fn consultation_chat(conn: &Connection, order_id: &str, user: &UserId) -> Result<Option<i64>> {
     Ok(conn
         .prepare_cached(

@@ -93,6 +93,29 @@ pub fn by_client_id(
     }
 }
 
+/// The system message already posted to a chat with `client_message_id`, if any.
+pub fn system_by_client_id(
+    conn: &Connection,
+    chat_id: i64,
+    client_message_id: &str,
+) -> Result<Option<Message>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM messages
+         WHERE user_id IS NULL AND client_message_id = ?2 AND chat_id = ?1"
+    );
+    let m = conn
+        .prepare_cached(&sql)?
+        .query_row(params![chat_id, client_message_id], from_row)
+        .optional()?;
+    match m {
+        Some(m) => {
+            let receipts = chats::receipts(conn, m.chat_id)?;
+            Ok(with_status(vec![m], &receipts).pop())
+        }
+        None => Ok(None),
+    }
+}
+
 /// Stores a message from `user` (None: a system message) with the author's `sender` role, moves
 /// the chat's activity time and the author's own read mark. A new message is the newest of its
 /// chat, so nobody else can have received it yet: its status is `sent`.

@@ -7,6 +7,7 @@ use rusqlite::Connection;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../sql/0001_init.sql"),
     include_str!("../../sql/0002_lifecycle.sql"),
+    include_str!("../../sql/0003_webhooks.sql"),
 ];
 
 /// Applies every migration newer than the database's `user_version`, each in its own transaction.

@@ -10,6 +10,7 @@ mod writer;
 pub mod chats;
 pub mod events;
 pub mod messages;
+pub mod outbox;
 pub mod users;
 
 use std::sync::Arc;

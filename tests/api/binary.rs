@@ -48,7 +48,7 @@ fn token(cwd: &std::path::Path, args: &[&str]) -> String {
 
 /// The status of `POST /v1/chats` with `token` against the server at `addr`.
 async fn chats_status(addr: &str, token: &str) -> u16 {
-    let res = reqwest::Client::new()
+    let res = crate::helpers::http_client()
         .post(format!("{addr}/v1/chats"))
         .bearer_auth(token)
         .send()
@@ -78,7 +78,7 @@ fn terminate(child: &mut Child) -> std::process::ExitStatus {
 async fn runs_out_of_the_box_and_stops_on_sigterm() {
     let cwd = tempfile::tempdir().unwrap();
     let (mut child, addr) = serve(cwd.path(), &["--listen", "127.0.0.1:0"], &[]);
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client();
 
     // Defaults: the data directory is ./chinwag-data with a database and kept secrets.
     let health = client.get(format!("{addr}/healthz")).send().await.unwrap();

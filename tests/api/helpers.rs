@@ -53,14 +53,21 @@ async fn start(dir: Arc<tempfile::TempDir>, adjust: impl FnOnce(&mut Config)) ->
     TestApp {
         base: format!("http://{addr}"),
         app,
-        client: reqwest::Client::builder()
-            .pool_max_idle_per_host(0)
-            .build()
-            .unwrap(),
+        client: http_client(),
         dir,
         stop: Some(stop),
         task: Some(task),
     }
+}
+
+/// An HTTP client that opens a new connection per request. Every client in the process needs the
+/// TLS provider installed first.
+pub fn http_client() -> reqwest::Client {
+    chinwag::install_tls_provider();
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
 }
 
 /// A client token for `user`, valid for an hour.
@@ -85,9 +92,15 @@ impl TestApp {
     }
 
     /// Stops this server and starts a new one on the same data directory.
-    pub async fn restart(mut self) -> TestApp {
+    pub async fn restart(self) -> TestApp {
+        self.restart_with(|_| {}).await
+    }
+
+    /// Stops this server and starts a new one on the same data directory, its config changed by
+    /// `adjust` (test defaults otherwise, as in [`spawn_with`]).
+    pub async fn restart_with(mut self, adjust: impl FnOnce(&mut Config)) -> TestApp {
         self.stop().await;
-        start(self.dir.clone(), |_| {}).await
+        start(self.dir.clone(), adjust).await
     }
 
     /// `POST /v1/{kind}` with `{"data": data}` as `user`: the status and the JSON body (Null if empty).

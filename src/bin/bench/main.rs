@@ -104,6 +104,7 @@ impl Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    chinwag::install_tls_provider();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,0 +1,189 @@
+//! Host routes about users: profiles, client tokens, custom pushes, consultation updates and the
+//! user's read-only notifications chat.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::api::chats::push_views;
+use crate::api::messages::announce;
+use crate::error::{Error, Result};
+use crate::model::{OrderId, Params, Profile, UserId};
+use crate::server::App;
+use crate::store::messages::{self, NewMessage};
+use crate::store::{chats, users};
+
+/// Event types a host push may not use: the protocol's own.
+const RESERVED: &[&str] = &[
+    "message",
+    "messageStatus",
+    "chat",
+    "chats",
+    "chatDeleted",
+    "chatCleared",
+    "consultationUpdate",
+    "typing",
+    "opponentStatus",
+    "clientConnectionError",
+    "call",
+    "reset",
+];
+
+/// Longest client token lifetime the host can ask for: one year.
+const MAX_TTL: u64 = 365 * 24 * 3600;
+
+#[derive(Deserialize)]
+pub struct PushRequest {
+    user_id: UserId,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    data: Value,
+}
+
+/// `POST /ws/client/message`: a custom event of the host's type for the user's clients, stored
+/// and resumable like any other.
+pub async fn push(app: &Arc<App>, req: PushRequest) -> Result<()> {
+    let ok = !req.kind.is_empty()
+        && req.kind.len() <= 64
+        && req
+            .kind
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b));
+    if !ok {
+        return Err(Error::BadRequest(
+            "body.type must be 1 to 64 characters of A-Z a-z 0-9 _ . : -".into(),
+        ));
+    }
+    if RESERVED.contains(&req.kind.as_str()) {
+        return Err(Error::BadRequest(format!(
+            "body.type {:?} is one of the protocol's own event types",
+            req.kind
+        )));
+    }
+    app.store
+        .write(move |tx| {
+            users::ensure(tx, &req.user_id)?;
+            tx.emit([&req.user_id], &req.kind, &req.data)
+        })
+        .await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Consultation {
+    active: bool,
+    consultation_id: OrderId,
+}
+
+#[derive(Deserialize)]
+pub struct ConsultationRequest {
+    user_id: UserId,
+    data: Consultation,
+}
+
+/// `POST /ws/client/consultation/update`: a stored `consultationUpdate` for the user's clients.
+pub async fn consultation_update(app: &Arc<App>, req: ConsultationRequest) -> Result<()> {
+    let data = json!({"active": req.data.active, "consultationId": req.data.consultation_id});
+    app.store
+        .write(move |tx| {
+            users::ensure(tx, &req.user_id)?;
+            tx.emit([&req.user_id], "consultationUpdate", &data)
+        })
+        .await
+}
+
+#[derive(Deserialize)]
+pub struct UserRequest {
+    user_id: UserId,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    middle_name: Option<String>,
+    photo: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+}
+
+/// `POST /users`: creates or updates a profile (fields left out keep their value); the user is
+/// seen from now on (and gets their support chat, when there is a support user).
+pub async fn upsert(app: &Arc<App>, req: UserRequest) -> Result<Value> {
+    let profile = Profile {
+        first_name: req.first_name,
+        last_name: req.last_name,
+        middle_name: req.middle_name,
+        photo: req.photo,
+        email: req.email,
+        phone: req.phone,
+    };
+    let user = app.see_user(&req.user_id, Some(profile)).await?;
+    Ok(json!({"user": user}))
+}
+
+#[derive(Deserialize)]
+pub struct TokenRequest {
+    user_id: UserId,
+    ttl_seconds: Option<u64>,
+}
+
+/// `POST /tokens`: a client token for the user, `{token, expiresAt}`.
+pub async fn token(app: &Arc<App>, req: TokenRequest) -> Result<Value> {
+    let ttl = req.ttl_seconds.unwrap_or(86_400);
+    if ttl == 0 || ttl > MAX_TTL {
+        return Err(Error::BadRequest(format!(
+            "body.ttl_seconds must be 1 to {MAX_TTL}"
+        )));
+    }
+    let (token, expires) = app.mint_token(&req.user_id, ttl);
+    Ok(json!({"token": token, "expiresAt": crate::time::rfc3339(expires * 1000)}))
+}
+
+#[derive(Deserialize)]
+pub struct NotifyRequest {
+    user_id: UserId,
+    text: String,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    params: Params,
+}
+
+/// `POST /notifications`: a system message in the user's `notifications` chat (made the first
+/// time), which the user can read but not write.
+pub async fn notify(app: &Arc<App>, req: NotifyRequest) -> Result<Value> {
+    if req.text.is_empty() {
+        return Err(Error::BadRequest("body.text must not be empty".into()));
+    }
+    let kind = req.kind.unwrap_or_else(|| "text".into());
+    let kind_ok = !kind.is_empty()
+        && kind.len() <= 32
+        && kind
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if !kind_ok {
+        return Err(Error::BadRequest(
+            "body.type must be 1 to 32 characters of A-Z a-z 0-9 _ . -".into(),
+        ));
+    }
+    let (hub, webhooks) = (app.hub.clone(), app.webhooks.clone());
+    app.store
+        .write(move |tx| {
+            let user = req.user_id;
+            let (chat_id, created) =
+                chats::personal_chat(tx, "notifications", &user, &[(user.clone(), "member")])?;
+            if created {
+                push_views(tx, chat_id, std::slice::from_ref(&user))?;
+            }
+            let new = NewMessage {
+                client_message_id: super::orders::fresh_client_id(),
+                chat_id,
+                kind,
+                text: req.text,
+                params: req.params,
+            };
+            let msg = messages::insert(tx, None, "system", &new)?;
+            announce(tx, &hub, &webhooks, &msg)?;
+            Ok(json!({"message": msg}))
+        })
+        .await
+}
