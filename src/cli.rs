@@ -59,6 +59,9 @@ struct ServeArgs {
     /// Largest JSON request body (e.g. 1MiB, 256KiB).
     #[arg(long, env = "CHINWAG_MAX_BODY", default_value = "1MiB", value_parser = config::parse_size)]
     max_body: usize,
+    /// Largest file upload (e.g. 25MiB, 100MB).
+    #[arg(long, env = "CHINWAG_MAX_UPLOAD", default_value = "25MiB", value_parser = config::parse_size)]
+    max_upload: usize,
     /// Give every user a support chat with this user (e.g. your support team's account).
     #[arg(long, env = "CHINWAG_SUPPORT_USER", value_parser = parse_user)]
     support_user: Option<crate::model::UserId>,
@@ -152,6 +155,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     config.retention = args.retention;
     config.max_body = args.max_body;
+    config.max_upload = args.max_upload as u64;
     config.support_user = args.support_user;
     config.webhook_url = args.webhook_url;
     config.webhook_secret = args.webhook_secret;

@@ -14,6 +14,10 @@ pub const DEFAULT_DATA_DIR: &str = "./chinwag-data";
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Largest JSON request body.
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
+/// Largest upload.
+pub const DEFAULT_MAX_UPLOAD: u64 = 25 * 1024 * 1024;
+/// Uploads never attached to a message are removed after a day.
+pub const ORPHAN_TTL: Duration = Duration::from_secs(24 * 3600);
 /// A comment line on every SSE stream this often keeps proxies from closing it.
 pub const PING_INTERVAL: Duration = Duration::from_secs(15);
 /// A user whose last poll ended this long ago, with no stream open, is offline.
@@ -67,6 +71,10 @@ pub struct Config {
     pub webhook_backoff: Duration,
     /// Attempts at one delivery before it is dropped.
     pub webhook_max_attempts: u32,
+    /// Largest upload in bytes.
+    pub max_upload: u64,
+    /// Uploads never attached to a message are deleted after this long.
+    pub orphan_ttl: Duration,
     /// The user every other user gets a `support` chat with; `None`: no support chats.
     pub support_user: Option<crate::model::UserId>,
 }
@@ -84,12 +92,19 @@ impl Config {
             ping_interval: PING_INTERVAL,
             poll_presence: POLL_PRESENCE,
             janitor_interval: JANITOR_INTERVAL,
+            max_upload: DEFAULT_MAX_UPLOAD,
+            orphan_ttl: ORPHAN_TTL,
             support_user: None,
             webhook_url: None,
             webhook_secret: None,
             webhook_backoff: DEFAULT_WEBHOOK_BACKOFF,
             webhook_max_attempts: DEFAULT_WEBHOOK_MAX_ATTEMPTS,
         }
+    }
+
+    /// Directory of uploaded files.
+    pub fn files_dir(&self) -> PathBuf {
+        self.data_dir.join("files")
     }
 
     /// Path of the SQLite database.

@@ -119,8 +119,44 @@ pub struct Message {
     pub kind: String,
     pub text: String,
     pub params: Params,
-    pub file: Option<serde_json::Value>,
+    pub file: Option<File>,
     pub deleted: bool,
+}
+
+/// An uploaded file as messages and uploads show it; `url` and `thumbnail` are paths on this
+/// server (`/v1/files/{id}`), to fetch with the client token.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct File {
+    pub id: String,
+    pub title: String,
+    pub url: String,
+    pub thumbnail: Option<String>,
+    pub mime_type: String,
+    pub insert_date: String,
+    pub size: i64,
+}
+
+impl File {
+    /// The wire form of a stored file.
+    pub fn new(
+        id: String,
+        title: String,
+        mime_type: String,
+        size: i64,
+        has_thumbnail: bool,
+        created_ms: i64,
+    ) -> File {
+        File {
+            url: format!("/v1/files/{id}"),
+            thumbnail: has_thumbnail.then(|| format!("/v1/files/{id}/thumbnail")),
+            insert_date: crate::time::rfc3339(created_ms),
+            id,
+            title,
+            mime_type,
+            size,
+        }
+    }
 }
 
 /// A user's public profile (email and phone are never shown to others).

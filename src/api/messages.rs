@@ -12,7 +12,7 @@ use crate::hub::Hub;
 use crate::model::{Message, Params, UserId};
 use crate::server::App;
 use crate::store::messages::{Mark, NewMessage, Page};
-use crate::store::{chats, messages, users, Tx};
+use crate::store::{chats, files, messages, users, Tx};
 use crate::webhooks::Webhooks;
 
 /// Largest batch of one `message` request.
@@ -60,13 +60,24 @@ pub fn validate(m: OutgoingMessage, field: &dyn Fn(&str) -> String) -> Result<Ne
             field("type")
         )));
     }
-    if let Some(file) = m.file_id {
-        // Attachments are not part of this server yet: no file id can exist.
-        return Err(Error::FileNotFound(file));
-    }
-    if m.text.is_empty() {
+    if m.file_id
+        .as_ref()
+        .is_some_and(|f| f.is_empty() || f.len() > 64)
+    {
         return Err(Error::BadRequest(format!(
-            "{} must not be empty",
+            "{} must be a file id",
+            field("fileId")
+        )));
+    }
+    if matches!(kind.as_str(), "image" | "file") && m.file_id.is_none() {
+        return Err(Error::BadRequest(format!(
+            "{} is required for a message of type {kind}",
+            field("fileId")
+        )));
+    }
+    if m.text.is_empty() && m.file_id.is_none() {
+        return Err(Error::BadRequest(format!(
+            "{} must not be empty (it may be only with a fileId)",
             field("text")
         )));
     }
@@ -76,6 +87,7 @@ pub fn validate(m: OutgoingMessage, field: &dyn Fn(&str) -> String) -> Result<Ne
         kind,
         text: m.text,
         params: m.params,
+        file_id: m.file_id,
     })
 }
 
@@ -115,6 +127,13 @@ pub async fn send(app: &Arc<App>, user: &UserId, req: SendRequest) -> Result<Out
                 let chat = chats::member_chat(tx, m.chat_id, &user)?;
                 if chat.status == "closed" {
                     return Err(Error::ChatClosed(chat.id));
+                }
+                if let Some(file) = &m.file_id {
+                    // Only one's own uploads can be sent.
+                    match files::get(tx, file)? {
+                        Some(f) if f.owner == user.as_str() => {}
+                        _ => return Err(Error::FileNotFound(file.clone())),
+                    }
                 }
                 if chat.kind == "notifications" {
                     return Err(Error::Forbidden(format!(

@@ -4,7 +4,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::error::{Error, Result};
-use crate::model::{Message, Params, UserId};
+use crate::model::{File, Message, Params, UserId};
 use crate::store::chats::{self, Receipt};
 
 /// A message to store, already validated.
@@ -15,10 +15,14 @@ pub struct NewMessage {
     pub kind: String,
     pub text: String,
     pub params: Params,
+    /// An attachment (already checked to exist).
+    pub file_id: Option<String>,
 }
 
+/// Columns of `message_rows` (messages with their file's metadata) that make a Message.
 const COLUMNS: &str = "id, chat_id, user_id, sender, client_message_id, type, text, params, \
-                       deleted, insert_date, edit_date";
+                       deleted, insert_date, edit_date, file_id, file_title, file_mime, file_size, \
+                       file_thumb_mime, file_created_at";
 
 /// A message as stored, before its status is known.
 fn from_row(r: &Row) -> rusqlite::Result<Message> {
@@ -33,12 +37,30 @@ fn from_row(r: &Row) -> rusqlite::Result<Message> {
         kind: r.get(5)?,
         text: r.get(6)?,
         params: serde_json::from_str(&params).unwrap_or_default(),
-        file: None,
+        file: file_from_row(r)?,
         deleted: r.get(8)?,
         insert_date: crate::time::rfc3339(r.get(9)?),
         edit_date: r.get::<_, Option<i64>>(10)?.map(crate::time::rfc3339),
         status: String::new(),
     })
+}
+
+/// The attachment of a `message_rows` row, if it has one whose metadata still exists.
+fn file_from_row(r: &Row) -> rusqlite::Result<Option<File>> {
+    let (Some(id), Some(title)) = (
+        r.get::<_, Option<String>>(11)?,
+        r.get::<_, Option<String>>(12)?,
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some(File::new(
+        id,
+        title,
+        r.get(13)?,
+        r.get(14)?,
+        r.get::<_, Option<String>>(15)?.is_some(),
+        r.get(16)?,
+    )))
 }
 
 /// `sent`, `delivered` or `read`: the least advanced of the members other than the author.
@@ -79,7 +101,7 @@ pub fn by_client_id(
     client_message_id: &str,
 ) -> Result<Option<Message>> {
     let sql =
-        format!("SELECT {COLUMNS} FROM messages WHERE user_id = ?1 AND client_message_id = ?2");
+        format!("SELECT {COLUMNS} FROM message_rows WHERE user_id = ?1 AND client_message_id = ?2");
     let m = conn
         .prepare_cached(&sql)?
         .query_row(params![user.as_str(), client_message_id], from_row)
@@ -100,7 +122,7 @@ pub fn system_by_client_id(
     client_message_id: &str,
 ) -> Result<Option<Message>> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM messages
+        "SELECT {COLUMNS} FROM message_rows
          WHERE user_id IS NULL AND client_message_id = ?2 AND chat_id = ?1"
     );
     let m = conn
@@ -128,8 +150,9 @@ pub fn insert(
     let now = crate::time::now_ms();
     let params_json = serde_json::to_string(&m.params).map_err(anyhow::Error::from)?;
     conn.prepare_cached(
-        "INSERT INTO messages(chat_id, user_id, sender, client_message_id, type, text, params, insert_date)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO messages(chat_id, user_id, sender, client_message_id, type, text, params,
+                              insert_date, file_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         m.chat_id,
@@ -139,7 +162,8 @@ pub fn insert(
         m.kind,
         m.text,
         params_json,
-        now
+        now,
+        m.file_id
     ])?;
     let id = conn.last_insert_rowid();
     conn.prepare_cached("UPDATE chats SET last_message_id = ?2, updated_at = ?3 WHERE id = ?1")?
@@ -163,7 +187,10 @@ pub fn insert(
         kind: m.kind.clone(),
         text: m.text.clone(),
         params: m.params.clone(),
-        file: None,
+        file: match &m.file_id {
+            Some(f) => crate::store::files::get(conn, f)?.map(|f| f.to_file()),
+            None => None,
+        },
         deleted: false,
     })
 }
@@ -176,7 +203,7 @@ pub fn last(
     receipts: &[Receipt],
 ) -> Result<Option<Message>> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM messages WHERE chat_id = ?1 AND id > ?2 ORDER BY id DESC LIMIT 1"
+        "SELECT {COLUMNS} FROM message_rows WHERE chat_id = ?1 AND id > ?2 ORDER BY id DESC LIMIT 1"
     );
     let m = conn
         .prepare_cached(&sql)?
@@ -221,7 +248,7 @@ pub fn history(
         Some(after) => ("id > ?2 AND id < ?3 ORDER BY id ASC", after.max(cleared)),
         None => ("id > ?2 AND id < ?3 ORDER BY id DESC", cleared),
     };
-    let sql = format!("SELECT {COLUMNS} FROM messages WHERE chat_id = ?1 AND {sql} LIMIT ?4");
+    let sql = format!("SELECT {COLUMNS} FROM message_rows WHERE chat_id = ?1 AND {sql} LIMIT ?4");
     let mut rows = conn
         .prepare_cached(&sql)?
         .query_map(params![chat_id, from, before, fetch], from_row)?
@@ -290,7 +317,7 @@ pub fn mark(
 
 /// A message with its status, wherever it is.
 pub fn get(conn: &Connection, id: i64) -> Result<Option<Message>> {
-    let sql = format!("SELECT {COLUMNS} FROM messages WHERE id = ?1");
+    let sql = format!("SELECT {COLUMNS} FROM message_rows WHERE id = ?1");
     let Some(m) = conn
         .prepare_cached(&sql)?
         .query_row([id], from_row)

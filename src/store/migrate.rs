@@ -8,6 +8,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../sql/0001_init.sql"),
     include_str!("../../sql/0002_lifecycle.sql"),
     include_str!("../../sql/0003_webhooks.sql"),
+    include_str!("../../sql/0004_files.sql"),
 ];
 
 /// Applies every migration newer than the database's `user_version`, each in its own transaction.

@@ -9,6 +9,7 @@ mod writer;
 
 pub mod chats;
 pub mod events;
+pub mod files;
 pub mod messages;
 pub mod outbox;
 pub mod users;

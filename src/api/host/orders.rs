@@ -374,6 +374,11 @@ pub async fn post_message(app: &Arc<App>, req: PostRequest) -> Result<Value> {
             if let Some(m) = existing {
                 return Ok(json!({"message": m}));
             }
+            if let Some(file) = &new.file_id {
+                if crate::store::files::get(tx, file)?.is_none() {
+                    return Err(Error::FileNotFound(file.clone()));
+                }
+            }
             let chat = chats::host_view(tx, new.chat_id)?;
             if chat.status == "closed" {
                 return Err(Error::ChatClosed(chat.id));

@@ -180,6 +180,7 @@ pub async fn notify(app: &Arc<App>, req: NotifyRequest) -> Result<Value> {
                 kind,
                 text: req.text,
                 params: req.params,
+                file_id: None,
             };
             let msg = messages::insert(tx, None, "system", &new)?;
             announce(tx, &hub, &webhooks, &msg)?;
