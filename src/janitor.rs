@@ -1,5 +1,5 @@
-//! Background maintenance: prunes events past the retention window and takes lapsed pollers
-//! offline. Each piece can also be run once on demand.
+//! Background maintenance: prunes events past the retention window, removes uploads never sent,
+//! and takes lapsed pollers offline. Each piece can also be run once on demand.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +27,60 @@ pub async fn prune_once(app: &App) -> Result<usize> {
     }
 }
 
+/// Deletes uploads older than the orphan window that no message refers to (rows first, then the
+/// bytes), and upload temporaries left by a crash; returns how many files it deleted.
+pub async fn prune_files_once(app: &App) -> Result<usize> {
+    let cutoff = crate::time::now_ms() - app.config.orphan_ttl.as_millis() as i64;
+    let disk = crate::files::Disk::new(app.config.files_dir());
+    let mut total = 0;
+    loop {
+        let ids = app
+            .store
+            .read(move |c| store::files::orphans(c, cutoff, PRUNE_BATCH))
+            .await?;
+        let n = ids.len();
+        let gone = app
+            .store
+            .write(move |tx| {
+                // Checked again in the writer: a message may have attached one meanwhile.
+                let mut gone = Vec::new();
+                for id in ids {
+                    if store::files::delete_if_orphan(tx, &id)? {
+                        gone.push(id);
+                    }
+                }
+                Ok(gone)
+            })
+            .await?;
+        for id in &gone {
+            disk.remove(id);
+        }
+        total += gone.len();
+        if n < PRUNE_BATCH {
+            break;
+        }
+    }
+    remove_stale_temporaries(disk.dir(), app.config.orphan_ttl);
+    Ok(total)
+}
+
+/// Removes `tmp-*` uploads older than `age` (an upload cut off by a crash).
+fn remove_stale_temporaries(dir: &std::path::Path, age: Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let is_temp = entry.file_name().to_string_lossy().starts_with("tmp-");
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|e| e >= age));
+        if is_temp && old {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Runs until aborted: presence sweeps every second, pruning every
 /// `janitor_interval`.
 pub async fn run(app: Arc<App>) {
@@ -44,6 +98,11 @@ pub async fn run(app: Arc<App>) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!("janitor: pruned {n} events past retention"),
                 Err(e) => tracing::warn!("janitor: pruning failed: {e:?}"),
+            }
+            match prune_files_once(&app).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("janitor: removed {n} files never sent"),
+                Err(e) => tracing::warn!("janitor: removing unsent files failed: {e:?}"),
             }
         }
     }

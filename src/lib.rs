@@ -24,6 +24,7 @@ pub mod cli;
 pub mod config;
 pub mod deliveries;
 pub mod error;
+pub mod files;
 pub mod http;
 pub mod hub;
 pub mod janitor;

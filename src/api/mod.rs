@@ -2,6 +2,7 @@
 //! Every handler has the same shape: validate, one store call, publish, reply.
 
 pub mod chats;
+pub mod files;
 pub mod host;
 pub mod live;
 pub mod manage;

@@ -108,6 +108,23 @@ async fn route(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>>
             only(&method, Method::POST, "POST")?;
             client_request(app, req, None).await
         }
+        "/v1/files" => {
+            only(&method, Method::POST, "POST")?;
+            let user = caller(app, &req, false).await?;
+            let name = query(&req).remove("name");
+            api::files::upload(app, user, req, name).await
+        }
+        p if p.starts_with("/v1/files/") => {
+            only(&method, Method::GET, "GET")?;
+            // ?token= too: an <img> or <audio> element cannot send a header.
+            let user = caller(app, &req, true).await?;
+            let rest = &p["/v1/files/".len()..];
+            let (id, thumbnail) = match rest.strip_suffix("/thumbnail") {
+                Some(id) => (id, true),
+                None => (rest, false),
+            };
+            api::files::download(app, user, id, thumbnail, req.headers()).await
+        }
         p if p.starts_with("/v1/server/") => {
             let sub = p["/v1/server".len()..].to_string();
             host_request(app, req, &sub).await

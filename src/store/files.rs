@@ -99,9 +99,14 @@ pub fn orphans(conn: &Connection, cutoff_ms: i64, limit: usize) -> Result<Vec<St
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Forgets a file (its bytes are removed by the caller after this commits).
-pub fn delete(conn: &Connection, id: &str) -> Result<()> {
-    conn.prepare_cached("DELETE FROM files WHERE id = ?1")?
+/// Forgets a file if no message refers to it; true if it did (the caller removes the bytes
+/// after this commits).
+pub fn delete_if_orphan(conn: &Connection, id: &str) -> Result<bool> {
+    let n = conn
+        .prepare_cached(
+            "DELETE FROM files WHERE id = ?1
+             AND NOT EXISTS (SELECT 1 FROM messages WHERE file_id = ?1)",
+        )?
         .execute([id])?;
-    Ok(())
+    Ok(n > 0)
 }
