@@ -9,6 +9,7 @@ mod chats;
 mod counters;
 mod edits;
 mod errors;
+mod files;
 mod host;
 mod manage;
 mod messaging;
