@@ -12,14 +12,31 @@ use serde::{Deserialize, Deserializer, Serialize};
 #[serde(transparent)]
 pub struct UserId(String);
 
+/// Whether `s` is 1 to `max` bytes of ASCII letters, digits and the bytes in `extra`: the shape
+/// of ids, roles and type names.
+pub fn is_name(s: &str, max: usize, extra: &[u8]) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
+}
+
+/// Checks a message type (`text`, `image`, …): 1 to 32 of `A-Z a-z 0-9 _ . -`; the error names
+/// `field`.
+pub fn check_message_type(kind: &str, field: &str) -> Result<(), String> {
+    if is_name(kind, 32, b"_.-") {
+        Ok(())
+    } else {
+        Err(format!(
+            "{field} must be 1 to 32 characters of A-Z a-z 0-9 _ . -"
+        ))
+    }
+}
+
 impl UserId {
     /// Checks the characters and length.
     pub fn parse(s: &str) -> Result<UserId, String> {
-        let ok = !s.is_empty()
-            && s.len() <= 64
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_.@:-".contains(&b));
-        if ok {
+        if is_name(s, 64, b"_.@:-") {
             Ok(UserId(s.to_string()))
         } else {
             Err(format!(

@@ -49,17 +49,7 @@ pub fn validate(m: OutgoingMessage, field: &dyn Fn(&str) -> String) -> Result<Ne
         )));
     }
     let kind = m.kind.unwrap_or_else(|| "text".into());
-    let kind_ok = !kind.is_empty()
-        && kind.len() <= 32
-        && kind
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-    if !kind_ok {
-        return Err(Error::BadRequest(format!(
-            "{} must be 1 to 32 characters of A-Z a-z 0-9 _ . -",
-            field("type")
-        )));
-    }
+    crate::model::check_message_type(&kind, &field("type")).map_err(Error::BadRequest)?;
     if m.file_id
         .as_ref()
         .is_some_and(|f| f.is_empty() || f.len() > 64)

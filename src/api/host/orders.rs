@@ -210,12 +210,7 @@ pub async fn new_chat(app: &Arc<App>, req: NewChatRequest) -> Result<Value> {
 
 /// Checks a member role given by the host: the `sender` of that member's messages.
 fn role(user_type: &str) -> Result<&str> {
-    let ok = !user_type.is_empty()
-        && user_type.len() <= 32
-        && user_type
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-    if !ok {
+    if !crate::model::is_name(user_type, 32, b"_.-") {
         return Err(Error::BadRequest(
             "body.user_type must be 1 to 32 characters of A-Z a-z 0-9 _ . -".into(),
         ));

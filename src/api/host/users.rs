@@ -45,13 +45,7 @@ pub struct PushRequest {
 /// `POST /ws/client/message`: a custom event of the host's type for the user's clients, stored
 /// and resumable like any other.
 pub async fn push(app: &Arc<App>, req: PushRequest) -> Result<()> {
-    let ok = !req.kind.is_empty()
-        && req.kind.len() <= 64
-        && req
-            .kind
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b));
-    if !ok {
+    if !crate::model::is_name(&req.kind, 64, b"_.:-") {
         return Err(Error::BadRequest(
             "body.type must be 1 to 64 characters of A-Z a-z 0-9 _ . : -".into(),
         ));
@@ -155,16 +149,7 @@ pub async fn notify(app: &Arc<App>, req: NotifyRequest) -> Result<Value> {
         return Err(Error::BadRequest("body.text must not be empty".into()));
     }
     let kind = req.kind.unwrap_or_else(|| "text".into());
-    let kind_ok = !kind.is_empty()
-        && kind.len() <= 32
-        && kind
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-    if !kind_ok {
-        return Err(Error::BadRequest(
-            "body.type must be 1 to 32 characters of A-Z a-z 0-9 _ . -".into(),
-        ));
-    }
+    crate::model::check_message_type(&kind, "body.type").map_err(Error::BadRequest)?;
     let (hub, webhooks) = (app.hub.clone(), app.webhooks.clone());
     app.store
         .write(move |tx| {
