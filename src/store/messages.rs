@@ -94,6 +94,19 @@ fn with_status(mut msgs: Vec<Message>, receipts: &[Receipt]) -> Vec<Message> {
     msgs
 }
 
+/// The one message `sql` (selecting `COLUMNS` from `message_rows`) finds, with its status.
+fn one(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> Result<Option<Message>> {
+    let Some(m) = conn
+        .prepare_cached(sql)?
+        .query_row(args, from_row)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let receipts = chats::receipts(conn, m.chat_id)?;
+    Ok(with_status(vec![m], &receipts).pop())
+}
+
 /// The message `user` already sent with `client_message_id`, if any.
 pub fn by_client_id(
     conn: &Connection,
@@ -102,17 +115,7 @@ pub fn by_client_id(
 ) -> Result<Option<Message>> {
     let sql =
         format!("SELECT {COLUMNS} FROM message_rows WHERE user_id = ?1 AND client_message_id = ?2");
-    let m = conn
-        .prepare_cached(&sql)?
-        .query_row(params![user.as_str(), client_message_id], from_row)
-        .optional()?;
-    match m {
-        Some(m) => {
-            let receipts = chats::receipts(conn, m.chat_id)?;
-            Ok(with_status(vec![m], &receipts).pop())
-        }
-        None => Ok(None),
-    }
+    one(conn, &sql, params![user.as_str(), client_message_id])
 }
 
 /// The system message already posted to a chat with `client_message_id`, if any.
@@ -125,17 +128,7 @@ pub fn system_by_client_id(
         "SELECT {COLUMNS} FROM message_rows
          WHERE user_id IS NULL AND client_message_id = ?2 AND chat_id = ?1"
     );
-    let m = conn
-        .prepare_cached(&sql)?
-        .query_row(params![chat_id, client_message_id], from_row)
-        .optional()?;
-    match m {
-        Some(m) => {
-            let receipts = chats::receipts(conn, m.chat_id)?;
-            Ok(with_status(vec![m], &receipts).pop())
-        }
-        None => Ok(None),
-    }
+    one(conn, &sql, params![chat_id, client_message_id])
 }
 
 /// Stores a message from `user` (None: a system message) with the author's `sender` role, moves
@@ -318,15 +311,7 @@ pub fn mark(
 /// A message with its status, wherever it is.
 pub fn get(conn: &Connection, id: i64) -> Result<Option<Message>> {
     let sql = format!("SELECT {COLUMNS} FROM message_rows WHERE id = ?1");
-    let Some(m) = conn
-        .prepare_cached(&sql)?
-        .query_row([id], from_row)
-        .optional()?
-    else {
-        return Ok(None);
-    };
-    let receipts = chats::receipts(conn, m.chat_id)?;
-    Ok(with_status(vec![m], &receipts).pop())
+    one(conn, &sql, [id])
 }
 
 /// Replaces a message's text and params and sets its edit time; returns it as it now is.
