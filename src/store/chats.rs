@@ -128,6 +128,18 @@ fn view_as(conn: &Connection, row: ChatRow, user: Option<&UserId>) -> Result<Cha
     })
 }
 
+/// Fails with `chat_not_found` unless the chat exists (for the host, who sees every chat).
+pub fn require(conn: &Connection, chat_id: i64) -> Result<()> {
+    let found: bool = conn
+        .prepare_cached("SELECT EXISTS(SELECT 1 FROM chats WHERE id = ?1)")?
+        .query_row([chat_id], |r| r.get(0))?;
+    if found {
+        Ok(())
+    } else {
+        Err(Error::ChatNotFound(chat_id))
+    }
+}
+
 /// A chat as the host backend sees it, member or not.
 pub fn host_view(conn: &Connection, chat_id: i64) -> Result<Chat> {
     let row = conn

@@ -237,7 +237,7 @@ pub async fn subscribe(app: &Arc<App>, req: SubscribeRequest) -> Result<Value> {
     let chat_id = id(req.chat_id);
     app.store
         .write(move |tx| {
-            chats::host_view(tx, chat_id)?;
+            chats::require(tx, chat_id)?;
             let members = chats::member_ids(tx, chat_id)?;
             if members.contains(&req.user_id) {
                 chats::set_role(tx, chat_id, &req.user_id, &req.user_type)?;
@@ -283,7 +283,7 @@ pub async fn hand_over(app: &Arc<App>, req: HandOverRequest) -> Result<Value> {
     let chat_id = id(req.chat_id);
     app.store
         .write(move |tx| {
-            chats::host_view(tx, chat_id)?;
+            chats::require(tx, chat_id)?;
             let members = chats::member_ids(tx, chat_id)?;
             require_member(&members, &req.old_user_id, "old_user_id", chat_id)?;
             if members.contains(&req.new_user_id) {
@@ -310,7 +310,7 @@ pub async fn unsubscribe(app: &Arc<App>, req: UnsubscribeRequest) -> Result<Valu
     let chat_id = id(req.chat_id);
     app.store
         .write(move |tx| {
-            chats::host_view(tx, chat_id)?;
+            chats::require(tx, chat_id)?;
             let members = chats::member_ids(tx, chat_id)?;
             require_member(&members, &req.user_id, "user_id", chat_id)?;
             chats::remove_member(tx, chat_id, &req.user_id)?;
@@ -410,7 +410,7 @@ pub async fn close(app: &Arc<App>, req: CloseRequest) -> Result<Value> {
     let chat_id = id(req.chat_id);
     app.store
         .write(move |tx| {
-            chats::host_view(tx, chat_id)?;
+            chats::require(tx, chat_id)?;
             if chats::close(tx, chat_id)? {
                 changed(tx, chat_id, None)
             } else {
