@@ -39,6 +39,39 @@ pub fn query(req: &Request<Incoming>) -> HashMap<String, String> {
     map
 }
 
+/// The fixed routes outside the client types and the host API, as (methods, path template).
+const FIXED_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/v1/openapi.json"),
+    ("GET", "/v1/events"),
+    ("GET", "/v1/poll"),
+    ("POST", "/v1"),
+    ("POST", "/v1/files"),
+    ("GET", "/v1/files/{fileId}"),
+    ("GET", "/v1/files/{fileId}/thumbnail"),
+];
+
+/// Every route the server answers, as (method, path template): the fixed ones, one
+/// `POST /v1/{type}` per client request type, and the host API under `/v1/server`. The API
+/// description (`GET /v1/openapi.json`) is checked against this list.
+pub fn routes() -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let fixed = FIXED_ROUTES.iter().map(|(m, p)| (*m, p.to_string()));
+    let client = api::CLIENT_TYPES.iter().map(|t| ("POST", format!("/v1/{t}")));
+    let host = api::host::ROUTES
+        .iter()
+        .map(|(p, m)| (*m, format!("/v1/server{p}")));
+    for (methods, path) in fixed.chain(client).chain(host) {
+        for m in methods.split(", ") {
+            out.push((m, path.clone()));
+        }
+    }
+    out
+}
+
+/// The OpenAPI 3.1 description of every route, embedded in the binary.
+pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
+
 fn bearer(req: &Request<Incoming>) -> Option<&str> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
@@ -87,6 +120,15 @@ async fn route(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>>
                 StatusCode::OK,
                 &serde_json::json!({"status": "ok"}),
             ))
+        }
+        "/v1/openapi.json" => {
+            only(&method, Method::GET, "GET")?;
+            let mut res = reply::full_response(StatusCode::OK, OPENAPI);
+            res.headers_mut().insert(
+                header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+            Ok(res)
         }
         "/v1/events" => {
             only(&method, Method::GET, "GET")?;

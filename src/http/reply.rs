@@ -27,6 +27,13 @@ pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
     res
 }
 
+/// A response with `status` and a buffered body.
+pub fn full_response(status: StatusCode, bytes: impl Into<Bytes>) -> Response<Body> {
+    let mut res = Response::new(full(bytes));
+    *res.status_mut() = status;
+    res
+}
+
 /// An empty response with `status`.
 pub fn empty(status: StatusCode) -> Response<Body> {
     let mut res = Response::new(full(Bytes::new()));

@@ -14,9 +14,9 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::server::App;
 
-/// Every path the host API serves and its methods, for telling a wrong method from an unknown
-/// path.
-const ROUTES: &[(&str, &str)] = &[
+/// Every path the host API serves (under `/v1/server`) and its methods: the list that tells a
+/// wrong method from an unknown path, and that the API description is checked against.
+pub const ROUTES: &[(&str, &str)] = &[
     ("/chats/chats", "GET"),
     ("/chats/chat", "GET"),
     ("/order/chats", "GET"),
