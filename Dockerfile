@@ -8,8 +8,11 @@
 # the image; a bind-mounted host directory must be writable by uid 10001
 # (`chown 10001:10001 <dir>`).
 #
-# There is no HTTP client in the runtime image, so no HEALTHCHECK is declared: point the
-# orchestrator's HTTP check at GET /healthz (200 when the database answers).
+# The HEALTHCHECK runs `chinwag health`, which asks the server's own GET /healthz (200 when the
+# database answers a read and a write): the runtime image needs no curl for it.
+#
+# `--build-arg CHINWAG_COMMIT=$(git rev-parse --short HEAD)` names the commit in
+# `chinwag --version` (the build context has no .git).
 
 # ---- build ------------------------------------------------------------------------------------
 FROM rust:1-bookworm AS build
@@ -25,8 +28,13 @@ RUN mkdir -p src/bin/bench \
     && cargo build --release --locked --bin chinwag \
     && rm -rf src
 
-# The real sources. sql/ is embedded into the binary (include_str!), so it must be present too.
+# The real sources. sql/ and docs/openapi.json are embedded into the binary (include_str!), so
+# they must be present too.
+ARG CHINWAG_COMMIT=
+ENV CHINWAG_COMMIT=$CHINWAG_COMMIT
+COPY build.rs ./
 COPY sql ./sql
+COPY docs/openapi.json ./docs/openapi.json
 COPY src ./src
 # COPY keeps the files' own modification times, which can be older than the placeholder build:
 # touch the crate roots so cargo rebuilds the crate itself.
@@ -59,6 +67,8 @@ WORKDIR /data
 # Numeric, so platforms that enforce "run as non-root" can verify it without /etc/passwd.
 USER 10001:10001
 EXPOSE 8080
+
+HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 CMD ["chinwag", "health"]
 
 # Exec form: chinwag is PID 1 and receives SIGTERM directly for its graceful shutdown.
 ENTRYPOINT ["chinwag"]

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, Config};
@@ -13,7 +14,7 @@ use crate::config::{self, Config};
 #[derive(Parser, Debug)]
 #[command(
     name = "chinwag",
-    version,
+    version = crate::VERSION,
     about = "Chat over plain HTTP, Server-Sent Events and long-poll, stored in SQLite."
 )]
 struct Cli {
@@ -27,28 +28,53 @@ enum Command {
     Serve(ServeArgs),
     /// Print a client token for a user, signed with the server's secret.
     Token(TokenArgs),
+    /// Copy the database and the uploaded files it references to DEST, while the server runs.
+    Backup(BackupArgs),
+    /// Exit 0 if the server at --listen answers its health check (for container health checks).
+    Health(HealthArgs),
 }
 
-/// Flags both commands share: where the data lives and the secrets.
+#[derive(Args, Debug)]
+struct BackupArgs {
+    /// Data directory of the server to back up.
+    #[arg(long, env = "CHINWAG_DATA_DIR", default_value = config::DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// A new (or empty) directory to write the backup to; start a server with it as its
+    /// --data-dir to restore.
+    dest: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct HealthArgs {
+    /// The server's listen address (an unspecified address such as 0.0.0.0 means this machine).
+    #[arg(long, env = "CHINWAG_LISTEN", default_value = config::DEFAULT_LISTEN, value_parser = parse_listen)]
+    listen: SocketAddr,
+    /// How long to wait for the answer.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    timeout: Duration,
+}
+
+/// Flags every command shares: where the data lives and the token secret.
 #[derive(Args, Debug)]
 struct Common {
-    /// Data directory: the SQLite database and generated secrets.
+    /// Data directory: the SQLite database, uploaded files and generated secrets.
     #[arg(long, env = "CHINWAG_DATA_DIR", default_value = config::DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
     /// HS256 key of client tokens (generated and kept in the data directory if unset).
     #[arg(long, env = "CHINWAG_SECRET", hide_env_values = true)]
     secret: Option<String>,
-    /// Bearer key of the host backend API (generated and kept in the data directory if unset).
-    #[arg(long, env = "CHINWAG_SERVICE_KEY", hide_env_values = true)]
-    service_key: Option<String>,
 }
 
 #[derive(Args, Debug)]
 struct ServeArgs {
     #[command(flatten)]
     common: Common,
-    /// Address to listen on (use 0.0.0.0:8080 in a container).
-    #[arg(long, env = "CHINWAG_LISTEN", default_value = config::DEFAULT_LISTEN)]
+    /// Bearer key of the host backend API (generated and kept in the data directory if unset).
+    #[arg(long, env = "CHINWAG_SERVICE_KEY", hide_env_values = true)]
+    service_key: Option<String>,
+    /// Address to listen on: HOST:PORT, or :PORT for every interface (0.0.0.0:8080 in a
+    /// container).
+    #[arg(long, env = "CHINWAG_LISTEN", default_value = config::DEFAULT_LISTEN, value_parser = parse_listen)]
     listen: SocketAddr,
     /// SQLite durability: `full` survives a machine crash, `normal` a process crash.
     #[arg(long, env = "CHINWAG_SYNC", value_enum, default_value = "full")]
@@ -79,6 +105,22 @@ struct ServeArgs {
     #[arg(long, env = "CHINWAG_WEBHOOK_MAX_ATTEMPTS", default_value_t = config::DEFAULT_WEBHOOK_MAX_ATTEMPTS,
           value_parser = clap::value_parser!(u32).range(1..))]
     webhook_max_attempts: u32,
+    /// Also serve GET /metrics, without the service key, on this address (e.g. 127.0.0.1:9100
+    /// or :9100). Without it, /metrics is served on --listen to the service key only.
+    #[arg(long, env = "CHINWAG_METRICS_LISTEN", value_parser = parse_listen)]
+    metrics_listen: Option<SocketAddr>,
+    /// Log lines as `text` (for people) or `json` (one object per line, for log collectors).
+    #[arg(long, env = "CHINWAG_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// On SIGTERM, how long requests in flight get to finish after streams are told to end.
+    #[arg(long, env = "CHINWAG_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    shutdown_grace: Duration,
+    /// How often the janitor prunes events past the retention window and unused uploads.
+    #[arg(long, env = "CHINWAG_JANITOR_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    janitor_interval: Duration,
+    /// Report every 500 and every panic, with its cause chain, to this Sentry DSN.
+    #[arg(long, env = "CHINWAG_SENTRY_DSN", hide_env_values = true)]
+    sentry_dsn: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -88,9 +130,15 @@ struct TokenArgs {
     /// The user the token speaks for.
     #[arg(long, env = "CHINWAG_TOKEN_USER")]
     user: String,
-    /// Lifetime in seconds.
-    #[arg(long, env = "CHINWAG_TOKEN_TTL", default_value_t = 86_400)]
-    ttl: u64,
+    /// Lifetime: seconds, or a duration such as 90m, 12h, 7d.
+    #[arg(long, env = "CHINWAG_TOKEN_TTL", default_value = "1d", value_parser = parse_ttl)]
+    ttl: Duration,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -107,11 +155,39 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 7d, 12h, 90s)"))
 }
 
+/// A token lifetime: a bare number is seconds (as before), anything else a duration.
+fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let ttl = match s.trim().parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => parse_duration(s)?,
+    };
+    if ttl.as_secs() == 0 {
+        return Err("a token must live at least one second".into());
+    }
+    Ok(ttl)
+}
+
+/// `HOST:PORT`, `[IPv6]:PORT`, a name that resolves (`localhost:8080`), or `:PORT` for every
+/// interface (the form of the seed's `WEBSOCKET_PORT`).
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    let full = match s.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => s.to_string(),
+    };
+    if let Ok(addr) = full.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    std::net::ToSocketAddrs::to_socket_addrs(&full)
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| format!("not an address: {s:?} (use HOST:PORT, e.g. 127.0.0.1:8080, or :8080)"))
+}
+
 impl Common {
     fn config(&self) -> Config {
         let mut c = Config::new(&self.data_dir);
         c.secret = self.secret.clone();
-        c.service_key = self.service_key.clone();
         c
     }
 }
@@ -122,6 +198,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Token(args) => token(args),
+        Command::Backup(args) => backup(args),
+        Command::Health(args) => crate::health::check(args.listen, args.timeout),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -134,21 +212,46 @@ pub fn main() -> ExitCode {
 
 fn token(args: TokenArgs) -> anyhow::Result<()> {
     let user = crate::model::UserId::parse(&args.user).map_err(|e| anyhow::anyhow!(e))?;
-    let secret = args.common.config().token_secret()?;
-    println!("{}", crate::auth::mint(&secret, &user, args.ttl));
+    // Never invent a secret here: the server would not know it and would refuse the token.
+    let secret = args.common.config().existing_token_secret()?;
+    println!("{}", crate::auth::mint(&secret, &user, args.ttl.as_secs()));
     Ok(())
 }
 
+fn backup(args: BackupArgs) -> anyhow::Result<()> {
+    let config = Config::new(&args.data_dir);
+    let report = crate::store::backup::run(&config, &args.dest)?;
+    println!(
+        "backed up {} to {}: database {} bytes, {} files",
+        args.data_dir.display(),
+        args.dest.display(),
+        report.db_bytes,
+        report.files
+    );
+    Ok(())
+}
+
+/// Logs to stderr, filtered by RUST_LOG (default `chinwag=info`), as text or JSON lines.
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "chinwag=info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logs.json().with_current_span(true).init(),
+    }
+}
+
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "chinwag=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    init_logs(args.log_format);
+    tracing::info!("chinwag {}", crate::VERSION);
+    crate::health::raise_open_files_limit();
     let mut config = args.common.config();
+    config.service_key = args.service_key;
     config.sync = match args.sync {
         SyncArg::Full => config::Sync::Full,
         SyncArg::Normal => config::Sync::Normal,
@@ -161,8 +264,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.webhook_secret = args.webhook_secret;
     config.webhook_backoff = args.webhook_backoff;
     config.webhook_max_attempts = args.webhook_max_attempts;
+    config.sentry_dsn = args.sentry_dsn;
+    config.shutdown_grace = args.shutdown_grace;
+    config.janitor_interval = args.janitor_interval;
     // Before binding, so a bad setting is the only thing printed.
     crate::webhooks::check(&config)?;
+    // Held to the end: dropping it sends the reports still queued.
+    let _reports = crate::reports::init(&config)?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -170,15 +278,30 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .max_blocking_threads(16)
         .build()?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen).await?;
+        // Held until the process exits: a second server on this directory would split the users.
+        let _lock = config.lock_data_dir()?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
+        let metrics = match args.metrics_listen {
+            Some(at) => Some(
+                tokio::net::TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("cannot listen on {at} for metrics"))?,
+            ),
+            None => None,
+        };
         println!("chinwag listening on http://{addr}");
+        if let Some(m) = &metrics {
+            println!("metrics on http://{}/metrics", m.local_addr()?);
+        }
         println!("data directory: {}", config.data_dir.display());
         println!(
             "mint a client token with: chinwag token --user 42 --data-dir {}",
             config.data_dir.display()
         );
-        crate::server::run(listener, config, shutdown_signal()).await
+        crate::server::run(listener, metrics, config, shutdown_signal()).await
     })
 }
 

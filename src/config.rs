@@ -24,6 +24,8 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(15);
 pub const POLL_PRESENCE: Duration = Duration::from_secs(30);
 /// How often the janitor prunes events past the retention window.
 pub const JANITOR_INTERVAL: Duration = Duration::from_secs(60);
+/// How long shutdown waits for requests in flight after streams are told to end.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Wait after a webhook delivery's first failed attempt; it doubles after each further failure.
 pub const DEFAULT_WEBHOOK_BACKOFF: Duration = Duration::from_secs(1);
 /// The doubling wait between webhook attempts never grows past this.
@@ -63,6 +65,8 @@ pub struct Config {
     pub poll_presence: Duration,
     /// How often the janitor runs.
     pub janitor_interval: Duration,
+    /// How long shutdown waits for requests in flight after streams are told to end.
+    pub shutdown_grace: Duration,
     /// Where new messages are POSTed for members with no open connection; `None`: no webhooks.
     pub webhook_url: Option<String>,
     /// HMAC-SHA256 key of the webhook signature; required when `webhook_url` is set.
@@ -77,6 +81,8 @@ pub struct Config {
     pub orphan_ttl: Duration,
     /// The user every other user gets a `support` chat with; `None`: no support chats.
     pub support_user: Option<crate::model::UserId>,
+    /// Where 500s and panics are reported (a Sentry DSN); `None`: not reported.
+    pub sentry_dsn: Option<String>,
 }
 
 impl Config {
@@ -92,9 +98,11 @@ impl Config {
             ping_interval: PING_INTERVAL,
             poll_presence: POLL_PRESENCE,
             janitor_interval: JANITOR_INTERVAL,
+            shutdown_grace: SHUTDOWN_GRACE,
             max_upload: DEFAULT_MAX_UPLOAD,
             orphan_ttl: ORPHAN_TTL,
             support_user: None,
+            sentry_dsn: None,
             webhook_url: None,
             webhook_secret: None,
             webhook_backoff: DEFAULT_WEBHOOK_BACKOFF,
@@ -117,6 +125,50 @@ impl Config {
         match &self.secret {
             Some(s) => Ok(s.clone()),
             None => kept_secret(&self.data_dir.join("secret")),
+        }
+    }
+
+    /// The token secret for minting outside the server: the configured one or the one the server
+    /// keeps, never a new one (the server would not know it). The error says where it looked.
+    pub fn existing_token_secret(&self) -> anyhow::Result<String> {
+        if let Some(s) = &self.secret {
+            return Ok(s.clone());
+        }
+        let path = self.data_dir.join("secret");
+        match std::fs::read_to_string(&path) {
+            Ok(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+            _ => anyhow::bail!(
+                "no token secret at {}: start `chinwag serve` once with this data directory to \
+                 create it, pass the server's --data-dir (or CHINWAG_DATA_DIR), or give the \
+                 server's --secret (or CHINWAG_SECRET)",
+                path.display()
+            ),
+        }
+    }
+
+    /// Takes the data directory for this process (an exclusive lock on `<data-dir>/lock`, held
+    /// until the returned file is dropped), creating the directory if needed. A second server on
+    /// the same directory gets an error naming it.
+    pub fn lock_data_dir(&self) -> anyhow::Result<std::fs::File> {
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("creating {}", self.data_dir.display()))?;
+        let path = self.data_dir.join("lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+                "the data directory {} is in use by another chinwag process; stop it first, or \
+                 give this one its own --data-dir",
+                self.data_dir.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("locking {}", path.display()))
+            }
         }
     }
 

@@ -16,6 +16,10 @@
 //!   reached a recipient as delivered.
 //! - [`webhooks`] POSTs signed events about new messages to the host for members who are offline,
 //!   from an outbox written in the message's transaction.
+//! - [`metrics`] holds the Prometheus families every layer records into, served at `/metrics`.
+//! - [`reports`] sends each 500's cause chain and each panic to Sentry when a DSN is configured.
+//! - [`health`] holds the process's own checks: `chinwag health` and the open-file limit.
+//! - [`store::backup`] copies a running server's database and files (`chinwag backup`).
 //! - [`error`] is the protocol's table of error reasons; [`model`] the wire types.
 
 pub mod api;
@@ -25,15 +29,21 @@ pub mod config;
 pub mod deliveries;
 pub mod error;
 pub mod files;
+pub mod health;
 pub mod http;
 pub mod hub;
 pub mod janitor;
+pub mod metrics;
 pub mod model;
 pub mod presence;
+pub mod reports;
 pub mod server;
 pub mod store;
 pub mod time;
 pub mod webhooks;
+
+/// The version `--version` prints: the crate's, with the commit it was built from when known.
+pub const VERSION: &str = env!("CHINWAG_VERSION");
 
 /// Installs ring as the process's TLS crypto provider, once. Every HTTP client built in the
 /// process needs it first (reqwest's rustls comes without a provider of its own); a provider

@@ -129,6 +129,12 @@ impl Presence {
         }
     }
 
+    /// How many users are online now.
+    pub fn online_count(&self) -> usize {
+        let users = self.users.lock().unwrap();
+        users.values().filter(|e| e.online(self.grace)).count()
+    }
+
     /// Takes offline the poll-only users whose last poll is older than the grace period, and
     /// forgets users offline for long (their last-seen time is in the database by then).
     pub fn sweep(self: &Arc<Self>) {

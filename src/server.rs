@@ -23,9 +23,6 @@ use crate::presence::Presence;
 use crate::store::{self, Store};
 use crate::webhooks::Webhooks;
 
-/// How long shutdown waits for in-flight requests after streams are told to end.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
 /// Everything a request handler may use.
 pub struct App {
     /// The settings the server runs with.
@@ -47,12 +44,15 @@ pub struct App {
     seen: Mutex<HashMap<UserId, u64>>,
     /// Webhook settings and the outbox worker's wake-up.
     pub webhooks: Arc<Webhooks>,
+    /// What `/metrics` exports.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl App {
     /// Opens the data directory (database, migrations, secrets) and builds the state.
     pub fn open(config: Config) -> anyhow::Result<Arc<App>> {
-        let (store, hub) = Store::open(&config)?;
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let (store, hub) = Store::open(&config, metrics.clone())?;
         let secret = config.token_secret()?;
         let service_key = config.host_key()?;
         let presence = Presence::new(store.clone(), hub.clone(), config.poll_presence);
@@ -70,6 +70,7 @@ impl App {
             ping_tx: watch::channel(()).0,
             seen: Mutex::default(),
             webhooks,
+            metrics,
         }))
     }
 
@@ -134,14 +135,41 @@ impl App {
     }
 }
 
-/// Opens the state from `config` and serves `listener` until `shutdown` resolves.
+/// Opens the state from `config` and serves `listener` until `shutdown` resolves; `metrics`, when
+/// given, serves only `GET /metrics`, without the service key.
 pub async fn run(
     listener: TcpListener,
+    metrics: Option<TcpListener>,
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let app = App::open(config)?;
-    serve(listener, app, shutdown).await
+    let metrics = metrics.map(|l| tokio::spawn(serve_metrics(l, app.clone())));
+    let served = serve(listener, app, shutdown).await;
+    if let Some(task) = metrics {
+        task.abort();
+    }
+    served
+}
+
+/// Answers `GET /metrics` on its own address until aborted.
+async fn serve_metrics(listener: TcpListener, app: Arc<App>) {
+    let builder = hyper::server::conn::http1::Builder::new();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(crate::http::handle_metrics(app, req).await) }
+        });
+        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
 }
 
 /// Serves `listener` with `app` until `shutdown` resolves: then stops accepting, ends every
@@ -203,11 +231,12 @@ pub async fn serve(
     drop(listener);
     // send_replace sets the flag even when nobody listens yet: later waiters see it at once.
     app.stop_tx.send_replace(true);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+    let grace = app.config.shutdown_grace;
+    if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()
     {
-        tracing::warn!("some connections were still open after {SHUTDOWN_GRACE:?}; closing anyway");
+        tracing::warn!("some connections were still open after {grace:?}; closing anyway");
     }
     maintenance.abort();
     pinger.abort();

@@ -217,6 +217,7 @@ pub async fn deliver_once(app: &App) -> Result<usize> {
                 let Some(d) = rest.next() else { break };
                 running.spawn(attempt(
                     app.store.clone(),
+                    app.metrics.clone(),
                     target.clone(),
                     webhooks.retry,
                     d,
@@ -244,7 +245,13 @@ pub async fn deliver_once(app: &App) -> Result<usize> {
 }
 
 /// POSTs one delivery and records the outcome: gone on a 2xx, else retried later or given up.
-async fn attempt(store: Store, target: Arc<Target>, retry: Retry, d: Delivery) -> Result<()> {
+async fn attempt(
+    store: Store,
+    metrics: Arc<crate::metrics::Metrics>,
+    target: Arc<Target>,
+    retry: Retry,
+    d: Delivery,
+) -> Result<()> {
     let res = target
         .client
         .post(target.url.clone())
@@ -264,16 +271,19 @@ async fn attempt(store: Store, target: Arc<Target>, retry: Retry, d: Delivery) -
     };
     let id = d.id;
     let Some(problem) = problem else {
+        metrics.webhook_attempt("delivered");
         return store.write(move |tx| outbox::mark_done(tx, id)).await;
     };
     let failures = d.attempts + 1;
     if failures >= retry.max_attempts {
+        metrics.webhook_attempt("dropped");
         tracing::warn!(
             "webhook {}: {problem}; giving up after {failures} attempts",
             d.delivery_id
         );
         return store.write(move |tx| outbox::give_up(tx, id)).await;
     }
+    metrics.webhook_attempt("failed");
     let delay = retry.delay(failures);
     tracing::info!(
         "webhook {}: {problem} (attempt {failures}); retrying in {delay:?}",

@@ -147,6 +147,13 @@ pub async fn upload(
             })?
         }
     };
+    if size == 0 {
+        // A missing file in `curl --data-binary @missing` sends nothing: say so, store nothing.
+        return Err(Error::BadRequest(
+            "the upload is empty: send the file's bytes as the body (or a multipart part \"file\")"
+                .into(),
+        ));
+    }
     let mime = files::sniff(&head);
     let id = files::new_id();
     let thumb_mime = if files::has_thumbnail(&mime) {

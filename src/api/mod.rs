@@ -7,6 +7,7 @@ pub mod host;
 pub mod live;
 pub mod manage;
 pub mod messages;
+pub mod metrics;
 pub mod stream;
 
 use std::sync::Arc;

@@ -85,6 +85,50 @@ async fn read_after(
         .await
 }
 
+/// One open stream or poll: counted in the metrics while it lives, logged when it opens and when
+/// it closes, with how long it lasted and how many events it sent.
+struct Opened {
+    user: UserId,
+    transport: &'static str,
+    started: std::time::Instant,
+    sent: usize,
+    gauge: prometheus_client::metrics::gauge::Gauge,
+}
+
+impl Opened {
+    fn new(app: &App, user: &UserId, transport: &'static str, cursor: Option<i64>) -> Opened {
+        let gauge = app.metrics.open(transport);
+        gauge.inc();
+        if transport == "sse" {
+            tracing::info!(user = %user, transport, ?cursor, "stream opened");
+        }
+        Opened {
+            user: user.clone(),
+            transport,
+            started: std::time::Instant::now(),
+            sent: 0,
+            gauge,
+        }
+    }
+
+    fn count(&mut self, sent: bool) {
+        self.sent += usize::from(sent);
+    }
+}
+
+impl Drop for Opened {
+    fn drop(&mut self) {
+        self.gauge.dec();
+        let ms = self.started.elapsed().as_millis() as u64;
+        let (user, transport, events) = (&self.user, self.transport, self.sent);
+        if transport == "sse" {
+            tracing::info!(user = %user, transport, ms, events, "stream closed");
+        } else {
+            tracing::debug!(user = %user, transport, ms, events, "poll answered");
+        }
+    }
+}
+
 /// Opens an SSE stream for `user`.
 pub async fn sse(
     app: &Arc<App>,
@@ -113,7 +157,16 @@ pub async fn sse(
         None
     };
     let conn = app.presence.connect(&user, Kind::Stream);
-    let body = StreamBody::new(events(app.clone(), user, sub, from, snapshot, conn, stop));
+    let opened = Opened::new(app, &user, "sse", cursor);
+    let body = StreamBody::new(events(
+        app.clone(),
+        user,
+        sub,
+        from,
+        snapshot,
+        (conn, opened),
+        stop,
+    ));
     let mut res = Response::new(BodyExt::boxed(body));
     let h = res.headers_mut();
     h.insert(
@@ -146,7 +199,7 @@ fn events(
     mut sub: Subscription,
     from: Start,
     snapshot: Option<Frame>,
-    mut conn: Connection,
+    (mut conn, mut opened): (Connection, Opened),
     mut stop: watch::Receiver<bool>,
 ) -> impl tokio_stream::Stream<Item = std::result::Result<hyper::body::Frame<Bytes>, Infallible>> {
     async_stream::stream! {
@@ -189,9 +242,10 @@ fn events(
                     }
                 };
                 catch_up = page.len() == PAGE;
+                app.metrics.events_replayed.inc_by(page.len() as u64);
                 let mut out = BytesMut::new();
                 for f in &page {
-                    push(&mut out, f, &mut last);
+                    opened.count(push(&mut out, f, &mut last));
                 }
                 if !out.is_empty() {
                     yield Ok(hyper::body::Frame::data(out.freeze()));
@@ -209,7 +263,10 @@ fn events(
                     let mut sent = Vec::new();
                     match received {
                         Ok(f) => sent.push(f),
-                        Err(broadcast::error::RecvError::Lagged(_)) => catch_up = true,
+                        Err(broadcast::error::RecvError::Lagged(_)) => {
+                            app.metrics.lag_rereads.inc();
+                            catch_up = true
+                        }
                         Err(broadcast::error::RecvError::Closed) => {
                             conn.close_cleanly();
                             return;
@@ -219,12 +276,15 @@ fn events(
                     while sent.len() < 256 && !catch_up {
                         match sub.rx.try_recv() {
                             Ok(f) => sent.push(f),
-                            Err(broadcast::error::TryRecvError::Lagged(_)) => catch_up = true,
+                            Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                                app.metrics.lag_rereads.inc();
+                                catch_up = true
+                            }
                             Err(_) => break,
                         }
                     }
                     for f in &sent {
-                        push(&mut out, f, &mut last);
+                        opened.count(push(&mut out, f, &mut last));
                     }
                     if !out.is_empty() {
                         yield Ok(hyper::body::Frame::data(out.freeze()));
@@ -241,15 +301,16 @@ fn events(
     }
 }
 
-/// Encodes a frame unless it is a stored event already sent.
-fn push(out: &mut BytesMut, f: &Frame, last: &mut i64) {
+/// Encodes a frame unless it is a stored event already sent; says whether it did.
+fn push(out: &mut BytesMut, f: &Frame, last: &mut i64) -> bool {
     if let Some(id) = f.id {
         if id <= *last {
-            return;
+            return false;
         }
         *last = id;
     }
     sse::encode(out, f);
+    true
 }
 
 fn poll_event(f: &Frame) -> Value {
@@ -283,6 +344,7 @@ pub async fn poll(app: &Arc<App>, user: UserId, query: HashMap<String, String>) 
         .transpose()?;
     let mut sub = app.hub.subscribe(&user);
     let _conn = app.presence.connect(&user, Kind::Poll);
+    let mut opened = Opened::new(app, &user, "poll", cursor);
     let mut next = match start(app, cursor).await? {
         Start::Reset(head) => {
             return Ok(json!({"events": [poll_event(&reset_frame(head))], "next": head}));
@@ -295,10 +357,12 @@ pub async fn poll(app: &Arc<App>, user: UserId, query: HashMap<String, String>) 
         let head = app.hub.head();
         return Ok(json!({"events": [poll_event(&reset_frame(head))], "next": head}));
     };
+    app.metrics.events_replayed.inc_by(stored.len() as u64);
     for f in &stored {
         out.push(poll_event(f));
         next = f.id.unwrap_or(next);
     }
+    opened.sent = out.len();
     if !out.is_empty() || timeout == 0 {
         app.deliveries.note(&user, &stored);
         return Ok(json!({"events": out, "next": next}));
@@ -323,6 +387,7 @@ pub async fn poll(app: &Arc<App>, user: UserId, query: HashMap<String, String>) 
                     }
                 }
                 if lagged {
+                    app.metrics.lag_rereads.inc();
                     // Live frames collected before the lag are kept; stored ones come from the store.
                     let live: Vec<_> = frames.into_iter().filter(|f| f.id.is_none()).collect();
                     let stored = read_after(app, &user, next, POLL_MAX).await?.unwrap_or_default();
@@ -342,5 +407,6 @@ pub async fn poll(app: &Arc<App>, user: UserId, query: HashMap<String, String>) 
             _ = stopped(&mut stop) => break,
         }
     }
+    opened.sent = out.len();
     Ok(json!({"events": out, "next": next}))
 }

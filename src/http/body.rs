@@ -83,24 +83,62 @@ pub fn data<T: DeserializeOwned>(data: Value) -> Result<T> {
 }
 
 /// Decodes a JSON value into its type; the error names the offending field under `root` (e.g.
-/// `data.messages[0].chatId`, or `body.chat_id` for the host API).
+/// `data.messages[0].chatId`, or `body.chat_id` for the host API). When a required field is
+/// missing and the same object has fields the type does not know (a typo such as `chatID`), the
+/// error names those too.
 pub fn decode_at<T: DeserializeOwned>(value: Value, root: &str) -> Result<T> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = match e.path().to_string() {
+    let mut unknown: Vec<String> = Vec::new();
+    let mut track = serde_path_to_error::Track::new();
+    let result = {
+        let de = serde_path_to_error::Deserializer::new(value, &mut track);
+        T::deserialize(serde_ignored::Deserializer::new(de, &mut |path| {
+            unknown.push(ignored_path(root, &path))
+        }))
+    };
+    result.map_err(|e| {
+        let path = match track.path().to_string() {
             p if p == "." => root.to_string(),
             p => format!("{root}.{p}"),
         };
-        let inner = e.into_inner().to_string();
+        let inner = e.to_string();
         // "missing field `chatId`" is about a child of `path`: name the child itself.
         let missing = inner
             .strip_prefix("missing field `")
             .and_then(|rest| rest.split_once('`'))
             .map(|(field, _)| field.to_string());
         match missing {
-            Some(field) => Error::BadRequest(format!("{path}.{field} is required")),
+            Some(field) => {
+                let prefix = format!("{path}.");
+                let strays: Vec<&str> = unknown
+                    .iter()
+                    .filter(|u| u.strip_prefix(&prefix).is_some_and(|k| !k.contains(['.', '['])))
+                    .map(String::as_str)
+                    .collect();
+                if strays.is_empty() {
+                    Error::BadRequest(format!("{path}.{field} is required"))
+                } else {
+                    Error::BadRequest(format!(
+                        "{path}.{field} is required (and {} is not a known field)",
+                        strays.join(", ")
+                    ))
+                }
+            }
             None => Error::BadRequest(format!("{path}: {inner}")),
         }
     })
+}
+
+/// A path of an ignored field in the style of the other errors: `data.messages[0].chatID`.
+fn ignored_path(root: &str, path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => root.to_string(),
+        Path::Seq { parent, index } => format!("{}[{index}]", ignored_path(root, parent)),
+        Path::Map { parent, key } => format!("{}.{key}", ignored_path(root, parent)),
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => ignored_path(root, parent),
+    }
 }
 
 #[cfg(test)]
@@ -149,5 +187,21 @@ mod tests {
         assert!(e.to_string().contains("data.chatId"), "{e}");
         let e = data::<Req>(serde_json::json!({})).unwrap_err();
         assert_eq!(e.to_string(), "data.chatId is required");
+        let e = data::<Req>(serde_json::json!({"chatID": 1})).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "data.chatId is required (and data.chatID is not a known field)"
+        );
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Batch {
+            messages: Vec<Req>,
+        }
+        let e = data::<Batch>(serde_json::json!({"messages": [{"chatId": 1}, {"chat": 2}]}))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "data.messages[1].chatId is required (and data.messages[1].chat is not a known field)"
+        );
     }
 }

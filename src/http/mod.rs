@@ -18,14 +18,65 @@ use crate::server::App;
 
 pub use reply::Body;
 
-/// Answers one request. Every failure becomes the protocol's error envelope.
+/// Answers one request. Every failure becomes the protocol's error envelope. Each request is
+/// one span (method, route template, user) with one line when it is answered: 2xx and 3xx at
+/// info, 4xx at debug, 5xx at error with the cause chain; and one sample in the metrics.
 pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
-    let mut res = match route(&app, req).await {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let route_name = template(req.uri().path());
+    let span = tracing::info_span!(
+        "request",
+        method = %method,
+        route = %route_name,
+        user = tracing::field::Empty
+    );
+    let result = tracing::Instrument::instrument(route(&app, req), span.clone()).await;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let _entered = span.enter();
+    let mut res = match result {
         Ok(res) => res,
-        Err(e) => reply::error(&e),
+        Err(e) => {
+            if let Error::Internal(cause) = &e {
+                tracing::error!(status = 500, ms, "answered: {cause:?}");
+            }
+            reply::error(&e)
+        }
     };
+    let status = res.status().as_u16();
+    match status {
+        500.. => {}
+        400..=499 => tracing::debug!(status, ms, "answered"),
+        _ => tracing::info!(status, ms, "answered"),
+    }
+    app.metrics
+        .request(method.as_str(), &route_name, status, started.elapsed());
     reply::add_cors(&mut res);
     res
+}
+
+/// The route template of `path` for logs and metrics: a fixed path, `/v1/files/{fileId}`, a
+/// known client type or host route; anything else is `unknown`, so labels stay few.
+pub fn template(path: &str) -> String {
+    if let Some(rest) = path.strip_prefix("/v1/files/") {
+        return if rest.ends_with("/thumbnail") {
+            "/v1/files/{fileId}/thumbnail".into()
+        } else {
+            "/v1/files/{fileId}".into()
+        };
+    }
+    let known = FIXED_ROUTES.iter().any(|(_, p)| *p == path)
+        || path
+            .strip_prefix("/v1/server")
+            .is_some_and(|p| api::host::ROUTES.iter().any(|(r, _)| *r == p))
+        || path
+            .strip_prefix("/v1/")
+            .is_some_and(api::is_client_type);
+    if known {
+        path.to_string()
+    } else {
+        "unknown".into()
+    }
 }
 
 /// The query string as a map (first value of each name wins).
@@ -42,6 +93,7 @@ pub fn query(req: &Request<Incoming>) -> HashMap<String, String> {
 /// The fixed routes outside the client types and the host API, as (methods, path template).
 const FIXED_ROUTES: &[(&str, &str)] = &[
     ("GET", "/healthz"),
+    ("GET", "/metrics"),
     ("GET", "/v1/openapi.json"),
     ("GET", "/v1/events"),
     ("GET", "/v1/poll"),
@@ -92,7 +144,9 @@ async fn caller(app: &App, req: &Request<Incoming>, query_token: bool) -> Result
             }))
         }
     };
-    app.authenticate(&token).await
+    let user = app.authenticate(&token).await?;
+    tracing::Span::current().record("user", user.as_str());
+    Ok(user)
 }
 
 fn only(method: &Method, wanted: Method, allowed: &'static str) -> Result<()> {
@@ -120,6 +174,11 @@ async fn route(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>>
                 StatusCode::OK,
                 &serde_json::json!({"status": "ok"}),
             ))
+        }
+        "/metrics" => {
+            only(&method, Method::GET, "GET")?;
+            service_key(app, &req)?;
+            metrics_page(app).await
         }
         "/v1/openapi.json" => {
             only(&method, Method::GET, "GET")?;
@@ -213,6 +272,46 @@ async fn client_request(
     })
 }
 
+/// The metrics page, in the OpenMetrics text format (which Prometheus reads).
+async fn metrics_page(app: &App) -> Result<Response<Body>> {
+    let page = api::metrics::scrape(app).await?;
+    let mut res = reply::full_response(StatusCode::OK, page);
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static(
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
+    );
+    Ok(res)
+}
+
+/// Answers the separate metrics address (`--metrics-listen`): `GET /metrics` without a key,
+/// nothing else.
+pub async fn handle_metrics(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    let result = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => metrics_page(&app).await,
+        (_, "/metrics") => Err(Error::MethodNotAllowed {
+            method: req.method().to_string(),
+            allowed: "GET",
+        }),
+        (m, p) => Err(Error::TypeNotFound(format!(
+            "no such endpoint: {m} {p} (this address serves only GET /metrics)"
+        ))),
+    };
+    result.unwrap_or_else(|e| reply::error(&e))
+}
+
+/// Checks that the caller presents the host backend's service key.
+fn service_key(app: &App, req: &Request<Incoming>) -> Result<()> {
+    match bearer(req) {
+        Some(key) if app.is_service_key(key) => Ok(()),
+        Some(_) => Err(Error::TokenInvalid("the service key does not match".into())),
+        None => Err(Error::TokenInvalid(
+            "this endpoint needs Authorization: Bearer <service key>".into(),
+        )),
+    }
+}
+
 /// `/v1/server/*`: check the service key, take the body (JSON, or for GET without one the query
 /// string), dispatch.
 async fn host_request(
@@ -220,15 +319,7 @@ async fn host_request(
     req: Request<Incoming>,
     path: &str,
 ) -> Result<Response<Body>> {
-    match bearer(&req) {
-        Some(key) if app.is_service_key(key) => {}
-        Some(_) => return Err(Error::TokenInvalid("the service key does not match".into())),
-        None => {
-            return Err(Error::TokenInvalid(
-                "the host API needs Authorization: Bearer <service key>".into(),
-            ))
-        }
-    }
+    service_key(app, &req)?;
     let method = req.method().clone();
     let query: Vec<(String, String)> = req
         .uri()

@@ -41,11 +41,12 @@ pub fn empty(status: StatusCode) -> Response<Body> {
     res
 }
 
-/// The error envelope. A 500 logs its whole cause chain here, once.
+/// The error envelope. (A 500's cause chain is logged once, by the request's log line.)
 pub fn error(e: &Error) -> Response<Body> {
     let (status, _, _) = e.response_parts();
+    // Every 500 goes to Sentry too, when reports are on.
     if let Error::Internal(cause) = e {
-        tracing::error!("server error: {cause:?}");
+        crate::reports::server_error(cause);
     }
     let mut res = json(
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),

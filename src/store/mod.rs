@@ -7,6 +7,7 @@ mod checkpoint;
 mod migrate;
 mod writer;
 
+pub mod backup;
 pub mod chats;
 pub mod events;
 pub mod files;
@@ -54,7 +55,10 @@ fn configure(conn: &Connection, sync: Sync) -> rusqlite::Result<()> {
 impl Store {
     /// Opens (creating and migrating) the database in the config's data directory and starts the
     /// writer thread, which publishes committed events to `hub`.
-    pub fn open(config: &Config) -> anyhow::Result<(Store, Arc<Hub>)> {
+    pub fn open(
+        config: &Config,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> anyhow::Result<(Store, Arc<Hub>)> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating {}", config.data_dir.display()))?;
         let path = config.db_path();
@@ -80,7 +84,7 @@ impl Store {
         let checkpoint_conn = Connection::open(&path)?;
         configure(&checkpoint_conn, sync)?;
         checkpoint_conn.busy_timeout(Duration::from_secs(1))?;
-        let writer = writer::Writer::start(conn, hub.clone())?;
+        let writer = writer::Writer::start(conn, hub.clone(), metrics)?;
         let checkpointer = checkpoint::Checkpointer::start(checkpoint_conn, writer.clone())?;
         Ok((
             Store {

@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
 use crate::hub::{Frame, Hub};
+use crate::metrics::Metrics;
 use crate::model::UserId;
 
 /// Most changes committed together.
@@ -77,6 +78,7 @@ enum Msg {
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Msg>,
+    metrics: Arc<Metrics>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
@@ -86,13 +88,15 @@ fn internal(what: &str) -> Error {
 
 impl Writer {
     /// Starts the thread that owns `conn`.
-    pub fn start(conn: Connection, hub: Arc<Hub>) -> anyhow::Result<Writer> {
+    pub fn start(conn: Connection, hub: Arc<Hub>, metrics: Arc<Metrics>) -> anyhow::Result<Writer> {
         let (tx, rx) = mpsc::channel();
+        let m = metrics.clone();
         let thread = std::thread::Builder::new()
             .name("chinwag-writer".into())
-            .spawn(move || run(conn, rx, hub))?;
+            .spawn(move || run(conn, rx, hub, m))?;
         Ok(Writer {
             tx,
+            metrics,
             thread: Arc::new(Mutex::new(Some(thread))),
         })
     }
@@ -116,9 +120,12 @@ impl Writer {
             };
             (ok, Box::new(done) as Done)
         });
-        self.tx
-            .send(Msg::Job(job))
-            .map_err(|_| internal("the writer has stopped"))?;
+        // Counted before it is queued, so the writer never takes it off a count it is not in.
+        self.metrics.writer_queue.inc();
+        if self.tx.send(Msg::Job(job)).is_err() {
+            self.metrics.writer_queue.dec();
+            return Err(internal("the writer has stopped"));
+        }
         answer
             .await
             .map_err(|_| internal("the change panicked or the writer stopped"))?
@@ -138,7 +145,7 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Msg>, hub: Arc<Hub>) {
+fn run(conn: Connection, rx: mpsc::Receiver<Msg>, hub: Arc<Hub>, metrics: Arc<Metrics>) {
     let mut stopping = false;
     let mut restart = false;
     while !stopping {
@@ -147,7 +154,10 @@ fn run(conn: Connection, rx: mpsc::Receiver<Msg>, hub: Arc<Hub>) {
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
-                Msg::Job(job) => batch.push(job),
+                Msg::Job(job) => {
+                    metrics.writer_queue.dec();
+                    batch.push(job)
+                }
                 Msg::RestartWal => restart = true,
                 Msg::Stop => {
                     stopping = true;
@@ -159,7 +169,12 @@ fn run(conn: Connection, rx: mpsc::Receiver<Msg>, hub: Arc<Hub>) {
             }
         }
         if !batch.is_empty() {
-            commit_batch(&conn, batch, &hub);
+            let started = std::time::Instant::now();
+            metrics.writer_batch.observe(batch.len() as f64);
+            commit_batch(&conn, batch, &hub, &metrics);
+            metrics
+                .writer_commit
+                .observe(started.elapsed().as_secs_f64());
         }
         if std::mem::take(&mut restart) {
             if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
@@ -181,7 +196,7 @@ fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 /// transaction under a change (an I/O error or a full disk rolls the whole transaction back),
 /// every change run in it so far is answered as not committed and the rest start a new one:
 /// a change is never committed outside the transaction its caller was answered for.
-fn commit_batch(conn: &Connection, batch: Vec<Job>, hub: &Hub) {
+fn commit_batch(conn: &Connection, batch: Vec<Job>, hub: &Hub, metrics: &Metrics) {
     let mut queue: VecDeque<Job> = batch.into();
     while !queue.is_empty() {
         if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
@@ -202,6 +217,8 @@ fn commit_batch(conn: &Connection, batch: Vec<Job>, hub: &Hub) {
             let _ = exec(conn, "ROLLBACK");
         }
         if committed {
+            let stored = published.iter().filter(|(_, f)| f.id.is_some()).count();
+            metrics.events_appended.inc_by(stored as u64);
             if let Some(last) = published.iter().filter_map(|(_, f)| f.id).max() {
                 hub.advance(last);
             }
@@ -285,7 +302,7 @@ mod tests {
             .unwrap();
         conn.pragma_update(None, "max_page_count", pages + 8)
             .unwrap();
-        let writer = Writer::start(conn, Hub::new(0)).unwrap();
+        let writer = Writer::start(conn, Hub::new(0), Arc::default()).unwrap();
 
         // Queued together, the four changes are committed as one batch.
         let hold = writer.submit(|_| {

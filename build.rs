@@ -1,0 +1,39 @@
+//! Build script: names the commit the binary is built from in `chinwag --version`, from
+//! `CHINWAG_COMMIT` (e.g. a container build argument) or from git when the source is a checkout.
+
+use std::process::Command;
+
+fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git").args(args).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=CHINWAG_COMMIT");
+    println!("cargo:rerun-if-changed=build.rs");
+    let version = env!("CARGO_PKG_VERSION");
+    let commit = std::env::var("CHINWAG_COMMIT")
+        .ok()
+        .filter(|c| !c.trim().is_empty())
+        .or_else(|| git(&["rev-parse", "--short=12", "HEAD"]));
+    if let Some(dir) = git(&["rev-parse", "--absolute-git-dir"]) {
+        // A new commit moves HEAD's ref (or packed-refs): rebuild the version string then.
+        for file in ["HEAD", "packed-refs"] {
+            let path = std::path::Path::new(&dir).join(file);
+            if path.exists() {
+                println!("cargo:rerun-if-changed={}", path.display());
+            }
+        }
+        if let Some(head) = git(&["symbolic-ref", "-q", "HEAD"]) {
+            let path = std::path::Path::new(&dir).join(head);
+            if path.exists() {
+                println!("cargo:rerun-if-changed={}", path.display());
+            }
+        }
+    }
+    let full = match commit {
+        Some(c) => format!("{version} (commit {})", c.trim()),
+        None => version.to_string(),
+    };
+    println!("cargo:rustc-env=CHINWAG_VERSION={full}");
+}

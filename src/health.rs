@@ -1,0 +1,70 @@
+//! The process's own checks: `chinwag health` (asks a running server's `/healthz`, for container
+//! health checks where the image has no curl) and raising the open-file limit at start.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// Asks `GET /healthz` of the server listening on `listen`; Ok when it answers 200. An
+/// unspecified address (`0.0.0.0`, `::`) means this machine's loopback.
+pub fn check(listen: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
+    let mut addr = listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        });
+    }
+    let mut conn = TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| anyhow::anyhow!("cannot reach {addr}: {e}"))?;
+    conn.set_read_timeout(Some(timeout))?;
+    conn.set_write_timeout(Some(timeout))?;
+    write!(
+        conn,
+        "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = Vec::new();
+    conn.take(64 * 1024)
+        .read_to_end(&mut answer)
+        .map_err(|e| anyhow::anyhow!("no answer from {addr}: {e}"))?;
+    let answer = String::from_utf8_lossy(&answer);
+    let status = answer.lines().next().unwrap_or_default();
+    if status.split_whitespace().nth(1) == Some("200") {
+        println!("ok: {addr} is healthy");
+        Ok(())
+    } else {
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        anyhow::bail!("{addr} is not healthy: {status} {body}")
+    }
+}
+
+/// Raises this process's soft limit on open files to its hard limit and logs the figure: every
+/// stream is a socket, and containers often start at 1,024.
+pub fn raise_open_files_limit() {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                tracing::warn!("cannot read the open-file limit");
+                return;
+            }
+            let before = limit.rlim_cur;
+            if limit.rlim_cur < limit.rlim_max {
+                limit.rlim_cur = limit.rlim_max;
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    tracing::warn!("open-file limit: {before}; raising it to {} failed", limit.rlim_max);
+                    return;
+                }
+            }
+            tracing::info!(
+                "open-file limit: {} (was {before}); each open stream takes one",
+                limit.rlim_cur
+            );
+        }
+    }
+}
