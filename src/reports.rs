@@ -33,6 +33,13 @@ const DEFAULT_PAUSE: Duration = Duration::from_secs(60);
 /// The release of every report: `chinwag@` and the crate's version.
 pub const RELEASE: &str = concat!(env!("CARGO_PKG_NAME"), "@", env!("CARGO_PKG_VERSION"));
 
+/// The environment of every report.
+const ENVIRONMENT: &str = if cfg!(debug_assertions) {
+    "development"
+} else {
+    "production"
+};
+
 /// Whether a client is bound: the one check [`server_error`] makes when reports are off.
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
@@ -86,7 +93,7 @@ pub fn init(config: &Config) -> anyhow::Result<Reports> {
     let mut options = sentry::ClientOptions::default();
     options.dsn = Some(dsn);
     options.release = Some(RELEASE.into());
-    options.environment = Some(if cfg!(debug_assertions) { "development" } else { "production" }.into());
+    options.environment = Some(ENVIRONMENT.into());
     options.transport = Some(Arc::new(OutboxFactory(http)));
     options.shutdown_timeout = FLUSH_TIMEOUT;
     // Added here rather than by sentry's defaults, which also read SENTRY_* variables.
@@ -171,10 +178,7 @@ impl Outbox {
         let pending = Arc::new(Pending::default());
         let sender = Sender {
             url: options.dsn.envelope_api_url().to_string(),
-            auth: options
-                .dsn
-                .to_auth(Some(&options.user_agent))
-                .to_string(),
+            auth: options.dsn.to_auth(Some(&options.user_agent)).to_string(),
             user_agent: options.user_agent.to_string(),
             http,
             recorder: options.client_report_recorder.clone(),
@@ -241,8 +245,12 @@ impl Sender {
         for envelope in envelopes {
             match &rt {
                 Some(rt) if !self.paused() => rt.block_on(self.send(&envelope)),
-                Some(_) => self.recorder.record_lost_data(&envelope, Loss::RatelimitBackoff),
-                None => self.recorder.record_lost_data(&envelope, Loss::InternalError),
+                Some(_) => self
+                    .recorder
+                    .record_lost_data(&envelope, Loss::RatelimitBackoff),
+                None => self
+                    .recorder
+                    .record_lost_data(&envelope, Loss::InternalError),
             }
             pending.done();
         }
@@ -261,7 +269,8 @@ impl Sender {
     async fn send(&mut self, envelope: &Envelope) {
         let mut body = Vec::new();
         if let Err(e) = envelope.to_writer(&mut body) {
-            self.recorder.record_lost_data(envelope, Loss::InternalError);
+            self.recorder
+                .record_lost_data(envelope, Loss::InternalError);
             tracing::warn!("an error report could not be encoded: {e}");
             return;
         }
@@ -301,7 +310,12 @@ impl Sender {
 /// (`seconds:categories:scope, ...`; we send errors only, so any category pauses all), or for a
 /// 429 its `Retry-After` seconds (a minute when it gives none).
 fn pause(headers: &HeaderMap, status: StatusCode) -> Option<Duration> {
-    let seconds = |v: &str| v.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0);
+    let seconds = |v: &str| {
+        v.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+    };
     if let Some(limits) = headers
         .get("x-sentry-rate-limits")
         .and_then(|v| v.to_str().ok())
@@ -405,7 +419,10 @@ mod tests {
     fn pause_follows_rate_limits_and_retry_after() {
         let mut h = HeaderMap::new();
         assert_eq!(pause(&h, StatusCode::OK), None);
-        assert_eq!(pause(&h, StatusCode::TOO_MANY_REQUESTS), Some(DEFAULT_PAUSE));
+        assert_eq!(
+            pause(&h, StatusCode::TOO_MANY_REQUESTS),
+            Some(DEFAULT_PAUSE)
+        );
         h.insert(RETRY_AFTER, "7".parse().unwrap());
         assert_eq!(
             pause(&h, StatusCode::TOO_MANY_REQUESTS),

@@ -14,5 +14,6 @@ mod host;
 mod manage;
 mod messaging;
 mod presence;
+mod reports;
 mod streams;
 mod webhooks;
