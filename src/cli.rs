@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a client token for a user, signed with the server's secret.
     Token(TokenArgs),
     /// Copy the database and the uploaded files it references to DEST, while the server runs.
@@ -181,7 +181,9 @@ fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     std::net::ToSocketAddrs::to_socket_addrs(&full)
         .ok()
         .and_then(|mut addrs| addrs.next())
-        .ok_or_else(|| format!("not an address: {s:?} (use HOST:PORT, e.g. 127.0.0.1:8080, or :8080)"))
+        .ok_or_else(|| {
+            format!("not an address: {s:?} (use HOST:PORT, e.g. 127.0.0.1:8080, or :8080)")
+        })
 }
 
 impl Common {
@@ -196,7 +198,7 @@ impl Common {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Token(args) => token(args),
         Command::Backup(args) => backup(args),
         Command::Health(args) => crate::health::check(args.listen, args.timeout),
@@ -280,6 +282,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     rt.block_on(async move {
         // Held until the process exits: a second server on this directory would split the users.
         let _lock = config.lock_data_dir()?;
+        // Before the banner: once it says "listening", the database and the kept secrets exist.
+        let app = crate::server::App::open(config)?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -296,12 +300,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         if let Some(m) = &metrics {
             println!("metrics on http://{}/metrics", m.local_addr()?);
         }
-        println!("data directory: {}", config.data_dir.display());
-        println!(
-            "mint a client token with: chinwag token --user 42 --data-dir {}",
-            config.data_dir.display()
-        );
-        crate::server::run(listener, metrics, config, shutdown_signal()).await
+        let data_dir = app.config.data_dir.display();
+        println!("data directory: {data_dir}");
+        println!("mint a client token with: chinwag token --user 42 --data-dir {data_dir}");
+        crate::server::run(listener, metrics, app, shutdown_signal()).await
     })
 }
 

@@ -57,7 +57,10 @@ pub fn raise_open_files_limit() {
             if limit.rlim_cur < limit.rlim_max {
                 limit.rlim_cur = limit.rlim_max;
                 if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                    tracing::warn!("open-file limit: {before}; raising it to {} failed", limit.rlim_max);
+                    tracing::warn!(
+                        "open-file limit: {before}; raising it to {} failed",
+                        limit.rlim_max
+                    );
                     return;
                 }
             }

@@ -83,10 +83,9 @@ impl Metrics {
     /// A fresh registry with every family registered.
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("chinwag");
-        let requests =
-            Family::<RequestLabels, Histogram>::new_with_constructor(|| {
-                Histogram::new(latency_buckets())
-            });
+        let requests = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(latency_buckets())
+        });
         registry.register_with_unit(
             "http_request_duration",
             "HTTP requests by method, route template and status, and how long each took",

@@ -135,15 +135,14 @@ impl App {
     }
 }
 
-/// Opens the state from `config` and serves `listener` until `shutdown` resolves; `metrics`, when
-/// given, serves only `GET /metrics`, without the service key.
+/// Serves `listener` with `app` until `shutdown` resolves; `metrics`, when given, serves only
+/// `GET /metrics`, without the service key.
 pub async fn run(
     listener: TcpListener,
     metrics: Option<TcpListener>,
-    config: Config,
+    app: Arc<App>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let app = App::open(config)?;
     let metrics = metrics.map(|l| tokio::spawn(serve_metrics(l, app.clone())));
     let served = serve(listener, app, shutdown).await;
     if let Some(task) = metrics {

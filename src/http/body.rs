@@ -111,7 +111,10 @@ pub fn decode_at<T: DeserializeOwned>(value: Value, root: &str) -> Result<T> {
                 let prefix = format!("{path}.");
                 let strays: Vec<&str> = unknown
                     .iter()
-                    .filter(|u| u.strip_prefix(&prefix).is_some_and(|k| !k.contains(['.', '['])))
+                    .filter(|u| {
+                        u.strip_prefix(&prefix)
+                            .is_some_and(|k| !k.contains(['.', '[']))
+                    })
                     .map(String::as_str)
                     .collect();
                 if strays.is_empty() {

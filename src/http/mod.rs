@@ -69,9 +69,7 @@ pub fn template(path: &str) -> String {
         || path
             .strip_prefix("/v1/server")
             .is_some_and(|p| api::host::ROUTES.iter().any(|(r, _)| *r == p))
-        || path
-            .strip_prefix("/v1/")
-            .is_some_and(api::is_client_type);
+        || path.strip_prefix("/v1/").is_some_and(api::is_client_type);
     if known {
         path.to_string()
     } else {
@@ -109,7 +107,9 @@ const FIXED_ROUTES: &[(&str, &str)] = &[
 pub fn routes() -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     let fixed = FIXED_ROUTES.iter().map(|(m, p)| (*m, p.to_string()));
-    let client = api::CLIENT_TYPES.iter().map(|t| ("POST", format!("/v1/{t}")));
+    let client = api::CLIENT_TYPES
+        .iter()
+        .map(|t| ("POST", format!("/v1/{t}")));
     let host = api::host::ROUTES
         .iter()
         .map(|(p, m)| (*m, format!("/v1/server{p}")));

@@ -25,10 +25,16 @@ pub struct Report {
 pub fn run(config: &Config, dest: &Path) -> anyhow::Result<Report> {
     let source = config.db_path();
     if !source.exists() {
-        bail!("no database at {}: is --data-dir the server's?", source.display());
+        bail!(
+            "no database at {}: is --data-dir the server's?",
+            source.display()
+        );
     }
     if dest.exists() && std::fs::read_dir(dest)?.next().is_some() {
-        bail!("{} is not empty: back up into a new directory", dest.display());
+        bail!(
+            "{} is not empty: back up into a new directory",
+            dest.display()
+        );
     }
     let target = Config::new(dest);
     std::fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;

@@ -7,17 +7,29 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-const BIN: &str = env!("CARGO_BIN_EXE_chinwag");
+pub const BIN: &str = env!("CARGO_BIN_EXE_chinwag");
 
 /// Starts `chinwag serve` in `cwd` and returns it with the address it printed.
-fn serve(cwd: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (Child, String) {
+pub fn serve(cwd: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (Child, String) {
+    let (child, banner) = serve_logging(cwd, args, env, Stdio::null());
+    (child, banner[0].clone())
+}
+
+/// Starts `chinwag serve` in `cwd` with its log (stderr) going to `stderr`; returns it with the
+/// addresses it printed: the API's first, then the metrics address when there is one.
+pub fn serve_logging(
+    cwd: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stderr: Stdio,
+) -> (Child, Vec<String>) {
     let mut child = Command::new(BIN)
         .arg("serve")
         .args(args)
         .envs(env.iter().copied())
         .current_dir(cwd)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("start chinwag serve");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -26,12 +38,24 @@ fn serve(cwd: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (Child, 
         .strip_prefix("chinwag listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
         .to_string();
+    let mut banner = vec![addr];
+    // The banner's other lines up to the data directory's: the metrics address, if any.
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line.starts_with("data directory:") {
+            break;
+        }
+        if let Some(m) = line.strip_prefix("metrics on ") {
+            banner.push(m.to_string());
+        }
+    }
     // Keep reading stdout so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    (child, addr)
+    (child, banner)
 }
 
-fn token(cwd: &std::path::Path, args: &[&str]) -> String {
+/// Runs `chinwag token ARGS` in `cwd`, expecting success; returns the token.
+pub fn token(cwd: &std::path::Path, args: &[&str]) -> String {
     let out = Command::new(BIN)
         .arg("token")
         .args(args)
@@ -47,7 +71,7 @@ fn token(cwd: &std::path::Path, args: &[&str]) -> String {
 }
 
 /// The status of `POST /v1/chats` with `token` against the server at `addr`.
-async fn chats_status(addr: &str, token: &str) -> u16 {
+pub async fn chats_status(addr: &str, token: &str) -> u16 {
     let res = crate::helpers::http_client()
         .post(format!("{addr}/v1/chats"))
         .bearer_auth(token)
@@ -57,7 +81,8 @@ async fn chats_status(addr: &str, token: &str) -> u16 {
     res.status().as_u16()
 }
 
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
+/// Sends SIGTERM and waits (at most 10 s) for the exit.
+pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
     // SAFETY: sends a signal to our own child process, which has not been reaped yet.
     let sent = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     assert_eq!(sent, 0, "kill failed");

@@ -687,3 +687,43 @@ async fn every_error_body_has_the_same_shape() {
         assert_shape(*status, body);
     }
 }
+
+#[tokio::test]
+async fn a_missing_field_next_to_an_unknown_one_names_both() {
+    // Arrange
+    let app = spawn_app().await;
+
+    // Act: a typo in the field's name, in a client request and in a host request
+    let (status, body) = app.post("alice", "history", json!({"chatID": 1})).await;
+    let host = app
+        .client
+        .post(format!("{}/v1/server/chats/message", app.base))
+        .bearer_auth("test-service-key")
+        .json(&json!({"chatId": 1, "message": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    let (host_status, host_body) = crate::helpers::read(host).await;
+
+    // Assert
+    assert_error(
+        status,
+        &body,
+        400,
+        "bad_request",
+        &[
+            "data.chatId is required",
+            "data.chatID is not a known field",
+        ],
+    );
+    assert_error(
+        host_status,
+        &host_body,
+        400,
+        "bad_request",
+        &[
+            "body.chat_id is required",
+            "body.chatId is not a known field",
+        ],
+    );
+}

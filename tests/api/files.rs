@@ -867,3 +867,25 @@ async fn the_janitor_removes_uploads_never_sent_and_keeps_sent_ones() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_empty_upload_is_refused_and_stores_nothing() {
+    // Arrange: `curl --data-binary @missing-file` sends an empty body
+    let app = spawn_app().await;
+
+    // Act
+    let raw = upload(&app, "alice", Some("photo.jpg"), None, Vec::new()).await;
+    let form = upload_multipart(&app, "alice", "photo.jpg", b"").await;
+
+    // Assert
+    for (status, body) in [raw, form] {
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error"]["reason"], "bad_request");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("empty"),
+            "{body}"
+        );
+    }
+    assert!(on_disk(&app).iter().all(|n| n.starts_with("tmp-")) && on_disk(&app).is_empty());
+    assert_eq!(file_rows(&app).await, 0);
+}

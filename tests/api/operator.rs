@@ -1,0 +1,345 @@
+//! What an operator meets through the real binary: clear refusals (a second server on one data
+//! directory, a token without a secret, a taken address), the command line's forms (`:PORT`,
+//! `--ttl 1h`), `--version`, `chinwag health`, `chinwag backup` restored into a new server, the
+//! metrics address, and the request log as JSON lines.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{json, Value};
+
+use crate::binary::{chats_status, serve, serve_logging, terminate, token, BIN};
+use crate::helpers::http_client;
+
+/// Runs `chinwag ARGS` in `cwd` to its end.
+fn chinwag(cwd: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `POST /v1/{kind}` with `data` as the holder of `token`: the status and the JSON body.
+async fn post(addr: &str, token: &str, kind: &str, data: Value) -> (u16, Value) {
+    let res = http_client()
+        .post(format!("{addr}/v1/{kind}"))
+        .bearer_auth(token)
+        .json(&json!({ "data": data }))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_directory_is_refused() {
+    let cwd = tempfile::tempdir().unwrap();
+    let (mut first, _) = serve(cwd.path(), &["--listen", "127.0.0.1:0"], &[]);
+    let second = chinwag(cwd.path(), &["serve", "--listen", "127.0.0.1:0"]);
+    assert!(!second.status.success());
+    let message = stderr(&second);
+    assert!(
+        message.contains("chinwag-data") && message.contains("in use by another chinwag"),
+        "{message}"
+    );
+    let status = terminate(&mut first);
+    assert!(status.success(), "{status:?}");
+    // Once the first one is gone, the directory is free again.
+    let (mut again, _) = serve(cwd.path(), &["--listen", "127.0.0.1:0"], &[]);
+    assert!(terminate(&mut again).success());
+}
+
+#[tokio::test]
+async fn a_token_without_a_secret_is_refused_and_says_where_it_looked() {
+    let cwd = tempfile::tempdir().unwrap();
+    let out = chinwag(cwd.path(), &["token", "--user", "alice"]);
+    assert!(!out.status.success());
+    let message = stderr(&out);
+    assert!(
+        message.contains("no token secret at") && message.contains("chinwag-data/secret"),
+        "{message}"
+    );
+    assert!(message.contains("--data-dir") && message.contains("--secret"));
+    assert!(out.stdout.is_empty(), "nothing is printed as a token");
+    assert!(
+        !cwd.path().join("chinwag-data").exists(),
+        "no secret is invented"
+    );
+    // With the server's secret given, it mints.
+    let out = chinwag(cwd.path(), &["token", "--user", "alice", "--secret", "s"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn token_takes_durations_and_lists_only_its_own_flags() {
+    let cwd = tempfile::tempdir().unwrap();
+    let (mut server, addr) = serve(cwd.path(), &["--listen", "127.0.0.1:0"], &[]);
+    for ttl in ["1h", "7d", "90", "30m"] {
+        let t = token(cwd.path(), &["--user", "alice", "--ttl", ttl]);
+        assert_eq!(chats_status(&addr, &t).await, 200, "ttl {ttl}");
+    }
+    let bad = chinwag(cwd.path(), &["token", "--user", "a", "--ttl", "soon"]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("--ttl"), "{}", stderr(&bad));
+    let help = chinwag(cwd.path(), &["token", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    assert!(
+        help.contains("--ttl") && help.contains("--secret"),
+        "{help}"
+    );
+    assert!(!help.contains("--service-key"), "{help}");
+    assert!(terminate(&mut server).success());
+}
+
+#[tokio::test]
+async fn an_address_in_use_is_named_and_port_only_means_every_interface() {
+    let cwd = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let out = chinwag(
+        cwd.path(),
+        &["serve", "--listen", &format!("127.0.0.1:{port}")],
+    );
+    assert!(!out.status.success());
+    let message = stderr(&out);
+    assert!(
+        message.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{message}"
+    );
+    drop(taken);
+
+    let (mut server, addr) = serve(cwd.path(), &["--listen", ":0"], &[]);
+    assert!(addr.starts_with("http://0.0.0.0:"), "{addr}");
+    let port = addr.rsplit(':').next().unwrap();
+    let health = http_client()
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let bad = chinwag(cwd.path(), &["serve", "--listen", "nowhere"]);
+    assert!(stderr(&bad).contains("not an address"), "{}", stderr(&bad));
+    assert!(terminate(&mut server).success());
+}
+
+#[tokio::test]
+async fn version_and_health_answer_for_the_container() {
+    let cwd = tempfile::tempdir().unwrap();
+    let version = chinwag(cwd.path(), &["--version"]);
+    let version = String::from_utf8_lossy(&version.stdout).into_owned();
+    assert!(
+        version.starts_with(&format!("chinwag {}", env!("CARGO_PKG_VERSION"))),
+        "{version}"
+    );
+
+    let (mut server, addr) = serve(cwd.path(), &["--listen", ":0"], &[]);
+    let port = addr.rsplit(':').next().unwrap();
+    // The container's form: CHINWAG_LISTEN=0.0.0.0:PORT, asked on this machine.
+    let ok = Command::new(BIN)
+        .arg("health")
+        .env("CHINWAG_LISTEN", format!("0.0.0.0:{port}"))
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert!(terminate(&mut server).success());
+    let down = chinwag(
+        cwd.path(),
+        &["health", "--listen", &format!("127.0.0.1:{port}")],
+    );
+    assert!(!down.status.success());
+    assert!(stderr(&down).contains("cannot reach"), "{}", stderr(&down));
+}
+
+#[tokio::test]
+async fn a_backup_taken_while_serving_restores_history_files_and_resumable_streams() {
+    let cwd = tempfile::tempdir().unwrap();
+    let (mut server, addr) = serve(cwd.path(), &["--listen", "127.0.0.1:0"], &[]);
+    let alice = token(cwd.path(), &["--user", "alice"]);
+    let bob = token(cwd.path(), &["--user", "bob"]);
+    let client = http_client();
+    let (_, chat) = post(&addr, &alice, "createChat", json!({"userIds": ["bob"]})).await;
+    let chat = chat["data"]["chat"]["id"].as_i64().unwrap();
+    let send = |id: &'static str, extra: Value| {
+        let (addr, alice) = (addr.clone(), alice.clone());
+        async move {
+            let mut m = json!({"clientMessageId": id, "chatId": chat, "text": id});
+            m.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            let (status, body) = post(&addr, &alice, "message", json!({"messages": [m]})).await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+    send("before", json!({})).await;
+    let poll: Value = client
+        .get(format!("{addr}/v1/poll?since=0&timeout=0&token={bob}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cursor = poll["next"].as_i64().unwrap();
+    let upload: Value = client
+        .post(format!("{addr}/v1/files?name=notes.txt"))
+        .bearer_auth(&alice)
+        .body("the notes")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let file = upload["data"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{upload}"))
+        .to_string();
+    send("after", json!({"type": "file", "fileId": file})).await;
+
+    let backup = chinwag(cwd.path(), &["backup", "copy"]);
+    assert!(backup.status.success(), "{}", stderr(&backup));
+    // The source keeps serving, and what it stores now is not in the copy.
+    send("later", json!({})).await;
+    assert!(terminate(&mut server).success());
+    let refused = chinwag(cwd.path(), &["backup", "copy"]);
+    assert!(
+        stderr(&refused).contains("not empty"),
+        "{}",
+        stderr(&refused)
+    );
+
+    let (mut restored, addr) = serve(
+        cwd.path(),
+        &["--listen", "127.0.0.1:0", "--data-dir", "copy"],
+        &[],
+    );
+    // Tokens minted before the backup still work: the secret came along.
+    let (status, history) = post(&addr, &bob, "history", json!({"chatId": chat})).await;
+    assert_eq!(status, 200, "{history}");
+    let texts: Vec<&str> = history["data"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["before", "after"]);
+    let bytes = client
+        .get(format!("{addr}/v1/files/{file}?token={bob}"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&bytes[..], b"the notes");
+    // Bob's stream resumes from his cursor: only what came after it.
+    let mut stream = client
+        .get(format!("{addr}/v1/events?token={bob}"))
+        .header("Last-Event-ID", cursor.to_string())
+        .send()
+        .await
+        .unwrap();
+    let mut text = String::new();
+    while !text.contains("\"after\"") {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), stream.chunk())
+            .await
+            .expect("the resumed stream stalled")
+            .unwrap()
+            .expect("the resumed stream ended");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(!text.contains("\"before\""), "{text}");
+    assert!(!text.contains("event: reset"), "{text}");
+    drop(stream);
+    assert!(terminate(&mut restored).success());
+}
+
+#[tokio::test]
+async fn metrics_on_their_own_address_and_a_json_log_line_per_request() {
+    let cwd = tempfile::tempdir().unwrap();
+    let (mut server, banner) = serve_logging(
+        cwd.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ],
+        &[("RUST_LOG", "chinwag=debug")],
+        Stdio::piped(),
+    );
+    let (addr, metrics) = (banner[0].clone(), banner[1].clone());
+    let lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let v = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            let _ = tx.send(v);
+        }
+    });
+    let alice = token(cwd.path(), &["--user", "alice"]);
+    assert_eq!(chats_status(&addr, &alice).await, 200);
+    let (status, _) = post(&addr, &alice, "history", json!({"chatId": 99})).await;
+    assert_eq!(status, 404);
+
+    // One line per answered request, with the route template, the user, the status and ms.
+    let mut answered = Vec::new();
+    while answered.len() < 2 {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+            .await
+            .expect("no request line")
+            .unwrap();
+        if line["fields"]["message"] == "answered" {
+            answered.push(line);
+        }
+    }
+    let [ok, missing] = &answered[..] else {
+        unreachable!()
+    };
+    assert_eq!(ok["level"], "INFO");
+    assert_eq!(ok["fields"]["status"], 200);
+    assert_eq!(ok["span"]["route"], "/v1/chats");
+    assert_eq!(ok["span"]["method"], "POST");
+    assert_eq!(ok["span"]["user"], "alice");
+    assert!(ok["fields"]["ms"].as_f64().is_some(), "{ok}");
+    assert_eq!(missing["level"], "DEBUG");
+    assert_eq!(missing["fields"]["status"], 404);
+
+    // The metrics address answers without a key; the main one wants the service key.
+    let client = http_client();
+    let page = client.get(&metrics).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains(
+            "chinwag_http_request_duration_seconds_count{method=\"POST\",route=\"/v1/chats\",status=\"200\"} 1"
+        ),
+        "{page}"
+    );
+    let other = client
+        .get(metrics.replace("/metrics", "/v1/chats"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
+    let keyless = client.get(format!("{addr}/metrics")).send().await.unwrap();
+    assert_eq!(keyless.status(), 401);
+    let key = std::fs::read_to_string(cwd.path().join("chinwag-data/service-key")).unwrap();
+    let keyed = client
+        .get(format!("{addr}/metrics"))
+        .bearer_auth(key.trim())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keyed.status(), 200);
+    assert!(terminate(&mut server).success());
+}
