@@ -117,7 +117,7 @@ pub struct CallRequest {
 /// Relays a call signal (WebRTC offer, answer, ICE candidate, hangup, reject) to the other
 /// members' open connections. Never stored.
 pub async fn call(app: &Arc<App>, user: &UserId, req: CallRequest) -> Result<Out> {
-    if req.call_id.is_empty() || req.call_id.len() > 64 {
+    if req.call_id.is_empty() || req.call_id.chars().count() > 64 {
         return Err(Error::BadRequest(
             "data.callId must be 1 to 64 characters".into(),
         ));

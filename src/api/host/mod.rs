@@ -97,7 +97,8 @@ pub async fn handle(
 /// booleans, a repeated name or a comma-separated value an array.
 pub fn query_json(pairs: impl IntoIterator<Item = (String, String)>) -> Value {
     fn scalar(v: &str) -> Value {
-        if let Ok(n) = v.parse::<u64>() {
+        // Only a number written the canonical way: user "007" is not user "7".
+        if let Some(n) = v.parse::<u64>().ok().filter(|n| n.to_string() == v) {
             Value::from(n)
         } else if v == "true" || v == "false" {
             Value::from(v == "true")
@@ -139,6 +140,7 @@ mod tests {
             serde_json::json!({"user_id": 42, "count": 10})
         );
         assert_eq!(q("user_id=alice"), serde_json::json!({"user_id": "alice"}));
+        assert_eq!(q("user_id=007"), serde_json::json!({"user_id": "007"}));
         assert_eq!(
             q("chats_id=1,2,3"),
             serde_json::json!({"chats_id": [1, 2, 3]})
