@@ -296,6 +296,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ),
             None => None,
         };
+        let shutdown = shutdown_signal()?;
         println!("chinwag listening on http://{addr}");
         if let Some(m) = &metrics {
             println!("metrics on http://{}/metrics", m.local_addr()?);
@@ -303,30 +304,28 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let data_dir = app.config.data_dir.display();
         println!("data directory: {data_dir}");
         println!("mint a client token with: chinwag token --user 42 --data-dir {data_dir}");
-        crate::server::run(listener, metrics, app, shutdown_signal()).await
+        crate::server::run(listener, metrics, app, shutdown).await
     })
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Registers for SIGINT and SIGTERM at once (a signal sent right after the banner is not lost)
+/// and returns a future that resolves on the first of them. Needs the runtime.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let term = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! { _ = interrupt.recv() => {}, _ = terminate.recv() => {} }
+            tracing::info!("shutting down");
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = ctrl_c.await;
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutting down");
+        })
     }
-    tracing::info!("shutting down");
 }
