@@ -343,3 +343,144 @@ async fn metrics_on_their_own_address_and_a_json_log_line_per_request() {
     assert_eq!(keyed.status(), 200);
     assert!(terminate(&mut server).success());
 }
+
+#[tokio::test]
+async fn the_version_names_the_commit_of_a_checkout() {
+    let cwd = tempfile::tempdir().unwrap();
+    let version = chinwag(cwd.path(), &["--version"]);
+    let version = String::from_utf8_lossy(&version.stdout).trim().to_string();
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success());
+    match head {
+        Some(head) => {
+            let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+            assert_eq!(
+                version,
+                format!("chinwag {} (commit {head})", env!("CARGO_PKG_VERSION"))
+            );
+        }
+        // Built from a source tree without git: the version alone.
+        None => assert_eq!(version, format!("chinwag {}", env!("CARGO_PKG_VERSION"))),
+    }
+}
+
+#[tokio::test]
+async fn the_open_file_limit_is_raised_to_the_hard_limit_at_start() {
+    use std::os::unix::process::CommandExt;
+    let cwd = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(cwd.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: only setrlimit between fork and exec, on the child's own limits.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut l = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut l);
+            l.rlim_cur = 256.min(l.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = out.next().unwrap().unwrap();
+    assert!(first.starts_with("chinwag listening on"), "{first}");
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<&str> = files.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(numbers[0], numbers[1], "soft = hard: {files}");
+    assert!(terminate(&mut child).success());
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    assert!(
+        log.contains(&format!("open-file limit: {} (was 256)", numbers[0])),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_waits_for_requests_in_flight_only_as_long_as_the_grace() {
+    use tokio::io::AsyncWriteExt;
+    let cwd = tempfile::tempdir().unwrap();
+    let (mut server, addr) = serve(
+        cwd.path(),
+        &["--listen", "127.0.0.1:0", "--shutdown-grace", "1s"],
+        &[],
+    );
+    let alice = token(cwd.path(), &["--user", "alice"]);
+    // An upload whose body never finishes keeps its request in flight.
+    let mut conn = tokio::net::TcpStream::connect(addr.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /v1/files?name=a.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {alice}\r\n\
+         Content-Length: 100000\r\n\r\npartial"
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let status = tokio::task::spawn_blocking(move || terminate(&mut server))
+        .await
+        .unwrap();
+    // With the default grace (10 s), `terminate` would give up and fail here.
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "it did wait for the request in flight"
+    );
+    drop(conn);
+}
+
+#[tokio::test]
+async fn the_janitor_runs_at_its_interval() {
+    let cwd = tempfile::tempdir().unwrap();
+    let (mut server, addr) = serve(
+        cwd.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--retention",
+            "1s",
+            "--janitor-interval",
+            "1s",
+        ],
+        &[],
+    );
+    let alice = token(cwd.path(), &["--user", "alice"]);
+    let (status, _) = post(&addr, &alice, "createChat", json!({"userIds": ["bob"]})).await;
+    assert_eq!(status, 200);
+    // Within a few intervals the chat's event is past retention and pruned: a poll from the
+    // start of time gets `reset` instead of the event.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let poll: Value = http_client()
+            .get(format!("{addr}/v1/poll?since=0&timeout=0&token={alice}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if poll["events"][0]["type"] == "reset" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing was pruned: {poll}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(terminate(&mut server).success());
+}
