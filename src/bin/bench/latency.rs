@@ -25,7 +25,7 @@ async fn wait_for(rx: &mut mpsc::UnboundedReceiver<Delivery>, client_id: &str) -
 
 pub async fn part(args: &Args) -> Result<Vec<Row>> {
     println!("\n[latency] {} messages, one at a time", args.messages);
-    let server = Server::start(args.sync)?;
+    let server = Server::start(args.server.as_deref(), args.sync)?;
     let api = Api::new(&server)?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let deadline = Instant::now() + DELIVERY_TIMEOUT * (args.messages as u32 + 10);

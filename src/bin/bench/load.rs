@@ -200,7 +200,7 @@ fn measure_cpu(pid: u32, w: &Window) -> JoinHandle<Result<(f64, f64)>> {
 
 /// Sets up the pairs, runs the senders over the window and collects what the listeners saw.
 pub async fn run_load(args: &Args, tag: &str, pace: Pace) -> Result<LoadResult> {
-    let server = Server::start(args.sync)?;
+    let server = Server::start(args.server.as_deref(), args.sync)?;
     let api = Api::new(&server)?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let listen_until = Instant::now() + Duration::from_secs(120) + args.window() + DELIVERY_TIMEOUT;

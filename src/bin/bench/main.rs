@@ -57,6 +57,10 @@ struct Args {
     /// Run only this part.
     #[arg(long, value_enum)]
     only: Option<Part>,
+    /// The chinwag binary to load (default: the one next to this tool), e.g. an older build to
+    /// compare with in the same run.
+    #[arg(long)]
+    server: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -53,7 +53,7 @@ fn server_footprint(server: &Server) -> Result<(u64, u64)> {
 pub async fn part(args: &Args) -> Result<Vec<Row>> {
     let k = args.idle_streams;
     println!("\n[memory] {k} idle SSE streams (after {WARM_STREAMS} warm-up streams)");
-    let server = Server::start(args.sync)?;
+    let server = Server::start(args.server.as_deref(), args.sync)?;
     let api = Api::new(&server)?;
     let warm = open_idle(&server, &api, "warm", WARM_STREAMS).await?;
     tokio::time::sleep(SETTLE).await;

@@ -27,9 +27,12 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts the server next to this binary on an ephemeral loopback port.
-    pub fn start(sync: SyncMode) -> Result<Server> {
-        let exe = std::env::current_exe()?.with_file_name("chinwag");
+    /// Starts `exe` (default: the server next to this binary) on an ephemeral loopback port.
+    pub fn start(exe: Option<&std::path::Path>, sync: SyncMode) -> Result<Server> {
+        let exe = match exe {
+            Some(exe) => exe.to_path_buf(),
+            None => std::env::current_exe()?.with_file_name("chinwag"),
+        };
         if !exe.exists() {
             bail!(
                 "{} not found: build both binaries (cargo build --release --bins)",
