@@ -1,8 +1,9 @@
 //! The real `chinwag` binary: runs out of the box, mints tokens that `serve` accepts, reads its
 //! `CHINWAG_*` variables, and stops cleanly on SIGTERM.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -23,20 +24,60 @@ pub fn serve_logging(
     env: &[(&str, &str)],
     stderr: Stdio,
 ) -> (Child, Vec<String>) {
-    let mut child = Command::new(BIN)
+    let mut child = serve_command(cwd, args, env)
+        .stderr(stderr)
+        .spawn()
+        .expect("start chinwag serve");
+    let banner = read_banner(&mut child, String::new);
+    (child, banner)
+}
+
+/// Starts `chinwag serve` in `cwd` with its log (stderr) captured; returns it with the API's
+/// address and its log so far (read in the background).
+pub fn serve_capturing(
+    cwd: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Child, String, Arc<Mutex<String>>) {
+    let mut child = serve_command(cwd, args, env)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start chinwag serve");
+    let log = Arc::new(Mutex::new(String::new()));
+    let mut stderr = child.stderr.take().unwrap();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = stderr.read(&mut buf) {
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let banner = read_banner(&mut child, || format!("; stderr: {}", log.lock().unwrap()));
+    (child, banner[0].clone(), log)
+}
+
+/// `chinwag serve ARGS` in `cwd` with `env` added, its stdout piped for the banner.
+fn serve_command(cwd: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(BIN);
+    command
         .arg("serve")
         .args(args)
         .envs(env.iter().copied())
         .current_dir(cwd)
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .expect("start chinwag serve");
+        .stdout(Stdio::piped());
+    command
+}
+
+/// Reads the banner from `child`'s stdout: the API's address, then the metrics address when
+/// there is one; `more` adds to the panic on an unexpected first line.
+fn read_banner(child: &mut Child, more: impl Fn() -> String) -> Vec<String> {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().expect("a line on stdout").unwrap();
     let addr = first
         .strip_prefix("chinwag listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}{}", more()))
         .to_string();
     let mut banner = vec![addr];
     // The banner's other lines up to the data directory's: the metrics address, if any.
@@ -51,7 +92,7 @@ pub fn serve_logging(
     }
     // Keep reading stdout so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    (child, banner)
+    banner
 }
 
 /// Runs `chinwag token ARGS` in `cwd`, expecting success; returns the token.

@@ -1,18 +1,14 @@
 //! Error reports: the real binary, given `--sentry-dsn` for a Sentry stand-in run by the test,
 //! reports a genuine 500 with its whole cause chain and the release, and sends no request data.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sentry::protocol::{EnvelopeItem, Event};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+use crate::binary::{serve_capturing, terminate};
 use crate::helpers::{http_client, token, SECRET};
-
-const BIN: &str = env!("CARGO_BIN_EXE_chinwag");
 
 /// One POST the stand-in received.
 struct Received {
@@ -79,75 +75,24 @@ async fn sentry_stand_in() -> (String, mpsc::UnboundedReceiver<Received>) {
     (format!("http://public-key@127.0.0.1:{port}/1"), rx)
 }
 
-/// `chinwag serve` on port 0 with its data in `data`; returns it, its address and its stderr
-/// so far (read in the background).
-fn serve(data: &std::path::Path, dsn: &str) -> (Child, String, Arc<Mutex<String>>) {
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--secret",
-            SECRET,
-            "--sentry-dsn",
-            dsn,
-        ])
-        .arg("--data-dir")
-        .arg(data)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start chinwag serve");
-    let log = Arc::new(Mutex::new(String::new()));
-    let mut stderr = child.stderr.take().unwrap();
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n @ 1..) = stderr.read(&mut buf) {
-            sink.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().expect("a line on stdout").unwrap();
-    let addr = first
-        .strip_prefix("chinwag listening on ")
-        .unwrap_or_else(|| {
-            panic!(
-                "unexpected first line {first:?}; stderr: {}",
-                log.lock().unwrap()
-            )
-        })
-        .to_string();
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr, log)
-}
-
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
-    // SAFETY: sends a signal to our own child process, which has not been reaped yet.
-    let sent = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    assert_eq!(sent, 0, "kill failed");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("chinwag did not exit within 10 s of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[tokio::test]
 async fn a_500_is_reported_with_its_cause_chain_and_release() {
     let (dsn, mut received) = sentry_stand_in().await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (mut child, addr, log) = serve(&data, &dsn);
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--secret",
+        SECRET,
+        "--sentry-dsn",
+        &dsn,
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    // The default log filter, whatever RUST_LOG the tests run with.
+    let (mut child, addr, log) =
+        serve_capturing(dir.path(), &args, &[("RUST_LOG", "chinwag=info")]);
 
     // The files directory is a regular file: no upload can be stored, a genuine I/O failure.
     let files = data.join("files");
