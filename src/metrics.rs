@@ -16,9 +16,9 @@ use prometheus_client::registry::{Registry, Unit};
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     /// `GET`, `POST`, …
-    pub method: String,
+    pub method: &'static str,
     /// The route template (`/v1/files/{fileId}`), never the raw path.
-    pub route: String,
+    pub route: &'static str,
     /// The response's status code.
     pub status: u16,
 }
@@ -186,11 +186,11 @@ impl Metrics {
     }
 
     /// Records one answered request.
-    pub fn request(&self, method: &str, route: &str, status: u16, took: Duration) {
+    pub fn request(&self, method: &'static str, route: &'static str, status: u16, took: Duration) {
         self.requests
             .get_or_create(&RequestLabels {
-                method: method.to_string(),
-                route: route.to_string(),
+                method,
+                route,
                 status,
             })
             .observe(took.as_secs_f64());

@@ -50,30 +50,44 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         _ => tracing::info!(status, ms, "answered"),
     }
     app.metrics
-        .request(method.as_str(), &route_name, status, started.elapsed());
+        .request(method_name(&method), route_name, status, started.elapsed());
     reply::add_cors(&mut res);
     res
 }
 
 /// The route template of `path` for logs and metrics: a fixed path, `/v1/files/{fileId}`, a
 /// known client type or host route; anything else is `unknown`, so labels stay few.
-pub fn template(path: &str) -> String {
+pub fn template(path: &str) -> &'static str {
     if let Some(rest) = path.strip_prefix("/v1/files/") {
         return if rest.ends_with("/thumbnail") {
-            "/v1/files/{fileId}/thumbnail".into()
+            "/v1/files/{fileId}/thumbnail"
         } else {
-            "/v1/files/{fileId}".into()
+            "/v1/files/{fileId}"
         };
     }
-    let known = FIXED_ROUTES.iter().any(|(_, p)| *p == path)
-        || path
-            .strip_prefix("/v1/server")
-            .is_some_and(|p| api::host::ROUTES.iter().any(|(r, _)| *r == p))
-        || path.strip_prefix("/v1/").is_some_and(api::is_client_type);
-    if known {
-        path.to_string()
-    } else {
-        "unknown".into()
+    // Built once: every request looks its path up without allocating.
+    static KNOWN: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    let known = KNOWN.get_or_init(|| {
+        routes()
+            .into_iter()
+            .map(|(_, p)| &*Box::leak(p.into_boxed_str()))
+            .collect()
+    });
+    known.get(path).copied().unwrap_or("unknown")
+}
+
+/// A method's name for labels: the standard ones, anything else `other`.
+fn method_name(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
     }
 }
 
