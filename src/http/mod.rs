@@ -31,7 +31,9 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         route = %route_name,
         user = tracing::field::Empty
     );
-    let result = tracing::Instrument::instrument(route(&app, req), span.clone()).await;
+    // Boxed: hyper keeps each connection's request future allocated for as long as the
+    // connection lives, so the large routing future must not be part of it (idle streams).
+    let result = tracing::Instrument::instrument(Box::pin(route(&app, req)), span.clone()).await;
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     let _entered = span.enter();
     let mut res = match result {
