@@ -60,8 +60,9 @@ struct Common {
     /// Data directory: the SQLite database, uploaded files and generated secrets.
     #[arg(long, env = "CHINWAG_DATA_DIR", default_value = config::DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
-    /// HS256 key of client tokens (generated and kept in the data directory if unset).
-    #[arg(long, env = "CHINWAG_SECRET", hide_env_values = true)]
+    /// HS256 key of client tokens. Default: the one kept in <data-dir>/secret, which `serve`
+    /// creates on first start.
+    #[arg(long, env = "CHINWAG_SECRET", hide_env_values = true, value_parser = parse_key)]
     secret: Option<String>,
 }
 
@@ -70,7 +71,7 @@ struct ServeArgs {
     #[command(flatten)]
     common: Common,
     /// Bearer key of the host backend API (generated and kept in the data directory if unset).
-    #[arg(long, env = "CHINWAG_SERVICE_KEY", hide_env_values = true)]
+    #[arg(long, env = "CHINWAG_SERVICE_KEY", hide_env_values = true, value_parser = parse_key)]
     service_key: Option<String>,
     /// Address to listen on: HOST:PORT, or :PORT for every interface (0.0.0.0:8080 in a
     /// container).
@@ -80,13 +81,13 @@ struct ServeArgs {
     #[arg(long, env = "CHINWAG_SYNC", value_enum, default_value = "full")]
     sync: SyncArg,
     /// How long stored events stay resumable (e.g. 7d, 12h, 30m).
-    #[arg(long, env = "CHINWAG_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    #[arg(long, env = "CHINWAG_RETENTION", default_value = "7d", value_parser = parse_retention)]
     retention: Duration,
-    /// Largest JSON request body (e.g. 1MiB, 256KiB).
-    #[arg(long, env = "CHINWAG_MAX_BODY", default_value = "1MiB", value_parser = config::parse_size)]
+    /// Largest JSON request body, at least 1KiB (e.g. 1MiB, 256KiB).
+    #[arg(long, env = "CHINWAG_MAX_BODY", default_value = "1MiB", value_parser = parse_body_limit)]
     max_body: usize,
-    /// Largest file upload (e.g. 25MiB, 100MB).
-    #[arg(long, env = "CHINWAG_MAX_UPLOAD", default_value = "25MiB", value_parser = config::parse_size)]
+    /// Largest file upload, at least 1 byte (e.g. 25MiB, 100MB).
+    #[arg(long, env = "CHINWAG_MAX_UPLOAD", default_value = "25MiB", value_parser = parse_upload_limit)]
     max_upload: usize,
     /// Give every user a support chat with this user (e.g. your support team's account).
     #[arg(long, env = "CHINWAG_SUPPORT_USER", value_parser = parse_user)]
@@ -153,6 +154,42 @@ fn parse_user(s: &str) -> Result<crate::model::UserId, String> {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 7d, 12h, 90s)"))
+}
+
+/// A secret or key given on the command line or in the environment: never empty or blank (an
+/// empty HS256 key would let anyone mint tokens; `CHINWAG_SECRET=` is an easy slip).
+fn parse_key(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err(
+            "must not be empty: leave it unset to use the one kept in the data directory".into(),
+        );
+    }
+    Ok(s.to_string())
+}
+
+fn parse_retention(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(1) {
+        return Err("must be at least 1s: events need to stay resumable for a while".into());
+    }
+    Ok(d)
+}
+
+fn parse_body_limit(s: &str) -> Result<usize, String> {
+    let n = config::parse_size(s)?;
+    if n < 1024 {
+        return Err(format!(
+            "{n} bytes is too small for any request: use at least 1KiB"
+        ));
+    }
+    Ok(n)
+}
+
+fn parse_upload_limit(s: &str) -> Result<usize, String> {
+    match config::parse_size(s)? {
+        0 => Err("must be at least 1 byte".into()),
+        n => Ok(n),
+    }
 }
 
 /// A token lifetime: a bare number is seconds (as before), anything else a duration.
@@ -280,10 +317,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .max_blocking_threads(16)
         .build()?;
     rt.block_on(async move {
-        // Held until the process exits: a second server on this directory would split the users.
-        let _lock = config.lock_data_dir()?;
-        // Before the banner: once it says "listening", the database and the kept secrets exist.
-        let app = crate::server::App::open(config)?;
+        // The addresses first: a taken one leaves no data directory behind.
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -296,14 +330,26 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ),
             None => None,
         };
+        // Held until the process exits: a second server on this directory would split the users.
+        let _lock = config.lock_data_dir()?;
+        // Before the banner: once it says "listening", the database and the kept secrets exist.
+        let app = crate::server::App::open(config)?;
         let shutdown = shutdown_signal()?;
         println!("chinwag listening on http://{addr}");
+        tracing::info!(%addr, "listening");
         if let Some(m) = &metrics {
-            println!("metrics on http://{}/metrics", m.local_addr()?);
+            let at = m.local_addr()?;
+            println!("metrics on http://{at}/metrics");
+            tracing::info!(%at, "metrics without a key on this address");
         }
         let data_dir = app.config.data_dir.display();
         println!("data directory: {data_dir}");
-        println!("mint a client token with: chinwag token --user 42 --data-dir {data_dir}");
+        // The command as this process was started (e.g. target/release/chinwag under cargo).
+        let me = std::env::args().next().unwrap_or_else(|| "chinwag".into());
+        println!("mint a client token with: {me} token --user 42 --data-dir {data_dir}");
+        if app.config.service_key.is_none() {
+            println!("the host backend's service key is in {data_dir}/service-key");
+        }
         crate::server::run(listener, metrics, app, shutdown).await
     })
 }

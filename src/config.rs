@@ -185,9 +185,15 @@ impl Config {
 fn kept_secret(path: &Path) -> anyhow::Result<String> {
     if let Ok(s) = std::fs::read_to_string(path) {
         let s = s.trim().to_string();
-        if !s.is_empty() {
-            return Ok(s);
+        if s.is_empty() {
+            // Never sign with an empty key; a new one would orphan every token minted so far.
+            anyhow::bail!(
+                "{} is empty: delete it to generate a new one (tokens signed with the old one stop \
+                 working), or restore it from a backup",
+                path.display()
+            );
         }
+        return Ok(s);
     }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -207,9 +213,12 @@ fn kept_secret(path: &Path) -> anyhow::Result<String> {
             f.sync_all()?;
             Ok(hex)
         }
-        // Another process made it first: use theirs.
+        // Another process made it first: use theirs (a half-written one is refused above next
+        // time; here it is at least never empty).
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            Ok(std::fs::read_to_string(path)?.trim().to_string())
+            let theirs = std::fs::read_to_string(path)?.trim().to_string();
+            anyhow::ensure!(!theirs.is_empty(), "{} is empty", path.display());
+            Ok(theirs)
         }
         Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
     }

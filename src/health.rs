@@ -26,7 +26,12 @@ pub fn check(listen: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
     let mut answer = Vec::new();
     conn.take(64 * 1024)
         .read_to_end(&mut answer)
-        .map_err(|e| anyhow::anyhow!("no answer from {addr}: {e}"))?;
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                anyhow::anyhow!("no answer from {addr} within {timeout:?}")
+            }
+            _ => anyhow::anyhow!("no answer from {addr}: {e}"),
+        })?;
     let answer = String::from_utf8_lossy(&answer);
     let status = answer.lines().next().unwrap_or_default();
     if status.split_whitespace().nth(1) == Some("200") {

@@ -153,6 +153,9 @@ impl Metrics {
             "Webhook delivery attempts by outcome: delivered, failed (retried later), dropped",
             webhook_attempts.clone(),
         );
+        for outcome in ["delivered", "failed", "dropped"] {
+            let _ = webhook_attempts.get_or_create(&OutcomeLabels { outcome });
+        }
         let db_bytes = Gauge::default();
         registry.register_with_unit(
             "database_size",

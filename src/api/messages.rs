@@ -103,6 +103,18 @@ pub async fn send(app: &Arc<App>, user: &UserId, req: SendRequest) -> Result<Out
         .enumerate()
         .map(|(i, m)| validate(m, &|name| format!("data.messages[{i}].{name}")))
         .collect::<Result<Vec<_>>>()?;
+    // Each id names one message: a second one in the same batch would be dropped as a retry.
+    for (i, m) in batch.iter().enumerate() {
+        if let Some(j) = batch[..i]
+            .iter()
+            .position(|o| o.client_message_id == m.client_message_id)
+        {
+            return Err(Error::BadRequest(format!(
+                "data.messages[{i}].clientMessageId repeats data.messages[{j}]'s; each message \
+                 needs its own"
+            )));
+        }
+    }
     let user = user.clone();
     let (hub, webhooks) = (app.hub.clone(), app.webhooks.clone());
     let (sent, profiles) = app

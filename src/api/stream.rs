@@ -100,7 +100,7 @@ impl Opened {
         let gauge = app.metrics.open(transport);
         gauge.inc();
         if transport == "sse" {
-            tracing::info!(user = %user, transport, ?cursor, "stream opened");
+            tracing::info!(user = %user, transport, cursor, "stream opened");
         }
         Opened {
             user: user.clone(),

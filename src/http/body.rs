@@ -29,11 +29,13 @@ pub async fn read_limited(req: http::Request<Incoming>, limit: usize) -> Result<
     }
 }
 
-/// A decoded envelope: the type it names (if any) and its data (`{}` when absent).
+/// A decoded envelope: the type it names (if any), its data (`{}` when absent), and the names
+/// of any other top-level fields (request fields sent outside `data` by mistake).
 #[derive(Debug, PartialEq)]
 pub struct Envelope {
     pub kind: Option<String>,
     pub data: Value,
+    pub stray: Vec<String>,
 }
 
 /// Parses a JSON body; `None` when it is empty (or only white space).
@@ -58,6 +60,7 @@ pub fn envelope(bytes: &[u8]) -> Result<Envelope> {
         return Ok(Envelope {
             kind: None,
             data: Value::Object(Default::default()),
+            stray: Vec::new(),
         });
     };
     let Value::Object(mut obj) = value else {
@@ -72,9 +75,11 @@ pub fn envelope(bytes: &[u8]) -> Result<Envelope> {
     };
     let data = match obj.remove("data") {
         None | Some(Value::Null) => Value::Object(Default::default()),
-        Some(d) => d,
+        Some(d @ Value::Object(_)) => d,
+        Some(_) => return Err(Error::BadRequest("data must be a JSON object".into())),
     };
-    Ok(Envelope { kind, data })
+    let stray = obj.keys().cloned().collect();
+    Ok(Envelope { kind, data, stray })
 }
 
 /// Decodes a request's `data` into its type; the error names the offending field.
@@ -126,9 +131,23 @@ pub fn decode_at<T: DeserializeOwned>(value: Value, root: &str) -> Result<T> {
                     ))
                 }
             }
-            None => Error::BadRequest(format!("{path}: {inner}")),
+            None => Error::BadRequest(format!("{path}: {}", plain(&inner))),
         }
     })
+}
+
+/// serde's words for types in the protocol's: "expected u64" reads "expected a whole number".
+fn plain(message: &str) -> String {
+    let mut out = message
+        .replace("expected u64", "expected a whole number, 0 or more")
+        .replace("expected u32", "expected a whole number, 0 or more")
+        .replace("expected i64", "expected a whole number")
+        .replace("expected a sequence", "expected an array")
+        .replace("expected a map", "expected an object");
+    if let Some(at) = out.find("expected struct ") {
+        out.replace_range(at.., "expected an object");
+    }
+    out
 }
 
 /// A path of an ignored field in the style of the other errors: `data.messages[0].chatID`.
@@ -165,9 +184,12 @@ mod tests {
             e,
             Envelope {
                 kind: None,
-                data: serde_json::json!({})
+                data: serde_json::json!({}),
+                stray: Vec::new(),
             }
         );
+        let e = envelope(br#"{"type":"history","chatId":1}"#).unwrap();
+        assert_eq!(e.stray, ["chatId"]);
     }
 
     #[test]
@@ -176,6 +198,7 @@ mod tests {
         assert!(bad(b"{\"type\":").contains("JSON"));
         assert!(bad(b"[1,2]").contains("object"));
         assert!(bad(br#"{"type":5}"#).contains("type"));
+        assert!(bad(br#"{"data":[]}"#).contains("data must be a JSON object"));
     }
 
     #[test]

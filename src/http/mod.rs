@@ -34,13 +34,13 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     // Boxed: hyper keeps each connection's request future allocated for as long as the
     // connection lives, so the large routing future must not be part of it (idle streams).
     let result = tracing::Instrument::instrument(Box::pin(route(&app, req)), span.clone()).await;
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1000.0;
     let _entered = span.enter();
     let mut res = match result {
         Ok(res) => res,
         Err(e) => {
             if let Error::Internal(cause) = &e {
-                tracing::error!(status = 500, ms, "answered: {cause:?}");
+                tracing::error!(status = 500, ms, "answered: {cause:#}");
             }
             reply::error(&e)
         }
@@ -231,7 +231,7 @@ async fn route(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>>
             let name = query(&req).remove("name");
             api::files::upload(app, user, req, name).await
         }
-        p if p.starts_with("/v1/files/") => {
+        p if p.len() > "/v1/files/".len() && p.starts_with("/v1/files/") => {
             only(&method, Method::GET, "GET")?;
             // ?token= too: an <img> or <audio> element cannot send a header.
             let user = caller(app, &req, true).await?;
@@ -246,7 +246,7 @@ async fn route(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>>
             let sub = p["/v1/server".len()..].to_string();
             host_request(app, req, &sub).await
         }
-        p if p.starts_with("/v1/") && !p[4..].contains('/') => {
+        p if p.len() > 4 && p.starts_with("/v1/") && !p[4..].contains('/') => {
             let kind = p[4..].to_string();
             if method != Method::POST {
                 if api::is_client_type(&kind) {
@@ -281,7 +281,16 @@ async fn client_request(
         (None, Some(body)) => body,
         (None, None) => return Err(Error::BadRequest("type is required".into())),
     };
-    let out = api::client(app, &user, &kind, env.data).await?;
+    let out = match api::client(app, &user, &kind, env.data).await {
+        // Fields beside `data` are the usual slip of a hand-written request: say so.
+        Err(Error::BadRequest(m)) if !env.stray.is_empty() => {
+            return Err(Error::BadRequest(format!(
+                "{m} (the body has {} outside \"data\": request fields go inside it)",
+                env.stray.join(", ")
+            )))
+        }
+        other => other?,
+    };
     Ok(match out.data {
         Some(data) => reply::json(out.status, &serde_json::json!({"type": kind, "data": data})),
         None => reply::empty(out.status),

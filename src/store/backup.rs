@@ -30,6 +30,9 @@ pub fn run(config: &Config, dest: &Path) -> anyhow::Result<Report> {
             source.display()
         );
     }
+    if dest.exists() && !dest.is_dir() {
+        bail!("{} exists and is not a directory", dest.display());
+    }
     if dest.exists() && std::fs::read_dir(dest)?.next().is_some() {
         bail!(
             "{} is not empty: back up into a new directory",

@@ -727,3 +727,74 @@ async fn a_missing_field_next_to_an_unknown_one_names_both() {
         ],
     );
 }
+
+#[tokio::test]
+async fn a_batch_that_repeats_a_client_message_id_is_refused_whole() {
+    // Arrange
+    let app = spawn_app().await;
+    let chat = app.direct_chat("alice", "bob").await;
+
+    // Act
+    let (status, body) = app
+        .post(
+            "alice",
+            "message",
+            json!({"messages": [
+                {"clientMessageId": "z9", "chatId": chat, "text": "a"},
+                {"clientMessageId": "z9", "chatId": chat, "text": "b"}
+            ]}),
+        )
+        .await;
+
+    // Assert
+    assert_error(
+        status,
+        &body,
+        400,
+        "bad_request",
+        &["data.messages[1].clientMessageId", "data.messages[0]"],
+    );
+    let history = app.ok("alice", "history", json!({"chatId": chat})).await;
+    assert_eq!(history["messages"], json!([]), "nothing was stored");
+}
+
+#[tokio::test]
+async fn fields_outside_data_and_data_that_is_no_object_are_named() {
+    // Arrange
+    let app = spawn_app().await;
+    let post_raw = |body: &'static str| {
+        let app = &app;
+        async move {
+            app.post_raw("/v1/history", Some(&token("alice")), body)
+                .await
+        }
+    };
+
+    // Act
+    let (outside, outside_body) = post_raw(r#"{"type": "history", "chatId": 1}"#).await;
+    let (array, array_body) = post_raw(r#"{"data": []}"#).await;
+    let (number, number_body) = post_raw(r#"{"data": {"chatId": "1"}}"#).await;
+
+    // Assert
+    assert_error(
+        outside,
+        &outside_body,
+        400,
+        "bad_request",
+        &["data.chatId is required", "chatId outside \"data\""],
+    );
+    assert_error(
+        array,
+        &array_body,
+        400,
+        "bad_request",
+        &["data must be a JSON object"],
+    );
+    assert_error(
+        number,
+        &number_body,
+        400,
+        "bad_request",
+        &["data.chatId", "expected a whole number"],
+    );
+}

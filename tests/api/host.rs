@@ -601,3 +601,38 @@ async fn every_user_gets_exactly_one_support_chat_even_when_first_seen_concurren
         "help is in ann's and bob's support chats: {help}"
     );
 }
+
+#[tokio::test]
+async fn a_direct_chat_takes_no_third_member_from_the_host() {
+    // Arrange
+    let app = spawn_app().await;
+    let chat = app.direct_chat("alice", "bob").await;
+
+    // Act
+    let (status, body) = host(
+        &app,
+        Method::POST,
+        "/chats/user/subscribe",
+        json!({"user_id": "zed", "user_type": "client", "chat_id": chat}),
+    )
+    .await;
+    // A role change of a member is still fine.
+    let (member, _) = host(
+        &app,
+        Method::POST,
+        "/chats/user/subscribe",
+        json!({"user_id": "bob", "user_type": "consultant", "chat_id": chat}),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["reason"], "forbidden");
+    assert_eq!(member, StatusCode::OK);
+    let view = app.ok("alice", "chat", json!({"chatId": chat})).await;
+    assert_eq!(
+        crate::helpers::member_ids(&view["chat"]),
+        ["alice", "bob"],
+        "{view}"
+    );
+}

@@ -89,6 +89,22 @@ async fn metrics_follow_requests_streams_and_commits() {
         "nothing is left queued"
     );
     assert!(value(&during, "chinwag_database_size_bytes").unwrap() > 0.0);
+    // Webhook outcomes are there before any attempt, at 0.
+    for outcome in ["delivered", "failed", "dropped"] {
+        let sample = format!("chinwag_webhook_attempts_total{{outcome=\"{outcome}\"}}");
+        assert_eq!(value(&during, &sample), Some(0.0), "{during}");
+    }
+    // Made-up methods share one label.
+    for made_up in ["FOO1", "BAR2"] {
+        let m = reqwest::Method::from_bytes(made_up.as_bytes()).unwrap();
+        let _ = app
+            .client
+            .request(m, format!("{}/healthz", app.base))
+            .send()
+            .await;
+    }
+    let other = "chinwag_http_request_duration_seconds_count{method=\"other\",route=\"/healthz\",status=\"405\"}";
+    assert_eq!(value(&page(&app).await, other), Some(2.0));
     // Unknown paths share one label instead of one each.
     let _ = app.client.get(format!("{}/nope/1", app.base)).send().await;
     let _ = app.client.get(format!("{}/nope/2", app.base)).send().await;

@@ -78,6 +78,44 @@ async fn a_token_without_a_secret_is_refused_and_says_where_it_looked() {
 }
 
 #[tokio::test]
+async fn empty_secrets_and_useless_limits_are_refused_at_start() {
+    let cwd = tempfile::tempdir().unwrap();
+    /// The arguments, the environment, and the flag the refusal must name.
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 6] = [
+        (&["serve", "--secret", ""], &[], "--secret"),
+        (&["serve", "--service-key", " "], &[], "--service-key"),
+        (&["serve"], &[("CHINWAG_SECRET", "")], "--secret"),
+        (&["token", "--user", "a", "--secret", ""], &[], "--secret"),
+        (&["serve", "--max-body", "0"], &[], "--max-body"),
+        (&["serve", "--retention", "0s"], &[], "--retention"),
+    ];
+    for (args, env, flag) in cases {
+        let out = Command::new(BIN)
+            .args(args)
+            .args(
+                ["--listen", "127.0.0.1:0"]
+                    .iter()
+                    .filter(|_| args[0] == "serve"),
+            )
+            .envs(env.iter().copied())
+            .current_dir(cwd.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} {env:?} started");
+        assert!(stderr(&out).contains(flag), "{args:?}: {}", stderr(&out));
+        assert!(out.stdout.is_empty(), "{args:?} printed {:?}", out.stdout);
+    }
+    // An empty kept secret is refused too, not used as a key.
+    std::fs::create_dir_all(cwd.path().join("chinwag-data")).unwrap();
+    std::fs::write(cwd.path().join("chinwag-data/secret"), "\n").unwrap();
+    let out = chinwag(cwd.path(), &["serve", "--listen", "127.0.0.1:0"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("secret is empty"), "{}", stderr(&out));
+}
+
+#[tokio::test]
 async fn token_takes_durations_and_lists_only_its_own_flags() {
     let cwd = tempfile::tempdir().unwrap();
     let (mut server, addr) = serve(cwd.path(), &["--listen", "127.0.0.1:0"], &[]);
@@ -112,6 +150,10 @@ async fn an_address_in_use_is_named_and_port_only_means_every_interface() {
     assert!(
         message.contains(&format!("cannot listen on 127.0.0.1:{port}")),
         "{message}"
+    );
+    assert!(
+        !cwd.path().join("chinwag-data").exists(),
+        "a server that cannot listen leaves no data directory"
     );
     drop(taken);
 

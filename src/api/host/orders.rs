@@ -237,8 +237,13 @@ pub async fn subscribe(app: &Arc<App>, req: SubscribeRequest) -> Result<Value> {
     let chat_id = id(req.chat_id);
     app.store
         .write(move |tx| {
-            chats::require(tx, chat_id)?;
+            let kind = chats::host_view(tx, chat_id)?.kind;
             let members = chats::member_ids(tx, chat_id)?;
+            if kind == "direct" && !members.contains(&req.user_id) {
+                return Err(Error::Forbidden(format!(
+                    "chat {chat_id} is a direct chat of two users; it takes no other member"
+                )));
+            }
             if members.contains(&req.user_id) {
                 chats::set_role(tx, chat_id, &req.user_id, &req.user_type)?;
             } else {
