@@ -25,6 +25,8 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let started = std::time::Instant::now();
     let method = req.method().clone();
     let route_name = template(req.uri().path());
+    // The raw path only where there is no template to name it by.
+    let unknown_path = (route_name == "unknown").then(|| req.uri().path().to_string());
     let span = tracing::info_span!(
         "request",
         method = %method,
@@ -36,19 +38,20 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let result = tracing::Instrument::instrument(Box::pin(route(&app, req)), span.clone()).await;
     let ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1000.0;
     let _entered = span.enter();
-    let mut res = match result {
-        Ok(res) => res,
+    let (mut res, reason) = match result {
+        Ok(res) => (res, None),
         Err(e) => {
             if let Error::Internal(cause) = &e {
                 tracing::error!(status = 500, ms, "answered: {cause:#}");
             }
-            reply::error(&e)
+            (reply::error(&e), Some(e.response_parts().1))
         }
     };
     let status = res.status().as_u16();
+    let path = unknown_path.as_deref();
     match status {
         500.. => {}
-        400..=499 => tracing::debug!(status, ms, "answered"),
+        400..=499 => tracing::debug!(status, ms, reason, path, "answered"),
         _ => tracing::info!(status, ms, "answered"),
     }
     app.metrics

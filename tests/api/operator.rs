@@ -355,6 +355,7 @@ async fn metrics_on_their_own_address_and_a_json_log_line_per_request() {
     assert!(ok["fields"]["ms"].as_f64().is_some(), "{ok}");
     assert_eq!(missing["level"], "DEBUG");
     assert_eq!(missing["fields"]["status"], 404);
+    assert_eq!(missing["fields"]["reason"], "chat_not_found");
 
     // The metrics address answers without a key; the main one wants the service key.
     let client = http_client();
