@@ -36,9 +36,8 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct BackupArgs {
-    /// Data directory of the server to back up.
-    #[arg(long, env = "CHINWAG_DATA_DIR", default_value = config::DEFAULT_DATA_DIR)]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    data: DataDir,
     /// A new (or empty) directory to write the backup to; start a server with it as its
     /// --data-dir to restore.
     dest: PathBuf,
@@ -54,12 +53,19 @@ struct HealthArgs {
     timeout: Duration,
 }
 
-/// Flags every command shares: where the data lives and the token secret.
+/// Where the data lives: every command but `health` reads it.
 #[derive(Args, Debug)]
-struct Common {
+struct DataDir {
     /// Data directory: the SQLite database, uploaded files and generated secrets.
     #[arg(long, env = "CHINWAG_DATA_DIR", default_value = config::DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
+}
+
+/// Flags `serve` and `token` share: the data directory and the token secret.
+#[derive(Args, Debug)]
+struct Common {
+    #[command(flatten)]
+    data: DataDir,
     /// HS256 key of client tokens. Default: the one kept in <data-dir>/secret, which `serve`
     /// creates on first start.
     #[arg(long, env = "CHINWAG_SECRET", hide_env_values = true, value_parser = parse_key)]
@@ -225,7 +231,7 @@ fn parse_listen(s: &str) -> Result<SocketAddr, String> {
 
 impl Common {
     fn config(&self) -> Config {
-        let mut c = Config::new(&self.data_dir);
+        let mut c = Config::new(&self.data.data_dir);
         c.secret = self.secret.clone();
         c
     }
@@ -258,11 +264,11 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
 }
 
 fn backup(args: BackupArgs) -> anyhow::Result<()> {
-    let config = Config::new(&args.data_dir);
+    let config = Config::new(&args.data.data_dir);
     let report = crate::store::backup::run(&config, &args.dest)?;
     println!(
         "backed up {} to {}: database {} bytes, {} files",
-        args.data_dir.display(),
+        config.data_dir.display(),
         args.dest.display(),
         report.db_bytes,
         report.files
@@ -350,7 +356,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         if app.config.service_key.is_none() {
             println!("the host backend's service key is in {data_dir}/service-key");
         }
-        crate::server::run(listener, metrics, app, shutdown).await
+        crate::server::serve(listener, metrics, app, shutdown).await
     })
 }
 

@@ -135,47 +135,31 @@ impl App {
     }
 }
 
-/// Serves `listener` with `app` until `shutdown` resolves; `metrics`, when given, serves only
-/// `GET /metrics`, without the service key.
-pub async fn run(
-    listener: TcpListener,
-    metrics: Option<TcpListener>,
-    app: Arc<App>,
-    shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
-    let metrics = metrics.map(|l| tokio::spawn(serve_metrics(l, app.clone())));
-    let served = serve(listener, app, shutdown).await;
-    if let Some(task) = metrics {
-        task.abort();
-    }
-    served
-}
-
-/// Answers `GET /metrics` on its own address until aborted.
-async fn serve_metrics(listener: TcpListener, app: Arc<App>) {
-    let builder = hyper::server::conn::http1::Builder::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let app = app.clone();
-        let service = hyper::service::service_fn(move |req| {
-            let app = app.clone();
-            async move { Ok::<_, Infallible>(crate::http::handle_metrics(app, req).await) }
-        });
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+/// The next connection on the API address, or on the metrics address when there is one; true
+/// for the metrics address.
+async fn accept(
+    api: &TcpListener,
+    metrics: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, bool)> {
+    let metrics = async {
+        match metrics {
+            Some(l) => l.accept().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        a = api.accept() => a.map(|(s, _)| (s, false)),
+        m = metrics => m.map(|(s, _)| (s, true)),
     }
 }
 
 /// Serves `listener` with `app` until `shutdown` resolves: then stops accepting, ends every
-/// stream so clients reconnect elsewhere, waits up to a few seconds for in-flight requests, and
-/// closes the database after the last queued write.
+/// stream so clients reconnect elsewhere, waits up to `shutdown_grace` for in-flight requests,
+/// and closes the database after the last queued write. `metrics`, when given, is a second
+/// address served the same way that answers only `GET /metrics`, without the service key.
 pub async fn serve(
     listener: TcpListener,
+    metrics: Option<TcpListener>,
     app: Arc<App>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
@@ -203,8 +187,8 @@ pub async fn serve(
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+            accepted = accept(&listener, metrics.as_ref()) => {
+                let (stream, metrics_only) = match accepted {
                     Ok(s) => s,
                     Err(e) => {
                         tracing::warn!("accept failed: {e}");
@@ -216,7 +200,13 @@ pub async fn serve(
                 let app = app.clone();
                 let service = hyper::service::service_fn(move |req| {
                     let app = app.clone();
-                    async move { Ok::<_, Infallible>(crate::http::handle(app, req).await) }
+                    async move {
+                        Ok::<_, Infallible>(if metrics_only {
+                            crate::http::handle_metrics(app, req).await
+                        } else {
+                            crate::http::handle(app, req).await
+                        })
+                    }
                 });
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);
@@ -228,6 +218,7 @@ pub async fn serve(
         }
     }
     drop(listener);
+    drop(metrics);
     // send_replace sets the flag even when nobody listens yet: later waiters see it at once.
     app.stop_tx.send_replace(true);
     let grace = app.config.shutdown_grace;

@@ -47,7 +47,7 @@ async fn start(dir: Arc<tempfile::TempDir>, adjust: impl FnOnce(&mut Config)) ->
     let addr = listener.local_addr().unwrap();
     let app = App::open(config).expect("open app");
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(chinwag::server::serve(listener, app.clone(), async {
+    let task = tokio::spawn(chinwag::server::serve(listener, None, app.clone(), async {
         let _ = stopped.await;
     }));
     TestApp {
