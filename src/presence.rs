@@ -22,6 +22,16 @@ pub enum Kind {
     Poll,
 }
 
+impl Kind {
+    /// The transport's name in logs and metrics: `sse` or `poll`.
+    pub fn transport(self) -> &'static str {
+        match self {
+            Kind::Stream => "sse",
+            Kind::Poll => "poll",
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Entry {
     conns: u32,

@@ -85,26 +85,28 @@ async fn read_after(
         .await
 }
 
-/// One open stream or poll: counted in the metrics while it lives, logged when it opens and when
-/// it closes, with how long it lasted and how many events it sent.
+/// One open stream or poll: the user's presence connection, counted in the metrics while it
+/// lives, logged when it opens and when it closes (how long, how many events).
 struct Opened {
+    conn: Connection,
     user: UserId,
-    transport: &'static str,
+    kind: Kind,
     started: std::time::Instant,
     sent: usize,
     gauge: prometheus_client::metrics::gauge::Gauge,
 }
 
 impl Opened {
-    fn new(app: &App, user: &UserId, transport: &'static str, cursor: Option<i64>) -> Opened {
-        let gauge = app.metrics.open(transport);
+    fn new(app: &App, user: &UserId, kind: Kind, cursor: Option<i64>) -> Opened {
+        let gauge = app.metrics.open(kind.transport());
         gauge.inc();
-        if transport == "sse" {
-            tracing::info!(user = %user, transport, cursor, "stream opened");
+        if kind == Kind::Stream {
+            tracing::info!(user = %user, transport = kind.transport(), cursor, "stream opened");
         }
         Opened {
+            conn: app.presence.connect(user, kind),
             user: user.clone(),
-            transport,
+            kind,
             started: std::time::Instant::now(),
             sent: 0,
             gauge,
@@ -120,11 +122,10 @@ impl Drop for Opened {
     fn drop(&mut self) {
         self.gauge.dec();
         let ms = self.started.elapsed().as_millis() as u64;
-        let (user, transport, events) = (&self.user, self.transport, self.sent);
-        if transport == "sse" {
-            tracing::info!(user = %user, transport, ms, events, "stream closed");
-        } else {
-            tracing::debug!(user = %user, transport, ms, events, "poll answered");
+        let (user, transport, events) = (&self.user, self.kind.transport(), self.sent);
+        match self.kind {
+            Kind::Stream => tracing::info!(user = %user, transport, ms, events, "stream closed"),
+            Kind::Poll => tracing::debug!(user = %user, transport, ms, events, "poll answered"),
         }
     }
 }
@@ -156,17 +157,8 @@ pub async fn sse(
     } else {
         None
     };
-    let conn = app.presence.connect(&user, Kind::Stream);
-    let opened = Opened::new(app, &user, "sse", cursor);
-    let body = StreamBody::new(events(
-        app.clone(),
-        user,
-        sub,
-        from,
-        snapshot,
-        (conn, opened),
-        stop,
-    ));
+    let opened = Opened::new(app, &user, Kind::Stream, cursor);
+    let body = StreamBody::new(events(app.clone(), user, sub, from, snapshot, opened, stop));
     let mut res = Response::new(BodyExt::boxed(body));
     let h = res.headers_mut();
     h.insert(
@@ -191,7 +183,7 @@ enum Wake {
 }
 
 /// The body of one stream: the first chunk, the replay, then live events and pings until the
-/// server stops (a clean end) or the client goes (hyper drops the body, and with it `conn`).
+/// server stops (a clean end) or the client goes (hyper drops the body, and with it `opened`).
 /// It is a generator polled by the connection itself: no task or channel per stream.
 fn events(
     app: Arc<App>,
@@ -199,7 +191,7 @@ fn events(
     mut sub: Subscription,
     from: Start,
     snapshot: Option<Frame>,
-    (mut conn, mut opened): (Connection, Opened),
+    mut opened: Opened,
     mut stop: watch::Receiver<bool>,
 ) -> impl tokio_stream::Stream<Item = std::result::Result<hyper::body::Frame<Bytes>, Infallible>> {
     async_stream::stream! {
@@ -237,7 +229,7 @@ fn events(
                     }
                     Err(e) => {
                         tracing::warn!("replay for {user} failed: {e:?}");
-                        conn.close_cleanly();
+                        opened.conn.close_cleanly();
                         return;
                     }
                 };
@@ -268,7 +260,7 @@ fn events(
                             catch_up = true
                         }
                         Err(broadcast::error::RecvError::Closed) => {
-                            conn.close_cleanly();
+                            opened.conn.close_cleanly();
                             return;
                         }
                     }
@@ -293,7 +285,7 @@ fn events(
                 }
                 Wake::Ping => yield Ok(hyper::body::Frame::data(sse::ping())),
                 Wake::Stop => {
-                    conn.close_cleanly();
+                    opened.conn.close_cleanly();
                     return;
                 }
             }
@@ -343,8 +335,7 @@ pub async fn poll(app: &Arc<App>, user: UserId, query: HashMap<String, String>) 
         .map(|s| parse_cursor("since", s))
         .transpose()?;
     let mut sub = app.hub.subscribe(&user);
-    let _conn = app.presence.connect(&user, Kind::Poll);
-    let mut opened = Opened::new(app, &user, "poll", cursor);
+    let mut opened = Opened::new(app, &user, Kind::Poll, cursor);
     let mut next = match start(app, cursor).await? {
         Start::Reset(head) => {
             return Ok(json!({"events": [poll_event(&reset_frame(head))], "next": head}));
