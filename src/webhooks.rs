@@ -267,7 +267,8 @@ async fn attempt(
     let problem = match res {
         Ok(r) if r.status().is_success() => None,
         Ok(r) => Some(format!("answered {}", r.status())),
-        Err(e) => Some(format!("failed: {}", cause_chain(&e.without_url()))),
+        // `{:#}` gives the whole chain on one line (reqwest's own message leaves out why).
+        Err(e) => Some(format!("failed: {:#}", anyhow::Error::new(e.without_url()))),
     };
     let id = d.id;
     let Some(problem) = problem else {
@@ -293,19 +294,6 @@ async fn attempt(
     store
         .write(move |tx| outbox::reschedule(tx, id, failures, next))
         .await
-}
-
-/// An error and its sources on one line ("error sending request: connection refused"), since
-/// reqwest's own message leaves out why.
-fn cause_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 /// Runs until aborted: a pass whenever deliveries are queued or fall due. Returns at once when

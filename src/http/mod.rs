@@ -201,12 +201,7 @@ async fn route(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>>
         }
         "/v1/openapi.json" => {
             only(&method, Method::GET, "GET")?;
-            let mut res = reply::full_response(StatusCode::OK, OPENAPI);
-            res.headers_mut().insert(
-                header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/json"),
-            );
-            Ok(res)
+            Ok(reply::typed(StatusCode::OK, "application/json", OPENAPI))
         }
         "/v1/events" => {
             only(&method, Method::GET, "GET")?;
@@ -303,14 +298,11 @@ async fn client_request(
 /// The metrics page, in the OpenMetrics text format (which Prometheus reads).
 async fn metrics_page(app: &App) -> Result<Response<Body>> {
     let page = api::metrics::scrape(app).await?;
-    let mut res = reply::full_response(StatusCode::OK, page);
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        http::HeaderValue::from_static(
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        ),
-    );
-    Ok(res)
+    Ok(reply::typed(
+        StatusCode::OK,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        page,
+    ))
 }
 
 /// Answers the separate metrics address (`--metrics-listen`): `GET /metrics` without a key,

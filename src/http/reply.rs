@@ -18,19 +18,19 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 
 /// A JSON response with `status`.
 pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    let mut res = Response::new(full(value.to_string()));
-    *res.status_mut() = status;
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    res
+    typed(status, "application/json", value.to_string())
 }
 
-/// A response with `status` and a buffered body.
-pub fn full_response(status: StatusCode, bytes: impl Into<Bytes>) -> Response<Body> {
+/// A buffered response with `status` and its `Content-Type`.
+pub fn typed(
+    status: StatusCode,
+    content_type: &'static str,
+    bytes: impl Into<Bytes>,
+) -> Response<Body> {
     let mut res = Response::new(full(bytes));
     *res.status_mut() = status;
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     res
 }
 
