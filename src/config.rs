@@ -135,15 +135,14 @@ impl Config {
             return Ok(s.clone());
         }
         let path = self.data_dir.join("secret");
-        match std::fs::read_to_string(&path) {
-            Ok(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
-            _ => anyhow::bail!(
+        read_kept(&path)?.ok_or_else(|| {
+            anyhow::anyhow!(
                 "no token secret at {}: start `chinwag serve` once with this data directory to \
                  create it, pass the server's --data-dir (or CHINWAG_DATA_DIR), or give the \
                  server's --secret (or CHINWAG_SECRET)",
                 path.display()
-            ),
-        }
+            )
+        })
     }
 
     /// Takes the data directory for this process (an exclusive lock on `<data-dir>/lock`, held
@@ -181,18 +180,26 @@ impl Config {
     }
 }
 
+/// A kept secret: `None` when the file does not exist; an error when it cannot be read or is
+/// blank (never sign with an empty key, and a new one would orphan every token minted so far).
+fn read_kept(path: &Path) -> anyhow::Result<Option<String>> {
+    let s = match std::fs::read_to_string(path) {
+        Ok(s) => s.trim().to_string(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    anyhow::ensure!(
+        !s.is_empty(),
+        "{} is empty: delete it to generate a new one (tokens signed with the old one stop \
+         working), or restore it from a backup",
+        path.display()
+    );
+    Ok(Some(s))
+}
+
 /// Reads a secret file, or creates it with 32 random bytes in hex (mode 0600).
 fn kept_secret(path: &Path) -> anyhow::Result<String> {
-    if let Ok(s) = std::fs::read_to_string(path) {
-        let s = s.trim().to_string();
-        if s.is_empty() {
-            // Never sign with an empty key; a new one would orphan every token minted so far.
-            anyhow::bail!(
-                "{} is empty: delete it to generate a new one (tokens signed with the old one stop \
-                 working), or restore it from a backup",
-                path.display()
-            );
-        }
+    if let Some(s) = read_kept(path)? {
         return Ok(s);
     }
     if let Some(dir) = path.parent() {
@@ -213,13 +220,9 @@ fn kept_secret(path: &Path) -> anyhow::Result<String> {
             f.sync_all()?;
             Ok(hex)
         }
-        // Another process made it first: use theirs (a half-written one is refused above next
-        // time; here it is at least never empty).
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let theirs = std::fs::read_to_string(path)?.trim().to_string();
-            anyhow::ensure!(!theirs.is_empty(), "{} is empty", path.display());
-            Ok(theirs)
-        }
+        // Another process made it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_kept(path)?
+            .ok_or_else(|| anyhow::anyhow!("{} vanished while it was made", path.display())),
         Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
     }
 }
