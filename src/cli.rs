@@ -95,6 +95,15 @@ struct ServeArgs {
     /// Largest file upload, at least 1 byte (e.g. 25MiB, 100MB).
     #[arg(long, env = "CHINWAG_MAX_UPLOAD", default_value = "25MiB", value_parser = parse_upload_limit)]
     max_upload: usize,
+    /// Most members a group may have (createChat and addMembers take 500 ids per call).
+    #[arg(long, env = "CHINWAG_MAX_GROUP_SIZE", default_value_t = config::DEFAULT_MAX_GROUP_SIZE,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..=1_000_000))]
+    max_group_size: usize,
+    /// Groups with more members than this get no presence pushes (opponentStatus on request
+    /// only), and their receipts are pushed to the message's author only.
+    #[arg(long, env = "CHINWAG_PRESENCE_GROUP_LIMIT", default_value_t = config::DEFAULT_PRESENCE_GROUP_LIMIT,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..))]
+    presence_group_limit: usize,
     /// Give every user a support chat with this user (e.g. your support team's account).
     #[arg(long, env = "CHINWAG_SUPPORT_USER", value_parser = parse_user)]
     support_user: Option<crate::model::UserId>,
@@ -304,6 +313,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.retention = args.retention;
     config.max_body = args.max_body;
     config.max_upload = args.max_upload as u64;
+    config.max_group_size = args.max_group_size;
+    config.presence_group_limit = args.presence_group_limit;
     config.support_user = args.support_user;
     config.webhook_url = args.webhook_url;
     config.webhook_secret = args.webhook_secret;

@@ -16,6 +16,10 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 /// Largest upload.
 pub const DEFAULT_MAX_UPLOAD: u64 = 25 * 1024 * 1024;
+/// Most members a group may have.
+pub const DEFAULT_MAX_GROUP_SIZE: usize = 10_000;
+/// Largest group whose members are told each other's presence and every receipt.
+pub const DEFAULT_PRESENCE_GROUP_LIMIT: usize = 100;
 /// Uploads never attached to a message are removed after a day.
 pub const ORPHAN_TTL: Duration = Duration::from_secs(24 * 3600);
 /// A comment line on every SSE stream this often keeps proxies from closing it.
@@ -77,6 +81,10 @@ pub struct Config {
     pub webhook_max_attempts: u32,
     /// Largest upload in bytes.
     pub max_upload: u64,
+    /// Most members a group may have.
+    pub max_group_size: usize,
+    /// Groups with more members get no presence pushes, and receipts only to the author.
+    pub presence_group_limit: usize,
     /// Uploads never attached to a message are deleted after this long.
     pub orphan_ttl: Duration,
     /// The user every other user gets a `support` chat with; `None`: no support chats.
@@ -100,6 +108,8 @@ impl Config {
             janitor_interval: JANITOR_INTERVAL,
             shutdown_grace: SHUTDOWN_GRACE,
             max_upload: DEFAULT_MAX_UPLOAD,
+            max_group_size: DEFAULT_MAX_GROUP_SIZE,
+            presence_group_limit: DEFAULT_PRESENCE_GROUP_LIMIT,
             orphan_ttl: ORPHAN_TTL,
             support_user: None,
             sentry_dsn: None,

@@ -1,9 +1,11 @@
-//! Per-user fan-out. Every open stream or poll of a user holds a receiver on that user's channel;
-//! the store's writer publishes each committed event here (in commit order), and live-only events
-//! (typing, presence, calls) are published directly. Memory only makes delivery fast: a receiver
-//! that falls behind re-reads the store.
+//! Fan-out. Every open stream or poll of a user holds a receiver on that user's channel; the hub
+//! also knows which chats each listening user is in, so an event stored once for a chat reaches
+//! its listening members without the writer looking them up. The store's writer publishes each
+//! committed change here in commit order; live-only events (typing, presence, calls) are published
+//! directly. Memory only makes delivery fast: a receiver that falls behind re-reads the store,
+//! and each receiver checks a chat's event against its own membership before sending it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -11,14 +13,16 @@ use tokio::sync::broadcast;
 
 use crate::model::UserId;
 
-/// How many events a user's channel buffers before a slow receiver lags and re-reads the store.
+/// How many items a user's channel buffers before a slow receiver lags and re-reads the store.
 const CHANNEL_CAPACITY: usize = 16;
 
-/// One event on its way to a user: stored ones have an id, live-only ones do not.
+/// One event on its way to users: stored ones have an id, live-only ones do not.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Frame {
     /// The event id (stored events only).
     pub id: Option<i64>,
+    /// The chat whose members it is for (stored once for the chat), or `None` (addressed).
+    pub chat: Option<i64>,
     /// The event type, e.g. `message`.
     pub kind: Arc<str>,
     /// The event's `data` as serialized JSON.
@@ -30,6 +34,7 @@ impl Frame {
     pub fn live(kind: &str, data: &serde_json::Value) -> Frame {
         Frame {
             id: None,
+            chat: None,
             kind: kind.into(),
             data: data.to_string().into(),
         }
@@ -42,22 +47,81 @@ impl Frame {
     }
 }
 
-/// A user's channel and the number of subscriptions holding it.
-type Channel = (broadcast::Sender<Arc<Frame>>, usize);
+/// What a user's channel carries.
+#[derive(Debug, Clone)]
+pub enum Item {
+    /// An event for the user (or for a chat they are in).
+    Frame(Arc<Frame>),
+    /// The user's memberships changed: re-read them before judging the next chat event.
+    Membership,
+}
 
-/// The registry of users' channels, and the newest committed event id.
+/// A committed change as the writer hands it over, in commit order.
+#[derive(Debug, Clone)]
+pub enum Published {
+    /// An event for one user.
+    User(UserId, Arc<Frame>),
+    /// An event for every member of a chat.
+    Chat(i64, Arc<Frame>),
+    /// A user became a member of a chat.
+    Joined(i64, UserId),
+    /// A user stopped being a member of a chat.
+    Left(i64, UserId),
+}
+
+/// A listening user: their channel, how many subscriptions hold it, and their chats.
+struct Listener {
+    tx: broadcast::Sender<Item>,
+    holders: usize,
+    chats: HashSet<i64>,
+}
+
+#[derive(Default)]
+struct Routes {
+    users: HashMap<UserId, Listener>,
+    /// For each chat, its listening members (it may name a few who just left: receivers check).
+    chats: HashMap<i64, HashSet<UserId>>,
+}
+
+impl Routes {
+    fn route(&mut self, user: &UserId, chat: i64) {
+        if let Some(l) = self.users.get_mut(user) {
+            if l.chats.insert(chat) {
+                self.chats.entry(chat).or_default().insert(user.clone());
+            }
+        }
+    }
+
+    fn unroute(&mut self, user: &UserId, chat: i64) {
+        if let Some(l) = self.users.get_mut(user) {
+            l.chats.remove(&chat);
+        }
+        if let Some(set) = self.chats.get_mut(&chat) {
+            set.remove(user);
+            if set.is_empty() {
+                self.chats.remove(&chat);
+            }
+        }
+    }
+
+    fn send(&self, user: &UserId, item: Item) {
+        if let Some(l) = self.users.get(user) {
+            let _ = l.tx.send(item);
+        }
+    }
+}
+
+/// The registry of listening users, and the newest committed event id.
 #[derive(Default)]
 pub struct Hub {
-    /// Each listening user's channel and how many subscriptions hold it (counted under the lock,
-    /// so the last one to go always removes the entry).
-    users: Mutex<HashMap<UserId, Channel>>,
+    routes: Mutex<Routes>,
     head: AtomicI64,
 }
 
 /// A receiver on one user's events; unregisters itself when dropped.
 pub struct Subscription {
-    /// Events for the user, in the order they were committed or sent.
-    pub rx: broadcast::Receiver<Arc<Frame>>,
+    /// Items for the user, in the order they were committed or sent.
+    pub rx: broadcast::Receiver<Item>,
     hub: Arc<Hub>,
     user: UserId,
 }
@@ -66,23 +130,38 @@ impl Hub {
     /// A hub whose newest committed event id is `head`.
     pub fn new(head: i64) -> Arc<Hub> {
         Arc::new(Hub {
-            users: Mutex::default(),
+            routes: Mutex::default(),
             head: AtomicI64::new(head),
         })
     }
 
-    /// Starts receiving `user`'s events. Subscribe before reading the store, then skip repeats.
+    /// Starts receiving `user`'s events: those addressed to them at once, their chats' once
+    /// [`Hub::watch`] names the chats. Subscribe before reading the store, then skip repeats.
     pub fn subscribe(self: &Arc<Self>, user: &UserId) -> Subscription {
-        let mut users = self.users.lock().unwrap();
-        let (tx, holders) = users
+        let mut routes = self.routes.lock().unwrap();
+        let l = routes
+            .users
             .entry(user.clone())
-            .or_insert_with(|| (broadcast::channel(CHANNEL_CAPACITY).0, 0));
-        *holders += 1;
-        let rx = tx.subscribe();
+            .or_insert_with(|| Listener {
+                tx: broadcast::channel(CHANNEL_CAPACITY).0,
+                holders: 0,
+                chats: HashSet::new(),
+            });
+        l.holders += 1;
+        let rx = l.tx.subscribe();
         Subscription {
             rx,
             hub: self.clone(),
             user: user.clone(),
+        }
+    }
+
+    /// Routes the events of `chats` to a subscribed `user` (chats joined later are added by the
+    /// writer's `Joined`).
+    pub fn watch(&self, user: &UserId, chats: impl IntoIterator<Item = i64>) {
+        let mut routes = self.routes.lock().unwrap();
+        for chat in chats {
+            routes.route(user, chat);
         }
     }
 
@@ -96,37 +175,73 @@ impl Hub {
         self.head.fetch_max(id, Ordering::AcqRel);
     }
 
-    /// Delivers frames to whoever of their users is listening.
-    pub fn publish<'a>(&self, frames: impl IntoIterator<Item = (&'a UserId, Arc<Frame>)>) {
-        let users = self.users.lock().unwrap();
-        for (user, frame) in frames {
-            if let Some((tx, _)) = users.get(user) {
-                let _ = tx.send(frame);
+    /// Delivers committed changes, in order, to whoever they concern and is listening.
+    pub fn publish_committed(&self, changes: &[Published]) {
+        let mut routes = self.routes.lock().unwrap();
+        for change in changes {
+            match change {
+                Published::User(user, frame) => routes.send(user, Item::Frame(frame.clone())),
+                Published::Chat(chat, frame) => {
+                    if let Some(members) = routes.chats.get(chat) {
+                        for user in members {
+                            routes.send(user, Item::Frame(frame.clone()));
+                        }
+                    }
+                }
+                Published::Joined(chat, user) => {
+                    routes.route(user, *chat);
+                    routes.send(user, Item::Membership);
+                }
+                Published::Left(chat, user) => {
+                    routes.send(user, Item::Membership);
+                    routes.unroute(user, *chat);
+                }
             }
+        }
+    }
+
+    /// Delivers live frames to whoever of their users is listening.
+    pub fn publish<'a>(&self, frames: impl IntoIterator<Item = (&'a UserId, Arc<Frame>)>) {
+        let routes = self.routes.lock().unwrap();
+        for (user, frame) in frames {
+            routes.send(user, Item::Frame(frame));
         }
     }
 
     /// Whether `user` has any open stream or poll on this hub.
     pub fn is_listening(&self, user: &UserId) -> bool {
-        self.users.lock().unwrap().contains_key(user)
+        self.routes.lock().unwrap().users.contains_key(user)
     }
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        let mut users = self.hub.users.lock().unwrap();
-        if let Some((_, holders)) = users.get_mut(&self.user) {
-            *holders -= 1;
-            if *holders == 0 {
-                users.remove(&self.user);
-            }
+        let mut routes = self.hub.routes.lock().unwrap();
+        let Some(l) = routes.users.get_mut(&self.user) else {
+            return;
+        };
+        l.holders -= 1;
+        if l.holders > 0 {
+            return;
         }
+        let chats: Vec<i64> = l.chats.drain().collect();
+        for chat in chats {
+            routes.unroute(&self.user, chat);
+        }
+        routes.users.remove(&self.user);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn frame(rx: &mut broadcast::Receiver<Item>) -> Option<Arc<Frame>> {
+        match rx.try_recv() {
+            Ok(Item::Frame(f)) => Some(f),
+            _ => None,
+        }
+    }
 
     #[test]
     fn envelopes_are_one_json_line() {
@@ -146,9 +261,36 @@ mod tests {
         let mut sub = hub.subscribe(&a);
         let f = Arc::new(Frame::live("x", &serde_json::json!({})));
         hub.publish([(&b, f.clone()), (&a, f.clone())]);
-        assert_eq!(*sub.rx.recv().await.unwrap(), *f);
+        assert_eq!(*frame(&mut sub.rx).unwrap(), *f);
         assert!(sub.rx.try_recv().is_err());
         drop(sub);
         assert!(!hub.is_listening(&a));
+        assert!(hub.routes.lock().unwrap().chats.is_empty());
+    }
+
+    #[tokio::test]
+    async fn chat_events_follow_membership_changes() {
+        let hub = Hub::new(0);
+        let a = UserId::parse("a").unwrap();
+        let mut sub = hub.subscribe(&a);
+        let f = Arc::new(Frame::live("x", &serde_json::json!({})));
+        hub.publish_committed(&[Published::Chat(7, f.clone())]);
+        assert!(
+            sub.rx.try_recv().is_err(),
+            "not routed before watch or join"
+        );
+        hub.watch(&a, [7]);
+        hub.publish_committed(&[
+            Published::Chat(7, f.clone()),
+            Published::Left(7, a.clone()),
+            Published::Chat(7, f.clone()),
+            Published::Joined(8, a.clone()),
+            Published::Chat(8, f.clone()),
+        ]);
+        assert!(frame(&mut sub.rx).is_some());
+        assert!(matches!(sub.rx.try_recv(), Ok(Item::Membership)));
+        assert!(matches!(sub.rx.try_recv(), Ok(Item::Membership)));
+        assert!(frame(&mut sub.rx).is_some());
+        assert!(sub.rx.try_recv().is_err());
     }
 }

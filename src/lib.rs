@@ -28,6 +28,7 @@ pub mod cli;
 pub mod config;
 pub mod deliveries;
 pub mod error;
+pub mod feed;
 pub mod files;
 pub mod health;
 pub mod http;

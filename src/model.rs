@@ -214,7 +214,9 @@ pub struct Chat {
     pub kind: String,
     pub name: Option<String>,
     pub order_id: Option<String>,
+    /// The first members in joining order, up to a cap; `member_count` is the total.
     pub users: Vec<Member>,
+    pub member_count: i64,
     pub admin: Option<String>,
     pub last_message: Option<Message>,
     pub unread: i64,

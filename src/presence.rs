@@ -58,6 +58,8 @@ pub struct Presence {
     store: Store,
     hub: Arc<Hub>,
     grace: Duration,
+    /// Larger groups are left out of presence pushes.
+    group_limit: usize,
 }
 
 /// An open connection; dropping it closes it. Call [`Connection::close_cleanly`] first when the
@@ -83,13 +85,15 @@ impl Drop for Connection {
 }
 
 impl Presence {
-    /// A registry that tells partners through `hub`, finding them in `store`.
-    pub fn new(store: Store, hub: Arc<Hub>, grace: Duration) -> Arc<Presence> {
+    /// A registry that tells partners through `hub`, finding them in `store`; partners are the
+    /// members of the user's chats of at most `group_limit` members.
+    pub fn new(store: Store, hub: Arc<Hub>, grace: Duration, group_limit: usize) -> Arc<Presence> {
         Arc::new(Presence {
             users: Mutex::default(),
             store,
             hub,
             grace,
+            group_limit,
         })
     }
 
@@ -217,10 +221,10 @@ impl Presence {
         };
         let this = self.clone();
         rt.spawn(async move {
-            let u = user.clone();
+            let (u, limit) = (user.clone(), this.group_limit);
             let partners = match this
                 .store
-                .read(move |c| store::chats::partners(c, &u))
+                .read(move |c| store::chats::partners(c, &u, limit))
                 .await
             {
                 Ok(p) => p,

@@ -55,7 +55,12 @@ impl App {
         let (store, hub) = Store::open(&config, metrics.clone())?;
         let secret = config.token_secret()?;
         let service_key = config.host_key()?;
-        let presence = Presence::new(store.clone(), hub.clone(), config.poll_presence);
+        let presence = Presence::new(
+            store.clone(),
+            hub.clone(),
+            config.poll_presence,
+            config.presence_group_limit,
+        );
         let deliveries = Deliveries::new(store.clone());
         let webhooks = Webhooks::new(&config)?;
         Ok(Arc::new(App {

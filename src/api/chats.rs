@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::{bounded, id, Out};
 use crate::error::{Error, Result};
-use crate::model::{Chat, UserId};
+use crate::model::{Chat, Member, UserId};
 use crate::server::App;
 use crate::store::chats::{self, NewChat};
 use crate::store::users;
@@ -24,13 +24,23 @@ pub fn with_profiles(conn: &rusqlite::Connection, chat: Chat) -> Result<Value> {
     Ok(json!({"chat": chat, "users": profiles}))
 }
 
-/// Stores and publishes a `chat` event for each of `members`, each with their own view of it.
-pub fn push_views(tx: &mut Tx, chat_id: i64, members: &[UserId]) -> Result<()> {
-    for member in members {
-        let view = chats::get(tx, chat_id, member)?;
-        tx.emit([member], "chat", &view)?;
+/// Tells a chat's members that it was created or changed: one stored `chat` event for the chat,
+/// with the fields every member shares (each member's `unread` is filled in on delivery).
+pub fn push_chat(tx: &mut Tx, chat_id: i64) -> Result<()> {
+    let view = chats::host_view(tx, chat_id)?;
+    tx.emit_chat(chat_id, "chat", &view)
+}
+
+/// Tells a chat's members who joined and who left (`chatMembers`), then the chat as it now is.
+/// Members who left no longer see either.
+pub fn push_members(tx: &mut Tx, chat_id: i64, added: &[Member], removed: &[UserId]) -> Result<()> {
+    if !added.is_empty() || !removed.is_empty() {
+        let count = chats::member_count(tx, chat_id)?;
+        let data =
+            json!({"chatId": chat_id, "added": added, "removed": removed, "memberCount": count});
+        tx.emit_chat(chat_id, "chatMembers", &data)?;
     }
-    Ok(())
+    push_chat(tx, chat_id)
 }
 
 /// Makes `user`'s support chat with `support` (roles `client` and `support`) unless it exists;
@@ -39,9 +49,16 @@ pub fn ensure_support_chat(tx: &mut Tx, user: &UserId, support: &UserId) -> Resu
     let members = [(user.clone(), "client"), (support.clone(), "support")];
     let (chat_id, created) = chats::personal_chat(tx, "support", user, &members)?;
     if created {
-        push_views(tx, chat_id, &[user.clone(), support.clone()])?;
+        push_chat(tx, chat_id)?;
     }
     Ok(())
+}
+
+/// The error for a group that would pass `--max-group-size`.
+pub fn too_large(max: usize) -> Error {
+    Error::BadRequest(format!(
+        "a group has at most {max} members (the server's --max-group-size)"
+    ))
 }
 
 /// A group name: trimmed, at most 200 characters; empty means none.
@@ -124,6 +141,36 @@ pub async fn get(app: &Arc<App>, user: &UserId, req: GetRequest) -> Result<Out> 
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
+pub struct MembersRequest {
+    chat_id: u64,
+    after: Option<UserId>,
+    count: Option<u64>,
+}
+
+/// A page of a chat's members in id order (`after`: the last id of the previous page), with
+/// their profiles: the whole list of a group too large for its Chat object.
+pub async fn members(app: &Arc<App>, user: &UserId, req: MembersRequest) -> Result<Out> {
+    let count = bounded("count", req.count, 100, 500)?;
+    let (user, chat_id) = (user.clone(), id(req.chat_id));
+    app.store
+        .read(move |c| {
+            chats::member_chat(c, chat_id, &user)?;
+            let after = req.after.as_ref().map(UserId::as_str);
+            let (members, more) = chats::members_page(c, chat_id, after, count)?;
+            let profiles = users::profiles(c, members.iter().map(|m| m.id.as_str()))?;
+            Ok(Out::ok(json!({
+                "chatId": chat_id,
+                "members": members,
+                "users": profiles,
+                "memberCount": chats::member_count(c, chat_id)?,
+                "hasMore": more,
+            })))
+        })
+        .await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CreateRequest {
     user_ids: Vec<UserId>,
     name: Option<String>,
@@ -142,6 +189,9 @@ pub async fn create(app: &Arc<App>, user: &UserId, req: CreateRequest) -> Result
         return Err(Error::BadRequest(format!(
             "data.userIds must name 1 to {MAX_NEW_MEMBERS} users other than yourself"
         )));
+    }
+    if others.len() + 1 > app.config.max_group_size {
+        return Err(too_large(app.config.max_group_size));
     }
     let name = group_name(req.name)?;
     let me = user.clone();
@@ -167,8 +217,7 @@ pub async fn create(app: &Arc<App>, user: &UserId, req: CreateRequest) -> Result
                             members: &members,
                         },
                     )?;
-                    let ids: Vec<UserId> = members.into_iter().map(|(u, _)| u).collect();
-                    push_views(tx, id, &ids)?;
+                    push_chat(tx, id)?;
                     id
                 }
             };

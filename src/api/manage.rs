@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::chats::{push_views, with_profiles};
+use super::chats::{push_chat, push_members, with_profiles};
 use super::{id, Out};
 use crate::error::{Error, Result};
 use crate::model::UserId;
@@ -55,8 +55,7 @@ pub async fn rename(app: &Arc<App>, user: &UserId, req: RenameRequest) -> Result
             let chat = chats::member_chat(tx, chat_id, &me)?;
             group_admin(&chat, &me, "be renamed")?;
             chats::rename(tx, chat_id, &name)?;
-            let members = chats::member_ids(tx, chat_id)?;
-            push_views(tx, chat_id, &members)?;
+            push_chat(tx, chat_id)?;
             Ok(Out::ok(json!({"chat": chats::get(tx, chat_id, &me)?})))
         })
         .await
@@ -78,16 +77,25 @@ pub async fn add_members(app: &Arc<App>, user: &UserId, req: AddRequest) -> Resu
         )));
     }
     let (me, chat_id) = (user.clone(), id(req.chat_id));
+    let max = app.config.max_group_size;
     app.store
         .write(move |tx| {
             let chat = chats::member_chat(tx, chat_id, &me)?;
             group_admin(&chat, &me, "have members added")?;
             let new: Vec<(UserId, &str)> =
                 req.user_ids.into_iter().map(|u| (u, "member")).collect();
+            let mut fresh = std::collections::HashSet::new();
+            for (u, _) in &new {
+                if chats::member_chat(tx, chat_id, u).is_err() {
+                    fresh.insert(u);
+                }
+            }
+            if chats::member_count(tx, chat_id)? as usize + fresh.len() > max {
+                return Err(super::chats::too_large(max));
+            }
             let seen = chats::last_message_id(tx, chat_id)?;
-            chats::add_members(tx, chat_id, &new, seen)?;
-            let members = chats::member_ids(tx, chat_id)?;
-            push_views(tx, chat_id, &members)?;
+            let added = chats::add_members(tx, chat_id, &new, seen)?;
+            push_members(tx, chat_id, &added, &[])?;
             Ok(Out::ok(with_profiles(tx, chats::get(tx, chat_id, &me)?)?))
         })
         .await
@@ -123,8 +131,7 @@ pub async fn remove_member(app: &Arc<App>, user: &UserId, req: RemoveRequest) ->
             }
             let view = chats::get(tx, chat_id, &me)?;
             chats::remove_member(tx, chat_id, &gone)?;
-            let members = chats::member_ids(tx, chat_id)?;
-            push_views(tx, chat_id, &members)?;
+            push_members(tx, chat_id, &[], std::slice::from_ref(&gone))?;
             tx.emit([&gone], "chatDeleted", &json!({"chatId": chat_id}))?;
             // The caller sees the chat as it now is, unless they just left it.
             let chat = if gone == me {

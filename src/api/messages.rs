@@ -84,8 +84,11 @@ pub fn validate(m: OutgoingMessage, field: &dyn Fn(&str) -> String) -> Result<Ne
 /// Tells a new message to its chat: a stored `message` event for every member, and a webhook
 /// for each member with no open connection. Every way a message is posted ends here.
 pub fn announce(tx: &mut Tx, hub: &Hub, webhooks: &Webhooks, msg: &Message) -> Result<()> {
+    tx.emit_message(msg)?;
+    if !webhooks.enabled() {
+        return Ok(());
+    }
     let members = chats::member_ids(tx, msg.chat_id)?;
-    tx.emit(&members, "message", msg)?;
     crate::webhooks::queue_message(tx, hub, webhooks, msg, &members)
 }
 
@@ -184,12 +187,19 @@ pub async fn status(app: &Arc<App>, user: &UserId, req: StatusRequest) -> Result
         Receipt::Read => Mark::Read,
     };
     let event = data.clone();
+    let limit = app.config.presence_group_limit as i64;
     app.store
         .write(move |tx| {
             chats::member_chat(tx, chat_id, &user)?;
-            if messages::mark(tx, chat_id, &user, message_id, mark)?.is_some() {
-                let members = chats::member_ids(tx, chat_id)?;
-                tx.emit(&members, "messageStatus", &event)?;
+            let Some(before) = messages::mark(tx, chat_id, &user, message_id, mark)? else {
+                return Ok(());
+            };
+            if chats::member_count(tx, chat_id)? <= limit {
+                tx.emit_chat(chat_id, "messageStatus", &event)?;
+            } else {
+                // A large group hears only of receipts for its own messages.
+                let authors = messages::authors_between(tx, chat_id, before, message_id, &user)?;
+                tx.emit(&authors, "messageStatus", &event)?;
             }
             Ok(())
         })
@@ -261,7 +271,7 @@ pub async fn edit(app: &Arc<App>, user: &UserId, req: EditRequest) -> Result<Out
     let (me, message_id) = (user.clone(), id(req.message_id));
     app.store
         .write(move |tx| {
-            let (msg, chat) = own_chat_message(tx, &me, message_id)?;
+            let (msg, _) = own_chat_message(tx, &me, message_id)?;
             if msg.user_id.as_ref() != Some(&me) {
                 return Err(Error::Forbidden(format!(
                     "only the author can edit message {message_id}"
@@ -274,8 +284,7 @@ pub async fn edit(app: &Arc<App>, user: &UserId, req: EditRequest) -> Result<Out
             }
             let params = req.params.unwrap_or(msg.params);
             let edited = messages::edit(tx, message_id, &req.text, &params)?;
-            let members = chats::member_ids(tx, chat.id)?;
-            tx.emit(&members, "message", &edited)?;
+            tx.emit_message(&edited)?;
             Ok(Out::ok(json!({"message": edited})))
         })
         .await
@@ -304,8 +313,7 @@ pub async fn delete(app: &Arc<App>, user: &UserId, req: DeleteRequest) -> Result
             }
             if !msg.deleted {
                 let deleted = messages::delete(tx, message_id)?;
-                let members = chats::member_ids(tx, chat.id)?;
-                tx.emit(&members, "message", &deleted)?;
+                tx.emit_message(&deleted)?;
             }
             Ok(Out::no_content())
         })

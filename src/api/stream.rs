@@ -1,6 +1,5 @@
-//! The receiving side: `GET /v1/events` (SSE) and `GET /v1/poll` (long-poll), two encoders over
-//! one subscription. Subscribe first, replay stored events after the cursor, then go live and skip
-//! anything already sent: no gap, no duplicate.
+//! The receiving side: `GET /v1/events` (SSE) and `GET /v1/poll` (long-poll), two thin encoders
+//! over one [`Feed`]: no gap, no duplicate, the same events either way.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -11,36 +10,21 @@ use bytes::{Bytes, BytesMut};
 use http::{header, HeaderValue, Response};
 use http_body_util::{BodyExt, StreamBody};
 use serde_json::{json, Value};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
 use crate::error::{Error, Result};
+use crate::feed::{Feed, Sources};
 use crate::http::{sse, Body};
-use crate::hub::{Frame, Subscription};
+use crate::hub::Frame;
 use crate::model::UserId;
 use crate::presence::{Connection, Kind};
 use crate::server::App;
-use crate::store::events;
 
-/// Stored events read per query while replaying.
-const PAGE: usize = 500;
-/// Most events one poll answer carries; the client polls again with `next` for the rest.
-const POLL_MAX: usize = 500;
 /// Reconnect delay sent to SSE clients.
 const RETRY_MS: u64 = 3000;
 /// Default and largest long-poll hold.
 const POLL_DEFAULT: u64 = 25;
 const POLL_MAX_TIMEOUT: u64 = 60;
-
-/// Where a subscriber starts.
-#[derive(Debug, Clone, Copy)]
-enum Start {
-    /// No cursor: live from the newest event now.
-    Now(i64),
-    /// Replay everything after this id.
-    After(i64),
-    /// The cursor cannot be resumed (pruned, or from another database): refetch, then live.
-    Reset(i64),
-}
 
 fn parse_cursor(name: &str, s: &str) -> Result<i64> {
     s.trim().parse::<u64>().map(super::id).map_err(|_| {
@@ -50,39 +34,15 @@ fn parse_cursor(name: &str, s: &str) -> Result<i64> {
     })
 }
 
-async fn start(app: &App, cursor: Option<i64>) -> Result<Start> {
-    let head = app.hub.head();
-    let Some(c) = cursor else {
-        return Ok(Start::Now(head));
+/// Opens `user`'s feed after `cursor`.
+async fn feed(app: &App, user: &UserId, cursor: Option<i64>) -> Result<Feed> {
+    let sources = Sources {
+        store: app.store.clone(),
+        hub: app.hub.clone(),
+        metrics: app.metrics.clone(),
+        deliveries: app.deliveries.clone(),
     };
-    let pruned = app.store.read(events::pruned_through).await?;
-    Ok(if c < pruned || c > head {
-        Start::Reset(head)
-    } else {
-        Start::After(c)
-    })
-}
-
-/// The `reset` event: its id moves the client's cursor to the present.
-fn reset_frame(head: i64) -> Frame {
-    let data = json!({"reason": "the cursor is older than the retention window or unknown; refetch chats"});
-    Frame {
-        id: Some(head),
-        ..Frame::live("reset", &data)
-    }
-}
-
-/// The next page of `user`'s events after `after`; `None` when the cursor fell out of retention.
-async fn read_after(
-    app: &App,
-    user: &UserId,
-    after: i64,
-    limit: usize,
-) -> Result<Option<Vec<Frame>>> {
-    let user = user.clone();
-    app.store
-        .read(move |c| events::resume_page(c, &user, after, limit))
-        .await
+    Feed::open(&sources, user, cursor).await
 }
 
 /// One open stream or poll: the user's presence connection, counted in the metrics while it
@@ -111,10 +71,6 @@ impl Opened {
             sent: 0,
             gauge,
         }
-    }
-
-    fn count(&mut self, sent: bool) {
-        self.sent += usize::from(sent);
     }
 }
 
@@ -148,9 +104,8 @@ pub async fn sse(
         query.get("snapshot").map(String::as_str),
         Some("0" | "false")
     );
-    // Subscribe before anything is read from the store, so nothing committed meanwhile is missed.
-    let sub = app.hub.subscribe(&user);
-    let from = start(app, cursor).await?;
+    // The feed listens before the snapshot is read, so nothing committed meanwhile is missed.
+    let feed = feed(app, &user, cursor).await?;
     let snapshot = if want_snapshot {
         let data = super::chats::snapshot(app, &user, 50, None).await?;
         Some(Frame::live("chats", &data))
@@ -158,7 +113,7 @@ pub async fn sse(
         None
     };
     let opened = Opened::new(app, &user, Kind::Stream, cursor);
-    let body = StreamBody::new(events(app.clone(), user, sub, from, snapshot, opened, stop));
+    let body = StreamBody::new(events(app.clone(), feed, snapshot, opened, stop));
     let mut res = Response::new(BodyExt::boxed(body));
     let h = res.headers_mut();
     h.insert(
@@ -177,19 +132,18 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 
 /// What woke a live stream.
 enum Wake {
-    Event(std::result::Result<Arc<Frame>, broadcast::error::RecvError>),
+    Events(Result<Vec<Arc<Frame>>>),
     Ping,
     Stop,
 }
 
-/// The body of one stream: the first chunk, the replay, then live events and pings until the
-/// server stops (a clean end) or the client goes (hyper drops the body, and with it `opened`).
-/// It is a generator polled by the connection itself: no task or channel per stream.
+/// The body of one stream: the first chunk (a reset if any, the snapshot), then the feed's events
+/// and pings until the server stops (a clean end) or the client goes (hyper drops the body, and
+/// with it `opened`). It is a generator polled by the connection itself: no task or channel per
+/// stream.
 fn events(
     app: Arc<App>,
-    user: UserId,
-    mut sub: Subscription,
-    from: Start,
+    mut feed: Feed,
     snapshot: Option<Frame>,
     mut opened: Opened,
     mut stop: watch::Receiver<bool>,
@@ -198,90 +152,34 @@ fn events(
         let mut first = BytesMut::new();
         first.extend_from_slice(&sse::retry(RETRY_MS));
         // A reset comes before the snapshot: the client drops its state, then takes the fresh one.
-        let mut last = match from {
-            Start::Now(head) | Start::After(head) => head,
-            Start::Reset(head) => {
-                sse::encode(&mut first, &reset_frame(head));
-                head
-            }
-        };
+        if let Some(reset) = feed.take_reset() {
+            sse::encode(&mut first, &reset);
+        }
         if let Some(s) = &snapshot {
             sse::encode(&mut first, s);
         }
         drop(snapshot);
         yield Ok(hyper::body::Frame::data(first.freeze()));
-        let mut catch_up = matches!(from, Start::After(_));
         let mut ping = app.pings();
         loop {
-            // Replay from the store: after the cursor at first, and whenever the channel lagged.
-            while catch_up {
-                let page = match read_after(&app, &user, last, PAGE).await {
-                    Ok(Some(page)) => page,
-                    Ok(None) => {
-                        // Pruned while we were away: start over from the present.
-                        let head = app.hub.head();
-                        let mut out = BytesMut::new();
-                        sse::encode(&mut out, &reset_frame(head));
-                        last = head;
-                        catch_up = false;
-                        yield Ok(hyper::body::Frame::data(out.freeze()));
-                        continue;
-                    }
-                    Err(e) => {
-                        tracing::warn!("replay for {user} failed: {e:?}");
-                        opened.conn.close_cleanly();
-                        return;
-                    }
-                };
-                catch_up = page.len() == PAGE;
-                app.metrics.events_replayed.inc_by(page.len() as u64);
-                let mut out = BytesMut::new();
-                for f in &page {
-                    opened.count(push(&mut out, f, &mut last));
-                }
-                if !out.is_empty() {
-                    yield Ok(hyper::body::Frame::data(out.freeze()));
-                    app.deliveries.note(&user, &page);
-                }
-            }
             let wake = tokio::select! {
-                received = sub.rx.recv() => Wake::Event(received),
+                got = feed.next() => Wake::Events(got),
                 r = ping.changed() => if r.is_ok() { Wake::Ping } else { Wake::Stop },
                 _ = stopped(&mut stop) => Wake::Stop,
             };
             match wake {
-                Wake::Event(received) => {
+                Wake::Events(Ok(frames)) => {
                     let mut out = BytesMut::new();
-                    let mut sent = Vec::new();
-                    match received {
-                        Ok(f) => sent.push(f),
-                        Err(broadcast::error::RecvError::Lagged(_)) => {
-                            app.metrics.lag_rereads.inc();
-                            catch_up = true
-                        }
-                        Err(broadcast::error::RecvError::Closed) => {
-                            opened.conn.close_cleanly();
-                            return;
-                        }
+                    for f in &frames {
+                        sse::encode(&mut out, f);
                     }
-                    // Send whatever else is already waiting in the same chunk.
-                    while sent.len() < 256 && !catch_up {
-                        match sub.rx.try_recv() {
-                            Ok(f) => sent.push(f),
-                            Err(broadcast::error::TryRecvError::Lagged(_)) => {
-                                app.metrics.lag_rereads.inc();
-                                catch_up = true
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                    for f in &sent {
-                        opened.count(push(&mut out, f, &mut last));
-                    }
-                    if !out.is_empty() {
-                        yield Ok(hyper::body::Frame::data(out.freeze()));
-                        app.deliveries.note(&user, sent.iter().map(|f| &**f));
-                    }
+                    opened.sent += frames.len();
+                    yield Ok(hyper::body::Frame::data(out.freeze()));
+                }
+                Wake::Events(Err(e)) => {
+                    tracing::warn!("the feed of {} failed: {e:?}", opened.user);
+                    opened.conn.close_cleanly();
+                    return;
                 }
                 Wake::Ping => yield Ok(hyper::body::Frame::data(sse::ping())),
                 Wake::Stop => {
@@ -291,18 +189,6 @@ fn events(
             }
         }
     }
-}
-
-/// Encodes a frame unless it is a stored event already sent; says whether it did.
-fn push(out: &mut BytesMut, f: &Frame, last: &mut i64) -> bool {
-    if let Some(id) = f.id {
-        if id <= *last {
-            return false;
-        }
-        *last = id;
-    }
-    sse::encode(out, f);
-    true
 }
 
 fn poll_event(f: &Frame) -> Value {
@@ -334,70 +220,21 @@ pub async fn poll(app: &Arc<App>, user: UserId, query: HashMap<String, String>) 
         .filter(|s| !s.trim().is_empty())
         .map(|s| parse_cursor("since", s))
         .transpose()?;
-    let mut sub = app.hub.subscribe(&user);
     let mut opened = Opened::new(app, &user, Kind::Poll, cursor);
-    let mut next = match start(app, cursor).await? {
-        Start::Reset(head) => {
-            return Ok(json!({"events": [poll_event(&reset_frame(head))], "next": head}));
-        }
-        Start::Now(head) => head,
-        Start::After(c) => c,
-    };
-    let mut out: Vec<Value> = Vec::new();
-    let Some(stored) = read_after(app, &user, next, POLL_MAX).await? else {
-        let head = app.hub.head();
-        return Ok(json!({"events": [poll_event(&reset_frame(head))], "next": head}));
-    };
-    app.metrics.events_replayed.inc_by(stored.len() as u64);
-    for f in &stored {
-        out.push(poll_event(f));
-        next = f.id.unwrap_or(next);
+    let mut feed = feed(app, &user, cursor).await?;
+    if let Some(reset) = feed.take_reset() {
+        return Ok(json!({"events": [poll_event(&reset)], "next": feed.cursor()}));
     }
-    opened.sent = out.len();
-    if !out.is_empty() || timeout == 0 {
-        app.deliveries.note(&user, &stored);
-        return Ok(json!({"events": out, "next": next}));
-    }
-    let deadline = tokio::time::sleep(Duration::from_secs(timeout));
-    tokio::pin!(deadline);
-    loop {
+    let mut frames = feed.stored().await?;
+    if frames.is_empty() && timeout > 0 {
+        let deadline = tokio::time::sleep(Duration::from_secs(timeout));
         tokio::select! {
-            received = sub.rx.recv() => {
-                let mut frames = Vec::new();
-                let mut lagged = false;
-                match received {
-                    Ok(f) => frames.push(f),
-                    Err(broadcast::error::RecvError::Lagged(_)) => lagged = true,
-                    Err(broadcast::error::RecvError::Closed) => break,
-                }
-                while frames.len() < POLL_MAX && !lagged {
-                    match sub.rx.try_recv() {
-                        Ok(f) => frames.push(f),
-                        Err(broadcast::error::TryRecvError::Lagged(_)) => lagged = true,
-                        Err(_) => break,
-                    }
-                }
-                if lagged {
-                    app.metrics.lag_rereads.inc();
-                    // Live frames collected before the lag are kept; stored ones come from the store.
-                    let live: Vec<_> = frames.into_iter().filter(|f| f.id.is_none()).collect();
-                    let stored = read_after(app, &user, next, POLL_MAX).await?.unwrap_or_default();
-                    frames = stored.into_iter().map(Arc::new).chain(live).collect();
-                }
-                frames.retain(|f| f.id.is_none_or(|id| id > next));
-                for f in &frames {
-                    next = f.id.unwrap_or(next).max(next);
-                    out.push(poll_event(f));
-                }
-                app.deliveries.note(&user, frames.iter().map(|f| &**f));
-                if !out.is_empty() {
-                    break;
-                }
-            }
-            _ = &mut deadline => break,
-            _ = stopped(&mut stop) => break,
+            got = feed.next() => frames = got?,
+            _ = deadline => {}
+            _ = stopped(&mut stop) => {}
         }
     }
-    opened.sent = out.len();
-    Ok(json!({"events": out, "next": next}))
+    opened.sent = frames.len();
+    let events: Vec<Value> = frames.iter().map(|f| poll_event(f)).collect();
+    Ok(json!({"events": events, "next": feed.cursor()}))
 }

@@ -41,6 +41,7 @@ mod tests {
     fn stored_events_carry_their_id() {
         let f = Frame {
             id: Some(7),
+            chat: None,
             kind: "message".into(),
             data: r#"{"a":1}"#.into(),
         };

@@ -5,7 +5,11 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::error::{Error, Result};
 use crate::model::{Chat, Member, UserId};
-use crate::store::messages;
+use crate::store::{messages, Tx};
+
+/// How many members a Chat object lists; `memberCount` has the total and `members` pages
+/// through all of them.
+pub const LISTED_MEMBERS: usize = 100;
 
 /// A chat's own columns.
 #[derive(Debug, Clone)]
@@ -111,8 +115,10 @@ fn view_as(conn: &Connection, row: ChatRow, user: Option<&UserId>) -> Result<Cha
         id: row.id,
         last_message: messages::last(conn, row.id, cleared, &receipts)?,
         unread,
+        member_count: receipts.len() as i64,
         users: receipts
             .into_iter()
+            .take(LISTED_MEMBERS)
             .map(|r| Member {
                 id: r.user,
                 role: r.role,
@@ -153,6 +159,32 @@ pub fn host_view(conn: &Connection, chat_id: i64) -> Result<Chat> {
     view_as(conn, row, None)
 }
 
+/// A stored `chat` event's data as `user` sees it: their `unread`, and no `lastMessage` when
+/// they cleared it. (The event is stored once for the chat with the shared fields; these are
+/// computed when it is delivered.)
+pub fn personalize(conn: &Connection, user: &UserId, data: &str) -> Result<String> {
+    let Ok(mut chat) = serde_json::from_str::<Chat>(data) else {
+        return Ok(data.to_string());
+    };
+    let marks: Option<(i64, i64)> = conn
+        .prepare_cached(
+            "SELECT read_up_to, cleared_up_to FROM members WHERE chat_id = ?1 AND user_id = ?2",
+        )?
+        .query_row(params![chat.id, user.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    let (read, cleared) = marks.unwrap_or((i64::MAX, 0));
+    chat.unread = match marks {
+        Some(_) => messages::unread(conn, chat.id, user, read.max(cleared))?,
+        None => 0,
+    };
+    if chat.last_message.as_ref().is_some_and(|m| m.id <= cleared) {
+        chat.last_message = None;
+    }
+    Ok(serde_json::to_string(&chat).map_err(anyhow::Error::from)?)
+}
+
 /// The newest order chat for `order_id` that is still open.
 pub fn open_order_chat(conn: &Connection, order_id: &str) -> Result<Option<i64>> {
     Ok(conn
@@ -184,13 +216,15 @@ pub fn set_role(conn: &Connection, chat_id: i64, user: &UserId, role: &str) -> R
 
 /// Hands `old`'s membership (role included) to `new`, who sees the history as read up to now.
 pub fn hand_over(
-    conn: &Connection,
+    conn: &mut Tx,
     chat_id: i64,
     old: &UserId,
     new: &UserId,
     seen_up_to: i64,
 ) -> Result<()> {
     crate::store::users::ensure(conn, new)?;
+    conn.left(chat_id, old)?;
+    conn.joined(chat_id, new)?;
     conn.prepare_cached(
         "UPDATE members SET user_id = ?3, delivered_up_to = MAX(delivered_up_to, ?4),
                             read_up_to = MAX(read_up_to, ?4), cleared_up_to = 0, joined_at = ?5
@@ -211,7 +245,7 @@ pub fn hand_over(
 /// The one chat of `kind` (`support` or `notifications`) that belongs to `user`, created with
 /// `members` the first time it is asked for. Returns its id and whether it was created now.
 pub fn personal_chat(
-    conn: &Connection,
+    conn: &mut Tx,
     kind: &str,
     user: &UserId,
     members: &[(UserId, &str)],
@@ -288,7 +322,7 @@ pub struct NewChat<'a> {
 }
 
 /// Creates a chat with its members (a direct chat gets its uniqueness key); returns its id.
-pub fn create(conn: &Connection, new: &NewChat) -> Result<i64> {
+pub fn create(conn: &mut Tx, new: &NewChat) -> Result<i64> {
     let now = crate::time::now_ms();
     let key = match (new.kind, new.members) {
         ("direct", [(a, _), (b, _)]) => Some(direct_key(a, b)),
@@ -311,24 +345,79 @@ pub fn create(conn: &Connection, new: &NewChat) -> Result<i64> {
     Ok(id)
 }
 
-/// Adds members with their roles. Messages up to `seen_up_to` count as delivered and read for
-/// them, so joining neither floods them with unread messages nor moves old messages' status back.
+/// Adds members with their roles; returns those who were not members yet. Messages up to
+/// `seen_up_to` count as delivered and read for them, so joining neither floods them with unread
+/// messages nor moves old messages' status back. They see the chat's events from the next one.
 pub fn add_members(
-    conn: &Connection,
+    conn: &mut Tx,
     chat_id: i64,
     members: &[(UserId, &str)],
     seen_up_to: i64,
-) -> Result<()> {
+) -> Result<Vec<Member>> {
     let now = crate::time::now_ms();
-    let mut add = conn.prepare_cached(
-        "INSERT INTO members(chat_id, user_id, role, joined_at, delivered_up_to, read_up_to)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT(chat_id, user_id) DO NOTHING",
-    )?;
+    let mut added = Vec::new();
     for (user, role) in members {
         crate::store::users::ensure(conn, user)?;
-        add.execute(params![chat_id, user.as_str(), role, now, seen_up_to])?;
+        let n = conn
+            .prepare_cached(
+                "INSERT INTO members(chat_id, user_id, role, joined_at, delivered_up_to, read_up_to)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT(chat_id, user_id) DO NOTHING",
+            )?
+            .execute(params![chat_id, user.as_str(), role, now, seen_up_to])?;
+        if n > 0 {
+            conn.joined(chat_id, user)?;
+            added.push(Member {
+                id: user.to_string(),
+                role: role.to_string(),
+            });
+        }
     }
-    touch(conn, chat_id)
+    count_members(conn, chat_id, added.len() as i64)?;
+    touch(conn, chat_id)?;
+    Ok(added)
+}
+
+/// Moves a chat's member count by `delta`.
+fn count_members(conn: &Connection, chat_id: i64, delta: i64) -> Result<()> {
+    conn.prepare_cached("UPDATE chats SET member_count = member_count + ?2 WHERE id = ?1")?
+        .execute(params![chat_id, delta])?;
+    Ok(())
+}
+
+/// How many members a chat has.
+pub fn member_count(conn: &Connection, chat_id: i64) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("SELECT member_count FROM chats WHERE id = ?1")?
+        .query_row([chat_id], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Up to `count` members of a chat in id order, after the member `after`; and whether more follow.
+pub fn members_page(
+    conn: &Connection,
+    chat_id: i64,
+    after: Option<&str>,
+    count: usize,
+) -> Result<(Vec<Member>, bool)> {
+    let mut rows = conn
+        .prepare_cached(
+            "SELECT user_id, role FROM members WHERE chat_id = ?1 AND user_id > ?2
+             ORDER BY user_id LIMIT ?3",
+        )?
+        .query_map(
+            params![chat_id, after.unwrap_or(""), count as i64 + 1],
+            |r| {
+                Ok(Member {
+                    id: r.get(0)?,
+                    role: r.get(1)?,
+                })
+            },
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let more = rows.len() > count;
+    rows.truncate(count);
+    Ok((rows, more))
 }
 
 /// Moves a chat's activity time to now.
@@ -353,9 +442,15 @@ pub fn rename(conn: &Connection, chat_id: i64, name: &str) -> Result<()> {
 }
 
 /// Removes a member; if they were the admin, the longest-standing remaining member takes over.
-pub fn remove_member(conn: &Connection, chat_id: i64, user: &UserId) -> Result<()> {
-    conn.prepare_cached("DELETE FROM members WHERE chat_id = ?1 AND user_id = ?2")?
+/// From the next event on, the chat's events no longer reach them.
+pub fn remove_member(conn: &mut Tx, chat_id: i64, user: &UserId) -> Result<()> {
+    let n = conn
+        .prepare_cached("DELETE FROM members WHERE chat_id = ?1 AND user_id = ?2")?
         .execute(params![chat_id, user.as_str()])?;
+    if n > 0 {
+        conn.left(chat_id, user)?;
+        count_members(conn, chat_id, -1)?;
+    }
     conn.prepare_cached(
         "UPDATE chats SET admin = (SELECT user_id FROM members WHERE chat_id = ?1
                                    ORDER BY joined_at, user_id LIMIT 1)
@@ -365,8 +460,11 @@ pub fn remove_member(conn: &Connection, chat_id: i64, user: &UserId) -> Result<(
     touch(conn, chat_id)
 }
 
-/// Deletes a chat with its members and messages.
-pub fn delete(conn: &Connection, chat_id: i64) -> Result<()> {
+/// Deletes a chat with its members and messages; its events no longer reach anyone.
+pub fn delete(conn: &mut Tx, chat_id: i64) -> Result<()> {
+    for member in member_ids(conn, chat_id)? {
+        conn.left(chat_id, &member)?;
+    }
     conn.prepare_cached("DELETE FROM chats WHERE id = ?1")?
         .execute([chat_id])?;
     Ok(())
@@ -381,14 +479,16 @@ pub fn clear_for(conn: &Connection, chat_id: i64, user: &UserId, up_to: i64) -> 
     Ok(())
 }
 
-/// Every chat `user` is in, with its other members (whom `user`'s presence concerns).
-pub fn partners(conn: &Connection, user: &UserId) -> Result<Vec<(i64, Vec<UserId>)>> {
+/// Every chat of at most `limit` members that `user` is in, with its other members (whom
+/// `user`'s presence concerns).
+pub fn partners(conn: &Connection, user: &UserId, limit: usize) -> Result<Vec<(i64, Vec<UserId>)>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT m.chat_id, o.user_id FROM members m JOIN members o ON o.chat_id = m.chat_id
-         WHERE m.user_id = ?1 AND o.user_id != ?1 ORDER BY m.chat_id",
+        "SELECT m.chat_id, o.user_id FROM members m JOIN chats c ON c.id = m.chat_id
+         JOIN members o ON o.chat_id = m.chat_id
+         WHERE m.user_id = ?1 AND o.user_id != ?1 AND c.member_count <= ?2 ORDER BY m.chat_id",
     )?;
     let mut out: Vec<(i64, Vec<UserId>)> = Vec::new();
-    let rows = stmt.query_map([user.as_str()], |r| {
+    let rows = stmt.query_map(params![user.as_str(), limit as i64], |r| {
         Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
     })?;
     for row in rows {

@@ -1,4 +1,6 @@
-//! The per-user event log: append (see `Tx::emit`), read after a cursor, and prune past retention.
+//! The event log: each event stored once, for a chat or for one user (append: see `Tx`);
+//! membership spans that decide which chat events a user sees; a user's page of events after a
+//! cursor, rendered for them; and pruning past retention.
 
 use std::sync::Arc;
 
@@ -7,50 +9,163 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::error::Result;
 use crate::hub::Frame;
 use crate::model::UserId;
+use crate::store::{chats, messages};
 
 /// The newest event id ever assigned (0 for a new database).
 pub fn head(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)",
-        [],
-        |r| r.get(0),
-    )
+    )?
+    .query_row([], |r| r.get(0))
 }
 
-/// Up to `limit` of `user`'s events with an id above `after`, oldest first.
-pub fn events_after(
-    conn: &Connection,
-    user: &UserId,
-    after: i64,
-    limit: usize,
-) -> Result<Vec<Frame>> {
+/// A stretch of one user's membership of one chat, in event ids: they see the chat's events
+/// with `from <= id < until` (no end while they are a member).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub chat: i64,
+    pub from: i64,
+    pub until: Option<i64>,
+}
+
+impl Span {
+    /// Whether the event `id` of this span's chat is visible in it.
+    pub fn covers(&self, id: i64) -> bool {
+        self.from <= id && self.until.is_none_or(|u| id < u)
+    }
+}
+
+/// Every membership span of `user` that the log still holds events for.
+pub fn spans(conn: &Connection, user: &UserId) -> Result<Vec<Span>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, type, data FROM events WHERE user_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+        "SELECT chat_id, from_id, until_id FROM spans WHERE user_id = ?1 ORDER BY chat_id, from_id",
     )?;
-    let rows = stmt.query_map(params![user.as_str(), after, limit as i64], |r| {
-        Ok(Frame {
-            id: Some(r.get(0)?),
-            kind: Arc::from(r.get::<_, String>(1)?),
-            data: Arc::from(r.get::<_, String>(2)?),
+    let rows = stmt.query_map([user.as_str()], |r| {
+        Ok(Span {
+            chat: r.get(0)?,
+            from: r.get(1)?,
+            until: r.get(2)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Up to `limit` of `user`'s events after `after`, or `None` when events after it were pruned
-/// (the cursor cannot be resumed). Both questions are answered from one snapshot, so a prune
-/// running meanwhile cannot silently remove events from the page.
+/// One page of a user's events after a cursor.
+#[derive(Debug, Default)]
+pub struct Page {
+    /// The events, rendered for the user, oldest first.
+    pub frames: Vec<Frame>,
+    /// The newest id the page looked at (events it skipped, such as a message since deleted
+    /// with its chat, count as looked at): the next page starts after it.
+    pub through: i64,
+    /// Whether more events may follow.
+    pub more: bool,
+    /// The user's membership spans, read in the same snapshot.
+    pub spans: Vec<Span>,
+}
+
+/// A stored row before it is rendered.
+struct Row {
+    id: i64,
+    chat: Option<i64>,
+    kind: String,
+    message: Option<i64>,
+    data: Option<String>,
+}
+
+fn row(r: &rusqlite::Row) -> rusqlite::Result<Row> {
+    Ok(Row {
+        id: r.get(0)?,
+        chat: r.get(1)?,
+        kind: r.get(2)?,
+        message: r.get(3)?,
+        data: r.get(4)?,
+    })
+}
+
+/// Up to `limit` of the events `user` may see after `after`, oldest first, and at most about
+/// `max_bytes` of them; or `None` when events after `after` were pruned (the cursor cannot be
+/// resumed). Everything is read from one snapshot, so a prune or a membership change running
+/// meanwhile cannot remove events from the page or let one through that should not be.
 pub fn resume_page(
     conn: &Connection,
     user: &UserId,
     after: i64,
     limit: usize,
-) -> Result<Option<Vec<Frame>>> {
+    max_bytes: usize,
+) -> Result<Option<Page>> {
     let tx = conn.unchecked_transaction()?;
     if after < pruned_through(&tx)? {
         return Ok(None);
     }
-    let page = events_after(&tx, user, after, limit)?;
+    let spans = spans(&tx, user)?;
+    let mut rows: Vec<Row> = tx
+        .prepare_cached(
+            "SELECT id, chat_id, type, message_id, data FROM events
+             WHERE user_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+        )?
+        .query_map(params![user.as_str(), after, limit as i64], row)?
+        .collect::<rusqlite::Result<_>>()?;
+    // Each span is one range of one chat's index; merge them, keeping the `limit` oldest.
+    let mut chat_rows = tx.prepare_cached(
+        "SELECT id, chat_id, type, message_id, data FROM events
+         WHERE chat_id = ?1 AND id > ?2 AND id < ?3 ORDER BY id LIMIT ?4",
+    )?;
+    for span in &spans {
+        let low = after.max(span.from - 1);
+        let mut high = span.until.unwrap_or(i64::MAX);
+        if rows.len() >= limit {
+            rows.sort_unstable_by_key(|r| r.id);
+            rows.truncate(limit);
+            high = high.min(rows[limit - 1].id);
+        }
+        if low + 1 >= high {
+            continue;
+        }
+        let found = chat_rows.query_map(params![span.chat, low, high, limit as i64], row)?;
+        for r in found {
+            rows.push(r?);
+        }
+    }
+    rows.sort_unstable_by_key(|r| r.id);
+    let mut more = rows.len() >= limit;
+    rows.truncate(limit);
+    let mut page = Page {
+        through: rows.last().map_or(after, |r| r.id),
+        ..Page::default()
+    };
+    let mut render = messages::Renderer::new(&tx);
+    let mut bytes = 0;
+    for r in rows {
+        if bytes >= max_bytes {
+            more = true;
+            break;
+        }
+        page.through = r.id;
+        let data = match (r.message, r.data) {
+            (Some(id), _) => match render.message(id)? {
+                Some(m) => serde_json::to_string(&m).map_err(anyhow::Error::from)?,
+                // Gone with its chat: nothing to show.
+                None => continue,
+            },
+            (None, Some(data)) if r.chat.is_some() && r.kind == "chat" => {
+                chats::personalize(&tx, user, &data)?
+            }
+            (None, Some(data)) => data,
+            (None, None) => continue,
+        };
+        bytes += data.len();
+        page.frames.push(Frame {
+            id: Some(r.id),
+            chat: r.chat,
+            kind: Arc::from(r.kind),
+            data: Arc::from(data),
+        });
+    }
+    drop(chat_rows);
+    drop(render);
+    page.more = more;
+    page.spans = spans;
     tx.commit()?;
     Ok(Some(page))
 }
@@ -58,16 +173,14 @@ pub fn resume_page(
 /// The highest event id the janitor has pruned: a cursor below it cannot be resumed.
 pub fn pruned_through(conn: &Connection) -> Result<i64> {
     let v: Option<String> = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'pruned_through'",
-            [],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT value FROM meta WHERE key = 'pruned_through'")?
+        .query_row([], |r| r.get(0))
         .optional()?;
     Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
 }
 
-/// Deletes up to `batch` events created before `cutoff_ms`; returns how many it deleted.
+/// Deletes up to `batch` events created before `cutoff_ms`, and the membership spans that ended
+/// before them; returns how many events it deleted.
 pub fn prune_before(conn: &Connection, cutoff_ms: i64, batch: usize) -> Result<usize> {
     // Ids grow with time, so the old rows are a prefix of the table: find where it ends.
     let last_old: Option<i64> = conn
@@ -83,6 +196,10 @@ pub fn prune_before(conn: &Connection, cutoff_ms: i64, batch: usize) -> Result<u
         return Ok(0);
     };
     let n = conn.execute("DELETE FROM events WHERE id <= ?1", [last_old])?;
+    conn.execute(
+        "DELETE FROM spans WHERE until_id IS NOT NULL AND until_id <= ?1",
+        [last_old],
+    )?;
     conn.execute(
         "INSERT INTO meta(key, value) VALUES ('pruned_through', ?1)
          ON CONFLICT(key) DO UPDATE SET value = MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",

@@ -308,6 +308,43 @@ pub fn mark(
     Ok(Some(before))
 }
 
+/// Renders messages by id for replay, reading each chat's receipt marks once.
+pub struct Renderer<'c> {
+    conn: &'c Connection,
+    receipts: std::collections::HashMap<i64, Vec<Receipt>>,
+}
+
+impl<'c> Renderer<'c> {
+    /// A renderer reading through `conn`.
+    pub fn new(conn: &'c Connection) -> Renderer<'c> {
+        Renderer {
+            conn,
+            receipts: Default::default(),
+        }
+    }
+
+    /// The message as it now is, with its status; `None` if it no longer exists.
+    pub fn message(&mut self, id: i64) -> Result<Option<Message>> {
+        let sql = format!("SELECT {COLUMNS} FROM message_rows WHERE id = ?1");
+        let Some(mut m) = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row([id], from_row)
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let receipts = match self.receipts.entry(m.chat_id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(chats::receipts(self.conn, m.chat_id)?)
+            }
+        };
+        m.status = status_for(&m, receipts).to_string();
+        Ok(Some(m))
+    }
+}
+
 /// A message with its status, wherever it is.
 pub fn get(conn: &Connection, id: i64) -> Result<Option<Message>> {
     let sql = format!("SELECT {COLUMNS} FROM message_rows WHERE id = ?1");

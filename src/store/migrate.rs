@@ -9,6 +9,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../sql/0002_lifecycle.sql"),
     include_str!("../../sql/0003_webhooks.sql"),
     include_str!("../../sql/0004_files.sql"),
+    include_str!("../../sql/0005_event_log.sql"),
 ];
 
 /// Applies every migration newer than the database's `user_version`, each in its own transaction.

@@ -14,17 +14,17 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
-use crate::hub::{Frame, Hub};
+use crate::hub::{Frame, Hub, Published};
 use crate::metrics::Metrics;
-use crate::model::UserId;
+use crate::model::{Message, UserId};
 
 /// Most changes committed together.
 const MAX_BATCH: usize = 512;
 
-/// A change's connection inside the shared transaction, and the events it emits.
+/// A change's connection inside the shared transaction, and what it publishes once committed.
 pub struct Tx<'c> {
     conn: &'c Connection,
-    events: Vec<(UserId, Arc<Frame>)>,
+    events: Vec<Published>,
 }
 
 impl Deref for Tx<'_> {
@@ -34,32 +34,129 @@ impl Deref for Tx<'_> {
     }
 }
 
+fn to_json(data: &impl serde::Serialize) -> Result<Arc<str>> {
+    Ok(serde_json::to_string(data)
+        .map_err(anyhow::Error::from)?
+        .into())
+}
+
 impl Tx<'_> {
-    /// Stores one event of `kind` with `data` for each of `users`; they are published after commit.
+    /// Stores one row of the event log; returns its id.
+    fn append(
+        &self,
+        chat: Option<i64>,
+        user: Option<&UserId>,
+        kind: &str,
+        message: Option<i64>,
+        data: Option<&str>,
+    ) -> Result<i64> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO events(chat_id, user_id, type, message_id, data, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(rusqlite::params![
+                chat,
+                user.map(UserId::as_str),
+                kind,
+                message,
+                data,
+                crate::time::now_ms()
+            ])?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Stores one event of `kind` with `data` for each of `users` (an event about them alone,
+    /// such as a removal's `chatDeleted`); they are published after commit.
     pub fn emit<'u>(
         &mut self,
         users: impl IntoIterator<Item = &'u UserId>,
         kind: &str,
         data: &impl serde::Serialize,
     ) -> Result<()> {
-        let data: Arc<str> = serde_json::to_string(data)
-            .map_err(anyhow::Error::from)?
-            .into();
+        let data = to_json(data)?;
         let kind: Arc<str> = kind.into();
-        let now = crate::time::now_ms();
-        let mut stmt = self.conn.prepare_cached(
-            "INSERT INTO events(user_id, type, data, created_at) VALUES (?1, ?2, ?3, ?4)",
-        )?;
         for user in users {
-            stmt.execute(rusqlite::params![user.as_str(), &*kind, &*data, now])?;
-            let id = self.conn.last_insert_rowid();
+            let id = self.append(None, Some(user), &kind, None, Some(&data))?;
             let frame = Frame {
                 id: Some(id),
+                chat: None,
                 kind: kind.clone(),
                 data: data.clone(),
             };
-            self.events.push((user.clone(), Arc::new(frame)));
+            self.events
+                .push(Published::User(user.clone(), Arc::new(frame)));
         }
+        Ok(())
+    }
+
+    /// Stores one event of `kind` for a chat: every member sees it, whatever their number.
+    pub fn emit_chat(&mut self, chat: i64, kind: &str, data: &impl serde::Serialize) -> Result<()> {
+        let data = to_json(data)?;
+        let id = self.append(Some(chat), None, kind, None, Some(&data))?;
+        self.publish_chat(chat, id, kind, data);
+        Ok(())
+    }
+
+    /// Stores a `message` event for the message's chat. The row holds only the message's id:
+    /// replay renders the message as it then is.
+    pub fn emit_message(&mut self, message: &Message) -> Result<()> {
+        let data = to_json(message)?;
+        let id = self.append(
+            Some(message.chat_id),
+            None,
+            "message",
+            Some(message.id),
+            None,
+        )?;
+        self.publish_chat(message.chat_id, id, "message", data);
+        Ok(())
+    }
+
+    fn publish_chat(&mut self, chat: i64, id: i64, kind: &str, data: Arc<str>) {
+        let frame = Frame {
+            id: Some(id),
+            chat: Some(chat),
+            kind: kind.into(),
+            data,
+        };
+        self.events.push(Published::Chat(chat, Arc::new(frame)));
+    }
+
+    /// The id the next event will get: membership spans start and end there.
+    fn next_event_id(&self) -> Result<i64> {
+        Ok(crate::store::events::head(self.conn)? + 1)
+    }
+
+    /// Opens `user`'s membership span in `chat` (no-op if one is open): they see the chat's
+    /// events from the next one on.
+    pub fn joined(&mut self, chat: i64, user: &UserId) -> Result<()> {
+        let from = self.next_event_id()?;
+        let n = self
+            .conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO spans(user_id, chat_id, from_id)
+                 SELECT ?1, ?2, ?3 WHERE NOT EXISTS (
+                     SELECT 1 FROM spans WHERE user_id = ?1 AND chat_id = ?2 AND until_id IS NULL)",
+            )?
+            .execute(rusqlite::params![user.as_str(), chat, from])?;
+        if n > 0 {
+            self.events.push(Published::Joined(chat, user.clone()));
+        }
+        Ok(())
+    }
+
+    /// Ends `user`'s membership span in `chat`: no event of the chat from the next one on
+    /// reaches them.
+    pub fn left(&mut self, chat: i64, user: &UserId) -> Result<()> {
+        let until = self.next_event_id()?;
+        self.conn
+            .prepare_cached(
+                "UPDATE spans SET until_id = ?3
+                 WHERE user_id = ?1 AND chat_id = ?2 AND until_id IS NULL",
+            )?
+            .execute(rusqlite::params![user.as_str(), chat, until])?;
+        self.events.push(Published::Left(chat, user.clone()));
         Ok(())
     }
 }
@@ -217,12 +314,16 @@ fn commit_batch(conn: &Connection, batch: Vec<Job>, hub: &Hub, metrics: &Metrics
             let _ = exec(conn, "ROLLBACK");
         }
         if committed {
-            let stored = published.iter().filter(|(_, f)| f.id.is_some()).count();
-            metrics.events_appended.inc_by(stored as u64);
-            if let Some(last) = published.iter().filter_map(|(_, f)| f.id).max() {
+            let ids = published.iter().filter_map(|p| match p {
+                Published::User(_, f) | Published::Chat(_, f) => f.id,
+                _ => None,
+            });
+            let (stored, last) = ids.fold((0, None), |(n, max), id| (n + 1, max.max(Some(id))));
+            metrics.events_appended.inc_by(stored);
+            if let Some(last) = last {
                 hub.advance(last);
             }
-            hub.publish(published.iter().map(|(u, f)| (u, f.clone())));
+            hub.publish_committed(&published);
         }
         for done in finish {
             done(committed);
@@ -232,13 +333,13 @@ fn commit_batch(conn: &Connection, batch: Vec<Job>, hub: &Hub, metrics: &Metrics
 
 type Done = Box<dyn FnOnce(bool) + Send>;
 
-/// Committed events and their recipients, in commit order.
-type Published = Vec<(UserId, Arc<Frame>)>;
+/// Committed events and membership changes, in commit order.
+type Changes = Vec<Published>;
 
 /// Runs queued changes inside the open transaction, each in its own savepoint, until the queue is
 /// empty or the transaction is lost. Returns the answers to give, the events to publish, and
 /// whether the transaction is still open.
-fn run_jobs(conn: &Connection, queue: &mut VecDeque<Job>) -> (Vec<Done>, Published, bool) {
+fn run_jobs(conn: &Connection, queue: &mut VecDeque<Job>) -> (Vec<Done>, Changes, bool) {
     let mut finish = Vec::new();
     let mut published = Vec::new();
     while let Some(job) = queue.pop_front() {

@@ -8,11 +8,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::decode;
-use crate::api::chats::{push_views, snapshot, with_profiles};
+use crate::api::chats::{push_chat, push_members, snapshot, with_profiles};
 use crate::api::messages::{announce, validate, OutgoingMessage};
 use crate::api::{bounded, id};
 use crate::error::{Error, Result};
-use crate::model::{OrderId, Params, UserId};
+use crate::model::{Member, OrderId, Params, UserId};
 use crate::server::App;
 use crate::store::chats::{self, NewChat};
 use crate::store::messages::{self, Page};
@@ -244,21 +244,23 @@ pub async fn subscribe(app: &Arc<App>, req: SubscribeRequest) -> Result<Value> {
                     "chat {chat_id} is a direct chat of two users; it takes no other member"
                 )));
             }
-            if members.contains(&req.user_id) {
+            let added = if members.contains(&req.user_id) {
                 chats::set_role(tx, chat_id, &req.user_id, &req.user_type)?;
+                Vec::new()
             } else {
                 let seen = chats::last_message_id(tx, chat_id)?;
-                chats::add_members(tx, chat_id, &[(req.user_id.clone(), &req.user_type)], seen)?;
-            }
-            changed(tx, chat_id, None)
+                chats::add_members(tx, chat_id, &[(req.user_id.clone(), &req.user_type)], seen)?
+            };
+            changed(tx, chat_id, &added, None)
         })
         .await
 }
 
-/// Pushes `chat` to every member and `chatDeleted` to `gone`; answers the host's view.
-fn changed(tx: &mut Tx, chat_id: i64, gone: Option<&UserId>) -> Result<Value> {
-    let members = chats::member_ids(tx, chat_id)?;
-    push_views(tx, chat_id, &members)?;
+/// Pushes the membership change and `chat` to the members, `chatDeleted` to `gone`; answers
+/// the host's view.
+fn changed(tx: &mut Tx, chat_id: i64, added: &[Member], gone: Option<&UserId>) -> Result<Value> {
+    let removed: Vec<UserId> = gone.into_iter().cloned().collect();
+    push_members(tx, chat_id, added, &removed)?;
     if let Some(gone) = gone {
         tx.emit([gone], "chatDeleted", &json!({"chatId": chat_id}))?;
     }
@@ -299,7 +301,12 @@ pub async fn hand_over(app: &Arc<App>, req: HandOverRequest) -> Result<Value> {
             }
             let seen = chats::last_message_id(tx, chat_id)?;
             chats::hand_over(tx, chat_id, &req.old_user_id, &req.new_user_id, seen)?;
-            changed(tx, chat_id, Some(&req.old_user_id))
+            let role = chats::member_chat(tx, chat_id, &req.new_user_id)?.role;
+            let added = [Member {
+                id: req.new_user_id.to_string(),
+                role,
+            }];
+            changed(tx, chat_id, &added, Some(&req.old_user_id))
         })
         .await
 }
@@ -319,7 +326,7 @@ pub async fn unsubscribe(app: &Arc<App>, req: UnsubscribeRequest) -> Result<Valu
             let members = chats::member_ids(tx, chat_id)?;
             require_member(&members, &req.user_id, "user_id", chat_id)?;
             chats::remove_member(tx, chat_id, &req.user_id)?;
-            changed(tx, chat_id, Some(&req.user_id))
+            changed(tx, chat_id, &[], Some(&req.user_id))
         })
         .await
 }
@@ -417,7 +424,8 @@ pub async fn close(app: &Arc<App>, req: CloseRequest) -> Result<Value> {
         .write(move |tx| {
             chats::require(tx, chat_id)?;
             if chats::close(tx, chat_id)? {
-                changed(tx, chat_id, None)
+                push_chat(tx, chat_id)?;
+                with_profiles(tx, chats::host_view(tx, chat_id)?)
             } else {
                 with_profiles(tx, chats::host_view(tx, chat_id)?)
             }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::api::chats::push_views;
+use crate::api::chats::push_chat;
 use crate::api::messages::announce;
 use crate::error::{Error, Result};
 use crate::model::{OrderId, Params, Profile, UserId};
@@ -22,6 +22,7 @@ const RESERVED: &[&str] = &[
     "chats",
     "chatDeleted",
     "chatCleared",
+    "chatMembers",
     "consultationUpdate",
     "typing",
     "opponentStatus",
@@ -157,7 +158,7 @@ pub async fn notify(app: &Arc<App>, req: NotifyRequest) -> Result<Value> {
             let (chat_id, created) =
                 chats::personal_chat(tx, "notifications", &user, &[(user.clone(), "member")])?;
             if created {
-                push_views(tx, chat_id, std::slice::from_ref(&user))?;
+                push_chat(tx, chat_id)?;
             }
             let new = NewMessage {
                 client_message_id: super::orders::fresh_client_id(),

@@ -75,6 +75,15 @@ async fn real_answers_of_every_route_fit_the_document() {
         ),
         ("bob", "chats", json!({"count": 10}), 200),
         ("bob", "chat", json!({"chatId": direct}), 200),
+        ("bob", "members", json!({"chatId": direct, "count": 1}), 200),
+        (
+            "bob",
+            "members",
+            json!({"chatId": direct, "after": "alice"}),
+            200,
+        ),
+        ("bob", "members", json!({"chatId": 999}), 404),
+        ("bob", "members", json!({"chatId": direct, "count": 0}), 400),
         (
             "bob",
             "history",

@@ -99,6 +99,12 @@ async fn every_pushed_event_fits_its_schema() {
     let group = app.group("alice", &["bob", "carol"]).await;
     app.ok(
         "alice",
+        "addMembers",
+        json!({"chatId": group, "userIds": ["dave"]}),
+    )
+    .await;
+    app.ok(
+        "alice",
         "removeMember",
         json!({"chatId": group, "userId": "bob"}),
     )

@@ -1,0 +1,260 @@
+//! One user's feed of events, the one piece under both transports (SSE and long-poll): it
+//! subscribes, resolves the cursor, replays the store after it, goes live, drops repeats by id,
+//! checks each chat event against the user's membership, renders per-user fields, re-reads the
+//! store after a lag, and answers `reset` when the cursor is past retention. It holds at most
+//! one small page of events in memory.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use serde_json::json;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+
+use crate::deliveries::Deliveries;
+use crate::error::{Error, Result};
+use crate::hub::{Frame, Hub, Item, Subscription};
+use crate::metrics::Metrics;
+use crate::model::UserId;
+use crate::store::events::{self, Page, Span};
+use crate::store::{chats, Store};
+
+/// Most events handed out at once (one poll answer, one SSE chunk).
+pub const MAX_EVENTS: usize = 500;
+/// About the most bytes of event data handed out at once, and read per replay page.
+pub const MAX_BYTES: usize = 64 * 1024;
+
+/// What a feed reads and listens through.
+#[derive(Clone)]
+pub struct Sources {
+    pub store: Store,
+    pub hub: Arc<Hub>,
+    pub metrics: Arc<Metrics>,
+    pub deliveries: Arc<Deliveries>,
+}
+
+/// A user's events after a cursor, then live.
+pub struct Feed {
+    src: Sources,
+    user: UserId,
+    sub: Subscription,
+    /// The newest stored event id handled: anything at or below it is a repeat.
+    last: i64,
+    /// The user's membership spans, as of the last change the feed was told of.
+    spans: Vec<Span>,
+    /// The store holds events the channel may not have carried: read them before going live.
+    catch_up: bool,
+    /// Received and not yet judged (kept here so that a cancelled `next` loses nothing).
+    pending: VecDeque<Item>,
+    /// Judged and rendered, not yet handed out.
+    ready: Vec<Arc<Frame>>,
+    ready_bytes: usize,
+    /// The cursor could not be resumed: the `reset` to send first.
+    reset: Option<Frame>,
+}
+
+/// The `reset` event: its id moves the client's cursor to `head`.
+pub fn reset_frame(head: i64) -> Frame {
+    let data = json!({"reason": "the cursor is older than the retention window or unknown; refetch chats"});
+    Frame {
+        id: Some(head),
+        ..Frame::live("reset", &data)
+    }
+}
+
+/// The chats a user's events come from now.
+fn open_chats(spans: &[Span]) -> impl Iterator<Item = i64> + '_ {
+    spans.iter().filter(|s| s.until.is_none()).map(|s| s.chat)
+}
+
+impl Feed {
+    /// Starts `user`'s feed after `cursor` (`None`: from now). A cursor older than retention, or
+    /// newer than any id given out, starts from now with a `reset` first.
+    pub async fn open(src: &Sources, user: &UserId, cursor: Option<i64>) -> Result<Feed> {
+        // Subscribe before anything is read, so nothing committed meanwhile is missed.
+        let sub = src.hub.subscribe(user);
+        let head = src.hub.head();
+        let u = user.clone();
+        let (pruned, spans) = src
+            .store
+            .read(move |c| Ok((events::pruned_through(c)?, events::spans(c, &u)?)))
+            .await?;
+        // From here on the user's chats' events reach the channel; the first replay, read after
+        // this, holds whatever was committed before.
+        src.hub.watch(user, open_chats(&spans));
+        let (last, reset) = match cursor {
+            None => (head, None),
+            Some(c) if c < pruned || c > head => (head, Some(reset_frame(head))),
+            Some(c) => (c, None),
+        };
+        Ok(Feed {
+            src: src.clone(),
+            user: user.clone(),
+            sub,
+            last,
+            spans,
+            catch_up: true,
+            pending: VecDeque::new(),
+            ready: Vec::new(),
+            ready_bytes: 0,
+            reset,
+        })
+    }
+
+    /// The `reset` to send before anything else, if the cursor could not be resumed.
+    pub fn take_reset(&mut self) -> Option<Frame> {
+        self.reset.take()
+    }
+
+    /// The newest stored event id handed out or passed over: the cursor to resume from.
+    pub fn cursor(&self) -> i64 {
+        self.last
+    }
+
+    /// What the store holds after the cursor, without waiting for anything live (may be empty).
+    pub async fn stored(&mut self) -> Result<Vec<Arc<Frame>>> {
+        while self.catch_up && self.ready.is_empty() {
+            self.replay_page().await?;
+        }
+        Ok(self.hand_out())
+    }
+
+    /// The next events for the user: waits until there is at least one. Cancel-safe: dropping
+    /// the future (a ping, a shutdown, a poll's timeout) loses nothing.
+    pub async fn next(&mut self) -> Result<Vec<Arc<Frame>>> {
+        loop {
+            let full = self.ready.len() >= MAX_EVENTS || self.ready_bytes >= MAX_BYTES;
+            if full || (!self.ready.is_empty() && (self.catch_up || self.pending.is_empty())) {
+                return Ok(self.hand_out());
+            }
+            if self.catch_up {
+                self.replay_page().await?;
+            } else if let Some(item) = self.pending.front().cloned() {
+                self.judge(item).await?;
+                self.pending.pop_front();
+            } else {
+                let first = self.sub.rx.recv().await;
+                self.receive(first.map_err(|e| match e {
+                    RecvError::Lagged(_) => TryRecvError::Lagged(0),
+                    RecvError::Closed => TryRecvError::Closed,
+                }))?;
+                while self.pending.len() < MAX_EVENTS && !self.catch_up {
+                    match self.sub.rx.try_recv() {
+                        Err(TryRecvError::Empty) => break,
+                        other => self.receive(other)?,
+                    }
+                }
+            }
+        }
+    }
+
+    fn receive(&mut self, got: std::result::Result<Item, TryRecvError>) -> Result<()> {
+        match got {
+            Ok(item) => self.pending.push_back(item),
+            Err(TryRecvError::Lagged(_)) => {
+                // Stored events it missed come from the store; live ones already here stay.
+                self.src.metrics.lag_rereads.inc();
+                self.catch_up = true;
+            }
+            Err(TryRecvError::Closed) => {
+                return Err(Error::Internal(anyhow::anyhow!(
+                    "the hub closed the channel"
+                )))
+            }
+            Err(TryRecvError::Empty) => {}
+        }
+        Ok(())
+    }
+
+    /// Reads the next page after the cursor into `ready`.
+    async fn replay_page(&mut self) -> Result<()> {
+        let (user, after) = (self.user.clone(), self.last);
+        let page = self
+            .src
+            .store
+            .read(move |c| events::resume_page(c, &user, after, MAX_EVENTS, MAX_BYTES))
+            .await?;
+        let Some(Page {
+            frames,
+            through,
+            more,
+            spans,
+        }) = page
+        else {
+            // Pruned while the feed was behind: start over from the present.
+            let head = self.src.hub.head();
+            self.last = head;
+            self.catch_up = false;
+            self.push(Arc::new(reset_frame(head)));
+            return Ok(());
+        };
+        self.src.metrics.events_replayed.inc_by(frames.len() as u64);
+        self.spans = spans;
+        self.src.hub.watch(&self.user, open_chats(&self.spans));
+        for f in frames {
+            self.push(Arc::new(f));
+        }
+        self.last = self.last.max(through);
+        self.catch_up = more;
+        Ok(())
+    }
+
+    /// Decides whether a received item goes to the user, rendering it for them if needed.
+    async fn judge(&mut self, item: Item) -> Result<()> {
+        let mut frame = match item {
+            Item::Membership => {
+                let user = self.user.clone();
+                self.spans = self
+                    .src
+                    .store
+                    .read(move |c| events::spans(c, &user))
+                    .await?;
+                return Ok(());
+            }
+            Item::Frame(f) => f,
+        };
+        if frame.id.is_some_and(|id| id <= self.last) {
+            return Ok(());
+        }
+        if let Some(chat) = frame.chat {
+            let visible = self
+                .spans
+                .iter()
+                .any(|s| s.chat == chat && frame.id.map_or(s.until.is_none(), |id| s.covers(id)));
+            if !visible {
+                return Ok(());
+            }
+            if &*frame.kind == "chat" {
+                let (user, data) = (self.user.clone(), frame.data.clone());
+                let data = self
+                    .src
+                    .store
+                    .read(move |c| chats::personalize(c, &user, &data))
+                    .await?;
+                frame = Arc::new(Frame {
+                    data: data.into(),
+                    ..(*frame).clone()
+                });
+            }
+        }
+        if let Some(id) = frame.id {
+            self.last = id;
+        }
+        self.push(frame);
+        Ok(())
+    }
+
+    fn push(&mut self, f: Arc<Frame>) {
+        self.ready_bytes += f.data.len();
+        self.ready.push(f);
+    }
+
+    /// Hands out what is ready; what reached the user counts as delivered.
+    fn hand_out(&mut self) -> Vec<Arc<Frame>> {
+        self.ready_bytes = 0;
+        let out = std::mem::take(&mut self.ready);
+        self.src
+            .deliveries
+            .note(&self.user, out.iter().map(|f| &**f));
+        out
+    }
+}
