@@ -275,7 +275,8 @@ pub struct Sse {
 }
 
 impl Sse {
-    fn new(res: reqwest::Response) -> Sse {
+    /// Reads an SSE response as it arrives.
+    pub fn new(res: reqwest::Response) -> Sse {
         let status = res.status();
         let headers = res.headers().clone();
         let (tx, events) = mpsc::unbounded_channel();

@@ -19,4 +19,5 @@ mod operator;
 mod presence;
 mod reports;
 mod streams;
+mod upgrade;
 mod webhooks;
