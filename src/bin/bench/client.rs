@@ -79,6 +79,78 @@ impl Api {
         Ok(created.data.chat.id)
     }
 
+    /// A new group of the token's user with `others` (at most 500).
+    pub async fn create_group(&self, token: &str, others: &[String]) -> Result<i64> {
+        let body = self
+            .post(
+                token,
+                "createChat",
+                json!({ "userIds": others, "name": "bench" }),
+            )
+            .await?;
+        let created: Created = serde_json::from_slice(&body).context("createChat answer")?;
+        Ok(created.data.chat.id)
+    }
+
+    /// Adds `users` (at most 500) to a group of the token's user.
+    pub async fn add_members(&self, token: &str, chat_id: i64, users: &[String]) -> Result<()> {
+        self.post(
+            token,
+            "addMembers",
+            json!({ "chatId": chat_id, "userIds": users }),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Sends a batch of text messages of `text`, one per client id.
+    pub async fn send_batch(
+        &self,
+        token: &str,
+        chat_id: i64,
+        client_ids: &[String],
+        text: &str,
+    ) -> Result<()> {
+        let msgs: Vec<_> = client_ids
+            .iter()
+            .map(|id| json!({ "clientMessageId": id, "chatId": chat_id, "text": text }))
+            .collect();
+        self.post(token, "message", json!({ "messages": msgs }))
+            .await?;
+        Ok(())
+    }
+
+    /// Opens `GET /v1/events` without a snapshot, resuming after `last_event_id`, and waits for
+    /// its first bytes.
+    pub async fn resume_stream(&self, token: &str, last_event_id: i64) -> Result<SseStream> {
+        let url = format!("{}/v1/events?token={token}&snapshot=0", self.base);
+        let res = self
+            .http
+            .get(url)
+            .header("Last-Event-ID", last_event_id.to_string())
+            .send()
+            .await?;
+        if res.status() != reqwest::StatusCode::OK {
+            bail!("GET /v1/events answered {}", res.status());
+        }
+        Ok(SseStream {
+            res,
+            buf: BytesMut::new(),
+        })
+    }
+
+    /// The newest event id `token`'s user has (a poll that answers at once).
+    pub async fn cursor(&self, token: &str) -> Result<i64> {
+        let res = self
+            .http
+            .get(format!("{}/v1/poll?timeout=0&token={token}", self.base))
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await?;
+        let body: serde_json::Value = res.json().await?;
+        body["next"].as_i64().context("poll answer without next")
+    }
+
     /// Sends one text message.
     pub async fn send(&self, token: &str, chat_id: i64, client_id: &str) -> Result<()> {
         let msg =
@@ -130,6 +202,11 @@ impl SseStream {
             }
             None => Ok(false),
         }
+    }
+
+    /// Takes every byte read so far out of the buffer.
+    pub fn take_all(&mut self) -> BytesMut {
+        self.buf.split()
     }
 
     /// Takes the next complete frame (up to its blank line) out of the buffer.

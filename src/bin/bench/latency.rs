@@ -10,6 +10,9 @@ use crate::server::Server;
 use crate::stats::{CpuMeter, Percentiles};
 use crate::{Args, Row};
 
+/// Target of sequential send->SSE p50, in ms.
+const TARGET_P50_MS: f64 = 0.35;
+
 /// Waits for the delivery of `client_id`, skipping any other.
 async fn wait_for(rx: &mut mpsc::UnboundedReceiver<Delivery>, client_id: &str) -> Result<Delivery> {
     let deadline = Instant::now() + DELIVERY_TIMEOUT;
@@ -37,7 +40,7 @@ pub async fn part(args: &Args) -> Result<Vec<Row>> {
         let id = pair.send(&api, "lat", i).await?;
         latencies.push(wait_for(&mut rx, &id).await?.latency_ns());
     }
-    let cpu = cpu.stop()?;
+    let (server_cpu, bench_cpu, _) = cpu.stop()?;
     let p = Percentiles::of(latencies).context("no messages")?;
     println!("  send->SSE p50/p90/p99/max: {}", p.line());
     Ok(vec![
@@ -45,7 +48,8 @@ pub async fn part(args: &Args) -> Result<Vec<Row>> {
             "latency",
             format!("send->SSE p50/p90/p99/max ({} msgs)", args.messages),
             p.line(),
-        ),
-        Row::cpu("latency", cpu),
+        )
+        .goal(format!("p50 <= {TARGET_P50_MS} ms"), p.p50 <= TARGET_P50_MS),
+        Row::cpu("latency", (server_cpu, bench_cpu)),
     ])
 }

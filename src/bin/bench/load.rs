@@ -15,6 +15,9 @@ use crate::server::Server;
 use crate::stats::CpuMeter;
 use crate::{Args, Row};
 
+/// Writer thread CPU per message, at most (µs).
+const TARGET_WRITER_US: f64 = 30.0;
+
 /// Pause between the end of setup and the start of a timed window.
 const LEAD_IN: Duration = Duration::from_millis(200);
 /// Most unanswered POSTs one paced sender keeps open.
@@ -79,7 +82,7 @@ pub struct LoadResult {
     delivered_total: u64,
     /// Latencies of messages sent inside the window.
     pub latencies: Vec<u64>,
-    cpu: (f64, f64),
+    cpu: (f64, f64, f64),
 }
 
 impl LoadResult {
@@ -95,7 +98,22 @@ impl LoadResult {
     /// The rows a part ends with: CPU used, then the messages that were answered but never
     /// reached their listener, if any.
     pub fn closing_rows(&self, part: &'static str) -> Vec<Row> {
-        let mut rows = vec![Row::cpu(part, self.cpu)];
+        let (server, bench, writer) = self.cpu;
+        let mut rows = vec![Row::cpu(part, (server, bench))];
+        if self.sent_in_window > 0 {
+            let per_message = writer * 1e6 / self.sent_in_window as f64;
+            rows.push(
+                Row::info(
+                    part,
+                    "writer thread CPU per message",
+                    format!("{per_message:.1} µs"),
+                )
+                .goal(
+                    format!("<= {TARGET_WRITER_US} µs"),
+                    per_message <= TARGET_WRITER_US,
+                ),
+            );
+        }
         let lost = self.sent_total.saturating_sub(self.delivered_total);
         if lost > 0 {
             rows.push(Row::info(
@@ -188,7 +206,7 @@ async fn collect(
 }
 
 /// CPU use over the window, measured by a task that wakes at its start and end.
-fn measure_cpu(pid: u32, w: &Window) -> JoinHandle<Result<(f64, f64)>> {
+fn measure_cpu(pid: u32, w: &Window) -> JoinHandle<Result<(f64, f64, f64)>> {
     let (start, end) = (w.start, w.end);
     tokio::spawn(async move {
         tokio::time::sleep_until(start).await;

@@ -1,6 +1,6 @@
 //! chinwag-bench: load tests a real `chinwag serve` on 127.0.0.1 (latency, throughput, memory).
 //!
-//! Four parts, each against a fresh server with a fresh temporary data directory:
+//! The parts, each against a fresh server with a fresh temporary data directory:
 //!
 //! - `latency`: one sender, one SSE listener; messages sent one at a time, each timed from just
 //!   before its POST until its frame arrives on the listener's stream.
@@ -8,6 +8,11 @@
 //!   messages delivered to the listeners' streams per second.
 //! - `rate`: the same pairs paced (open loop) to a fixed total rate; latency at that rate.
 //! - `memory`: the server's resident memory before and after opening many idle SSE streams.
+//! - `groups`: sends per second and database growth per message in a direct chat and in groups
+//!   of 50 and 500, with the same concurrent senders.
+//! - `fanout`: a group of 10,000 with every member's stream open: one message to every stream,
+//!   and the pushes one member's connect causes.
+//! - `resume`: a stream 100,000 events behind reconnects and replays them.
 //!
 //! Every message's client id carries the time it was sent, so a listener computes latency
 //! without shared state. Every loop ends on a count or a deadline, and the server is killed
@@ -16,10 +21,13 @@
 //! This file holds the flags, the order of the parts and the summary table.
 
 mod client;
+mod fanout;
+mod groups;
 mod latency;
 mod load;
 mod memory;
 mod pairs;
+mod resume;
 mod server;
 mod stats;
 mod throughput;
@@ -51,6 +59,12 @@ struct Args {
     /// Idle SSE streams opened in the memory part.
     #[arg(long, default_value_t = 2000)]
     idle_streams: usize,
+    /// Members of the fanout part's group.
+    #[arg(long, default_value_t = 10_000)]
+    group_members: usize,
+    /// Events the resume part's stream is behind.
+    #[arg(long, default_value_t = 100_000)]
+    resume_events: usize,
     /// The server's SQLite durability.
     #[arg(long, value_enum, default_value = "full")]
     sync: SyncMode,
@@ -84,6 +98,9 @@ enum Part {
     Throughput,
     Rate,
     Memory,
+    Groups,
+    Fanout,
+    Resume,
 }
 
 impl Args {
@@ -93,6 +110,9 @@ impl Args {
         }
         if self.idle_streams == 0 {
             bail!("--idle-streams must be at least 1");
+        }
+        if self.group_members < 2 || self.resume_events == 0 {
+            bail!("--group-members must be at least 2 and --resume-events at least 1");
         }
         Ok(())
     }
@@ -129,7 +149,8 @@ async fn run(args: Args) -> Result<()> {
 }
 
 async fn run_parts(args: &Args) -> Result<()> {
-    server::raise_fd_limit(args.idle_streams + memory::WARM_STREAMS + 4 * args.pairs + 512)?;
+    let streams = args.idle_streams.max(args.group_members) + memory::WARM_STREAMS;
+    server::raise_fd_limit(streams + 4 * args.pairs + 512)?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "chinwag-bench: sync={}, {cpus} CPUs shared by server and bench, data under {}",
@@ -152,6 +173,15 @@ async fn run_parts(args: &Args) -> Result<()> {
     }
     if args.runs(Part::Memory) {
         rows.extend(memory::part(args).await.context("memory part")?);
+    }
+    if args.runs(Part::Groups) {
+        rows.extend(groups::part(args).await.context("groups part")?);
+    }
+    if args.runs(Part::Fanout) {
+        rows.extend(fanout::part(args).await.context("fanout part")?);
+    }
+    if args.runs(Part::Resume) {
+        rows.extend(resume::part(args).await.context("resume part")?);
     }
     print_table(&rows);
     Ok(())

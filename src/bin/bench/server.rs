@@ -100,6 +100,20 @@ impl Server {
         Ok(addr)
     }
 
+    /// Bytes the database's pages in use take now (its committed state, WAL included).
+    pub fn db_bytes(&self) -> Result<u64> {
+        let path = self.data_dir.join("chinwag.db");
+        let conn = rusqlite::Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .with_context(|| format!("opening {}", path.display()))?;
+        let pragma = |name: &str| -> Result<u64> {
+            Ok(conn.pragma_query_value(None, name, |r| r.get::<_, i64>(0))? as u64)
+        };
+        Ok((pragma("page_count")? - pragma("freelist_count")?) * pragma("page_size")?)
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -34,11 +34,28 @@ fn cpu_seconds(who: &str) -> Result<f64> {
     Ok(ticks as f64 / hz as f64)
 }
 
+/// The name of the server's one writer thread.
+pub const WRITER: &str = "chinwag-writer";
+
+/// CPU time the server's thread named `name` has used, in seconds (`/proc/PID/task/*/comm`).
+pub fn thread_cpu_seconds(pid: u32, name: &str) -> Result<f64> {
+    let tasks = format!("/proc/{pid}/task");
+    for entry in std::fs::read_dir(&tasks).with_context(|| format!("reading {tasks}"))? {
+        let tid = entry?.file_name().to_string_lossy().into_owned();
+        let who = format!("{pid}/task/{tid}");
+        if read_proc(&who, "comm").is_ok_and(|c| c.trim() == name) {
+            return cpu_seconds(&who);
+        }
+    }
+    anyhow::bail!("the server has no thread named {name}")
+}
+
 /// CPU used by the server and by the bench over an interval, in cores.
 pub struct CpuMeter {
     pid: u32,
     server: f64,
     bench: f64,
+    writer: f64,
     at: Instant,
 }
 
@@ -48,22 +65,24 @@ impl CpuMeter {
             pid,
             server: cpu_seconds(&pid.to_string())?,
             bench: cpu_seconds("self")?,
+            writer: thread_cpu_seconds(pid, WRITER)?,
             at: Instant::now(),
         })
     }
 
-    /// (server cores, bench cores) since `start`.
-    pub fn stop(&self) -> Result<(f64, f64)> {
+    /// (server cores, bench cores, writer thread CPU seconds) since `start`.
+    pub fn stop(&self) -> Result<(f64, f64, f64)> {
         let wall = self.at.elapsed().as_secs_f64().max(1e-9);
         let server = cpu_seconds(&self.pid.to_string())? - self.server;
         let bench = cpu_seconds("self")? - self.bench;
-        Ok((server / wall, bench / wall))
+        let writer = thread_cpu_seconds(self.pid, WRITER)? - self.writer;
+        Ok((server / wall, bench / wall, writer))
     }
 }
 
 /// Latency percentiles in milliseconds.
 pub struct Percentiles {
-    p50: f64,
+    pub p50: f64,
     p90: f64,
     pub p99: f64,
     max: f64,
