@@ -10,6 +10,7 @@ mod counters;
 mod edits;
 mod errors;
 mod files;
+mod groups;
 mod host;
 mod manage;
 mod messaging;
