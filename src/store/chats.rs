@@ -354,7 +354,12 @@ pub fn add_members(
     members: &[(UserId, &str)],
     seen_up_to: i64,
 ) -> Result<Vec<Member>> {
-    let now = crate::time::now_ms();
+    // `joined_at` orders the members: strictly after everyone already in the chat, and in the
+    // order given (a millisecond apart), so ties never fall back to id order.
+    let latest: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(joined_at), 0) FROM members WHERE chat_id = ?1")?
+        .query_row([chat_id], |r| r.get(0))?;
+    let mut joined = crate::time::now_ms().max(latest + 1);
     let mut added = Vec::new();
     for (user, role) in members {
         crate::store::users::ensure(conn, user)?;
@@ -363,8 +368,9 @@ pub fn add_members(
                 "INSERT INTO members(chat_id, user_id, role, joined_at, delivered_up_to, read_up_to)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT(chat_id, user_id) DO NOTHING",
             )?
-            .execute(params![chat_id, user.as_str(), role, now, seen_up_to])?;
+            .execute(params![chat_id, user.as_str(), role, joined, seen_up_to])?;
         if n > 0 {
+            joined += 1;
             conn.joined(chat_id, user)?;
             added.push(Member {
                 id: user.to_string(),
