@@ -21,6 +21,8 @@ WORKDIR /src
 # Dependencies first: build them against placeholder sources so this layer stays cached until
 # Cargo.toml or Cargo.lock changes. Every target named in Cargo.toml must exist to load it.
 COPY Cargo.toml Cargo.lock ./
+# Build settings (SQLite syncs with fdatasync), before the dependencies are built.
+COPY .cargo ./.cargo
 RUN mkdir -p src/bin/bench \
     && echo 'fn main() {}' > src/main.rs \
     && echo 'fn main() {}' > src/bin/bench/main.rs \

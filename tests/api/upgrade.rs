@@ -18,8 +18,20 @@ fn old_replay(user: &str) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
+/// The server under test; killed if the test fails before it stops it.
+struct Served(std::process::Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// A copy of the fixture's data directory, and the server started on it.
-fn upgraded(dir: &Path) -> (std::process::Child, String) {
+fn upgraded(dir: &Path) -> (Served, String) {
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
     std::fs::copy(format!("{FIXTURE}/chinwag.db"), data.join("chinwag.db")).unwrap();
@@ -30,7 +42,8 @@ fn upgraded(dir: &Path) -> (std::process::Child, String) {
         "127.0.0.1:0",
     ];
     args.extend_from_slice(ARGS);
-    serve(dir, &args, &[])
+    let (child, addr) = serve(dir, &args, &[]);
+    (Served(child), addr)
 }
 
 fn user_token(dir: &Path, user: &str) -> String {
@@ -107,7 +120,7 @@ async fn every_old_cursor_resumes_to_the_events_the_old_release_replayed() {
             );
         }
     }
-    terminate(&mut server);
+    terminate(&mut server.0);
 }
 
 #[tokio::test]
@@ -196,5 +209,5 @@ async fn after_the_upgrade_history_is_intact_and_the_new_log_follows_the_old_ids
         .filter(|id| *id > 19)
         .collect();
     assert_eq!(resumed[..resumed.len() - 1], old_after_19[..]);
-    terminate(&mut server);
+    terminate(&mut server.0);
 }
