@@ -18,5 +18,6 @@ mod openapi;
 mod operator;
 mod presence;
 mod reports;
+mod stall;
 mod streams;
 mod webhooks;
