@@ -79,6 +79,53 @@ impl Api {
         Ok(created.data.chat.id)
     }
 
+    /// A group of the token's user with `others`.
+    pub async fn create_group(&self, token: &str, others: &[String], name: &str) -> Result<i64> {
+        let body = self
+            .post(
+                token,
+                "createChat",
+                json!({ "userIds": others, "name": name }),
+            )
+            .await?;
+        let created: Created = serde_json::from_slice(&body).context("createChat answer")?;
+        Ok(created.data.chat.id)
+    }
+
+    /// Sends text messages `(client id, text)` in one request.
+    pub async fn send_texts(
+        &self,
+        token: &str,
+        chat_id: i64,
+        texts: &[(String, String)],
+    ) -> Result<()> {
+        let messages: Vec<_> = texts
+            .iter()
+            .map(|(id, text)| json!({ "clientMessageId": id, "chatId": chat_id, "text": text }))
+            .collect();
+        self.post(token, "message", json!({ "messages": messages }))
+            .await?;
+        Ok(())
+    }
+
+    /// The value of the `/metrics` sample named exactly `sample` (name and labels).
+    pub async fn metric(&self, service_key: &str, sample: &str) -> Result<f64> {
+        let page = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .bearer_auth(service_key)
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .context("GET /metrics")?
+            .error_for_status()?
+            .text()
+            .await?;
+        page.lines()
+            .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+            .with_context(|| format!("no {sample} in /metrics"))
+    }
+
     /// Sends one text message.
     pub async fn send(&self, token: &str, chat_id: i64, client_id: &str) -> Result<()> {
         let msg =

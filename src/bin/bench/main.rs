@@ -1,6 +1,7 @@
-//! chinwag-bench: load tests a real `chinwag serve` on 127.0.0.1 (latency, throughput, memory).
+//! chinwag-bench: load tests a real `chinwag serve` on 127.0.0.1 (latency, throughput, memory,
+//! stalled clients).
 //!
-//! Four parts, each against a fresh server with a fresh temporary data directory:
+//! Five parts, each against a fresh server with a fresh temporary data directory:
 //!
 //! - `latency`: one sender, one SSE listener; messages sent one at a time, each timed from just
 //!   before its POST until its frame arrives on the listener's stream.
@@ -8,6 +9,8 @@
 //!   messages delivered to the listeners' streams per second.
 //! - `rate`: the same pairs paced (open loop) to a fixed total rate; latency at that rate.
 //! - `memory`: the server's resident memory before and after opening many idle SSE streams.
+//! - `stall`: streams whose clients never read while messages flow to them: the server's memory
+//!   meanwhile, and how soon after the last message the stall timeout has closed them all.
 //!
 //! Every message's client id carries the time it was sent, so a listener computes latency
 //! without shared state. Every loop ends on a count or a deadline, and the server is killed
@@ -21,6 +24,7 @@ mod load;
 mod memory;
 mod pairs;
 mod server;
+mod stall;
 mod stats;
 mod throughput;
 
@@ -51,6 +55,15 @@ struct Args {
     /// Idle SSE streams opened in the memory part.
     #[arg(long, default_value_t = 2000)]
     idle_streams: usize,
+    /// Streams that never read in the stall part.
+    #[arg(long, default_value_t = 100)]
+    stalled_streams: usize,
+    /// Messages sent to the stalled streams' group in the stall part.
+    #[arg(long, default_value_t = 20_000)]
+    stall_messages: usize,
+    /// The server's --stall-timeout in the stall part, in seconds.
+    #[arg(long, default_value_t = 5)]
+    stall_timeout: u64,
     /// The server's SQLite durability.
     #[arg(long, value_enum, default_value = "full")]
     sync: SyncMode,
@@ -84,6 +97,7 @@ enum Part {
     Throughput,
     Rate,
     Memory,
+    Stall,
 }
 
 impl Args {
@@ -93,6 +107,9 @@ impl Args {
         }
         if self.idle_streams == 0 {
             bail!("--idle-streams must be at least 1");
+        }
+        if self.stalled_streams == 0 || self.stall_messages == 0 || self.stall_timeout == 0 {
+            bail!("--stalled-streams, --stall-messages and --stall-timeout must be at least 1");
         }
         Ok(())
     }
@@ -129,7 +146,9 @@ async fn run(args: Args) -> Result<()> {
 }
 
 async fn run_parts(args: &Args) -> Result<()> {
-    server::raise_fd_limit(args.idle_streams + memory::WARM_STREAMS + 4 * args.pairs + 512)?;
+    server::raise_fd_limit(
+        args.idle_streams + memory::WARM_STREAMS + 4 * args.pairs + args.stalled_streams + 512,
+    )?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "chinwag-bench: sync={}, {cpus} CPUs shared by server and bench, data under {}",
@@ -152,6 +171,9 @@ async fn run_parts(args: &Args) -> Result<()> {
     }
     if args.runs(Part::Memory) {
         rows.extend(memory::part(args).await.context("memory part")?);
+    }
+    if args.runs(Part::Stall) {
+        rows.extend(stall::part(args).await.context("stall part")?);
     }
     print_table(&rows);
     Ok(())
