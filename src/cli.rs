@@ -131,6 +131,10 @@ struct ServeArgs {
     /// On SIGTERM, how long requests in flight get to finish after streams are told to end.
     #[arg(long, env = "CHINWAG_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     shutdown_grace: Duration,
+    /// Close a connection whose client takes no data for this long while a response waits (a
+    /// stream resumes by Last-Event-ID when the client reconnects).
+    #[arg(long, env = "CHINWAG_STALL_TIMEOUT", default_value = "30s", value_parser = parse_stall_timeout)]
+    stall_timeout: Duration,
     /// How often the janitor prunes events past the retention window and unused uploads.
     #[arg(long, env = "CHINWAG_JANITOR_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     janitor_interval: Duration,
@@ -186,6 +190,14 @@ fn parse_retention(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
     if d < Duration::from_secs(1) {
         return Err("must be at least 1s: events need to stay resumable for a while".into());
+    }
+    Ok(d)
+}
+
+fn parse_stall_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err("must be more than 0: a client needs some time to accept data".into());
     }
     Ok(d)
 }
@@ -322,6 +334,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.webhook_max_attempts = args.webhook_max_attempts;
     config.sentry_dsn = args.sentry_dsn;
     config.shutdown_grace = args.shutdown_grace;
+    config.stall_timeout = args.stall_timeout;
     config.janitor_interval = args.janitor_interval;
     // Before binding, so a bad setting is the only thing printed.
     crate::webhooks::check(&config)?;

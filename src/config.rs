@@ -30,6 +30,9 @@ pub const POLL_PRESENCE: Duration = Duration::from_secs(30);
 pub const JANITOR_INTERVAL: Duration = Duration::from_secs(60);
 /// How long shutdown waits for requests in flight after streams are told to end.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// A connection whose client takes no data for this long while a response waits is closed; its
+/// stream resumes when the client reconnects.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Wait after a webhook delivery's first failed attempt; it doubles after each further failure.
 pub const DEFAULT_WEBHOOK_BACKOFF: Duration = Duration::from_secs(1);
 /// The doubling wait between webhook attempts never grows past this.
@@ -71,6 +74,8 @@ pub struct Config {
     pub janitor_interval: Duration,
     /// How long shutdown waits for requests in flight after streams are told to end.
     pub shutdown_grace: Duration,
+    /// A connection whose client takes no data for this long while a response waits is closed.
+    pub stall_timeout: Duration,
     /// Where new messages are POSTed for members with no open connection; `None`: no webhooks.
     pub webhook_url: Option<String>,
     /// HMAC-SHA256 key of the webhook signature; required when `webhook_url` is set.
@@ -107,6 +112,7 @@ impl Config {
             poll_presence: POLL_PRESENCE,
             janitor_interval: JANITOR_INTERVAL,
             shutdown_grace: SHUTDOWN_GRACE,
+            stall_timeout: STALL_TIMEOUT,
             max_upload: DEFAULT_MAX_UPLOAD,
             max_group_size: DEFAULT_MAX_GROUP_SIZE,
             presence_group_limit: DEFAULT_PRESENCE_GROUP_LIMIT,

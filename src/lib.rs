@@ -6,7 +6,8 @@
 //!   the environment.
 //! - [`server`] binds nothing itself: it serves a listener it is given until a shutdown future
 //!   resolves, and owns the background tasks.
-//! - [`http`] routes requests, reads bodies within their limits and frames replies and streams.
+//! - [`http`] routes requests, reads bodies within their limits and frames replies and streams;
+//!   it closes connections whose client stopped taking data.
 //! - [`api`] holds one module per protocol area; each handler validates, makes one store call,
 //!   and builds the reply.
 //! - [`store`] is the only place with SQL: a pool of readers and one writer thread that commits

@@ -17,11 +17,17 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::deliveries::Deliveries;
 use crate::error::{Error, Result};
+use crate::http::stall::Stall;
 use crate::hub::Hub;
 use crate::model::{Profile, User, UserId};
 use crate::presence::Presence;
 use crate::store::{self, Store};
 use crate::webhooks::Webhooks;
+
+/// Most bytes hyper buffers for one connection, each way: a response waiting for a client that
+/// reads slowly or not at all holds at most this (past the kernel's socket buffer) until the
+/// stall timeout closes it; it also caps a request's headers.
+const CONNECTION_BUFFER: usize = 64 * 1024;
 
 /// Everything a request handler may use.
 pub struct App {
@@ -187,7 +193,9 @@ pub async fn serve(
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
+        .header_read_timeout(Duration::from_secs(30))
+        .max_buf_size(CONNECTION_BUFFER);
+    let stall_timeout = app.config.stall_timeout;
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -213,7 +221,8 @@ pub async fn serve(
                         })
                     }
                 });
-                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                let io = TokioIo::new(Stall::new(stream, stall_timeout));
+                let conn = builder.serve_connection(io, service);
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     let _ = conn.await;

@@ -4,6 +4,7 @@
 pub mod body;
 pub mod reply;
 pub mod sse;
+pub mod stall;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -19,6 +19,7 @@ mod openapi;
 mod operator;
 mod presence;
 mod reports;
+mod stall;
 mod streams;
 mod upgrade;
 mod webhooks;

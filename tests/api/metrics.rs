@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::helpers::{spawn_app, token, TestApp};
 
 /// The metrics page, fetched with the service key.
-async fn page(app: &TestApp) -> String {
+pub async fn page(app: &TestApp) -> String {
     let res = app
         .client
         .get(format!("{}/metrics", app.base))
@@ -23,7 +23,7 @@ async fn page(app: &TestApp) -> String {
 }
 
 /// The value of the sample named exactly `sample` (name and labels), if the page has it.
-fn value(page: &str, sample: &str) -> Option<f64> {
+pub fn value(page: &str, sample: &str) -> Option<f64> {
     page.lines()
         .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
 }

@@ -82,13 +82,14 @@ async fn empty_secrets_and_useless_limits_are_refused_at_start() {
     let cwd = tempfile::tempdir().unwrap();
     /// The arguments, the environment, and the flag the refusal must name.
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
-    let cases: [Case; 6] = [
+    let cases: [Case; 7] = [
         (&["serve", "--secret", ""], &[], "--secret"),
         (&["serve", "--service-key", " "], &[], "--service-key"),
         (&["serve"], &[("CHINWAG_SECRET", "")], "--secret"),
         (&["token", "--user", "a", "--secret", ""], &[], "--secret"),
         (&["serve", "--max-body", "0"], &[], "--max-body"),
         (&["serve", "--retention", "0s"], &[], "--retention"),
+        (&["serve", "--stall-timeout", "0s"], &[], "--stall-timeout"),
     ];
     for (args, env, flag) in cases {
         let out = Command::new(BIN)

@@ -79,13 +79,13 @@ impl Api {
         Ok(created.data.chat.id)
     }
 
-    /// A new group of the token's user with `others` (at most 500).
-    pub async fn create_group(&self, token: &str, others: &[String]) -> Result<i64> {
+    /// A group of the token's user with `others`.
+    pub async fn create_group(&self, token: &str, others: &[String], name: &str) -> Result<i64> {
         let body = self
             .post(
                 token,
                 "createChat",
-                json!({ "userIds": others, "name": "bench" }),
+                json!({ "userIds": others, "name": name }),
             )
             .await?;
         let created: Created = serde_json::from_slice(&body).context("createChat answer")?;
@@ -103,19 +103,18 @@ impl Api {
         Ok(())
     }
 
-    /// Sends a batch of text messages of `text`, one per client id.
-    pub async fn send_batch(
+    /// Sends text messages `(client id, text)` in one request.
+    pub async fn send_texts(
         &self,
         token: &str,
         chat_id: i64,
-        client_ids: &[String],
-        text: &str,
+        texts: &[(String, String)],
     ) -> Result<()> {
-        let msgs: Vec<_> = client_ids
+        let messages: Vec<_> = texts
             .iter()
-            .map(|id| json!({ "clientMessageId": id, "chatId": chat_id, "text": text }))
+            .map(|(id, text)| json!({ "clientMessageId": id, "chatId": chat_id, "text": text }))
             .collect();
-        self.post(token, "message", json!({ "messages": msgs }))
+        self.post(token, "message", json!({ "messages": messages }))
             .await?;
         Ok(())
     }
@@ -149,6 +148,24 @@ impl Api {
             .await?;
         let body: serde_json::Value = res.json().await?;
         body["next"].as_i64().context("poll answer without next")
+    }
+
+    /// The value of the `/metrics` sample named exactly `sample` (name and labels).
+    pub async fn metric(&self, service_key: &str, sample: &str) -> Result<f64> {
+        let page = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .bearer_auth(service_key)
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .context("GET /metrics")?
+            .error_for_status()?
+            .text()
+            .await?;
+        page.lines()
+            .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+            .with_context(|| format!("no {sample} in /metrics"))
     }
 
     /// Sends one text message.

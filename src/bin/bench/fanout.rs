@@ -57,7 +57,9 @@ pub async fn part(args: &Args) -> Result<Vec<Row>> {
     let members: Vec<String> = (0..n).map(|i| format!("f-m{i}")).collect();
     let admin = server.token(&members[0])?;
     let first = (PER_CALL - 1).min(n - 1);
-    let chat = api.create_group(&admin, &members[1..=first]).await?;
+    let chat = api
+        .create_group(&admin, &members[1..=first], "bench")
+        .await?;
     for batch in members[first + 1..].chunks(PER_CALL) {
         api.add_members(&admin, chat, batch).await?;
     }

@@ -87,7 +87,7 @@ pub async fn part(args: &Args) -> Result<Vec<Row>> {
     for size in SIZES {
         let admin = server.token(&format!("g{size}-s0"))?;
         let others: Vec<String> = (1..size).map(|i| format!("g{size}-m{i}")).collect();
-        let chat = api.create_group(&admin, &others).await?;
+        let chat = api.create_group(&admin, &others, "bench").await?;
         // The senders are members; the rest are offline.
         let mut senders = vec![(admin.clone(), chat)];
         for m in others.iter().take(SENDERS - 1) {

@@ -1,4 +1,5 @@
-//! chinwag-bench: load tests a real `chinwag serve` on 127.0.0.1 (latency, throughput, memory).
+//! chinwag-bench: load tests a real `chinwag serve` on 127.0.0.1 (latency, throughput, memory,
+//! stalled clients).
 //!
 //! The parts, each against a fresh server with a fresh temporary data directory:
 //!
@@ -13,6 +14,8 @@
 //! - `fanout`: a group of 10,000 with every member's stream open: one message to every stream,
 //!   and the pushes one member's connect causes.
 //! - `resume`: a stream 100,000 events behind reconnects and replays them.
+//! - `stall`: streams whose clients never read while messages flow to them: the server's memory
+//!   meanwhile, and how soon after the last message the stall timeout has closed them all.
 //!
 //! Every message's client id carries the time it was sent, so a listener computes latency
 //! without shared state. Every loop ends on a count or a deadline, and the server is killed
@@ -29,6 +32,7 @@ mod memory;
 mod pairs;
 mod resume;
 mod server;
+mod stall;
 mod stats;
 mod throughput;
 
@@ -65,6 +69,15 @@ struct Args {
     /// Events the resume part's stream is behind.
     #[arg(long, default_value_t = 100_000)]
     resume_events: usize,
+    /// Streams that never read in the stall part.
+    #[arg(long, default_value_t = 100)]
+    stalled_streams: usize,
+    /// Messages sent to the stalled streams' group in the stall part.
+    #[arg(long, default_value_t = 20_000)]
+    stall_messages: usize,
+    /// The server's --stall-timeout in the stall part, in seconds.
+    #[arg(long, default_value_t = 5)]
+    stall_timeout: u64,
     /// The server's SQLite durability.
     #[arg(long, value_enum, default_value = "full")]
     sync: SyncMode,
@@ -101,6 +114,7 @@ enum Part {
     Groups,
     Fanout,
     Resume,
+    Stall,
 }
 
 impl Args {
@@ -113,6 +127,9 @@ impl Args {
         }
         if self.group_members < 2 || self.resume_events == 0 {
             bail!("--group-members must be at least 2 and --resume-events at least 1");
+        }
+        if self.stalled_streams == 0 || self.stall_messages == 0 || self.stall_timeout == 0 {
+            bail!("--stalled-streams, --stall-messages and --stall-timeout must be at least 1");
         }
         Ok(())
     }
@@ -150,7 +167,7 @@ async fn run(args: Args) -> Result<()> {
 
 async fn run_parts(args: &Args) -> Result<()> {
     let streams = args.idle_streams.max(args.group_members) + memory::WARM_STREAMS;
-    server::raise_fd_limit(streams + 4 * args.pairs + 512)?;
+    server::raise_fd_limit(streams + 4 * args.pairs + args.stalled_streams + 512)?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "chinwag-bench: sync={}, {cpus} CPUs shared by server and bench, data under {}",
@@ -182,6 +199,9 @@ async fn run_parts(args: &Args) -> Result<()> {
     }
     if args.runs(Part::Resume) {
         rows.extend(resume::part(args).await.context("resume part")?);
+    }
+    if args.runs(Part::Stall) {
+        rows.extend(stall::part(args).await.context("stall part")?);
     }
     print_table(&rows);
     Ok(())

@@ -37,10 +37,10 @@ pub async fn part(args: &Args) -> Result<Vec<Row>> {
             tasks.join_next().await.expect("a task")??;
         }
         let (api, alice) = (api.clone(), alice.clone());
-        let ids: Vec<String> = (start..(start + BATCH).min(behind))
-            .map(|i| format!("r{i}"))
+        let texts: Vec<(String, String)> = (start..(start + BATCH).min(behind))
+            .map(|i| (format!("r{i}"), "replayed message".to_string()))
             .collect();
-        tasks.spawn(async move { api.send_batch(&alice, chat, &ids, "replayed message").await });
+        tasks.spawn(async move { api.send_texts(&alice, chat, &texts).await });
     }
     while let Some(done) = tasks.join_next().await {
         done??;

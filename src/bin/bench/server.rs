@@ -29,6 +29,15 @@ pub struct Server {
 impl Server {
     /// Starts `exe` (default: the server next to this binary) on an ephemeral loopback port.
     pub fn start(exe: Option<&std::path::Path>, sync: SyncMode) -> Result<Server> {
+        Server::start_with(exe, sync, &[])
+    }
+
+    /// [`Server::start`] with further `serve` flags.
+    pub fn start_with(
+        exe: Option<&std::path::Path>,
+        sync: SyncMode,
+        flags: &[&str],
+    ) -> Result<Server> {
         let exe = match exe {
             Some(exe) => exe.to_path_buf(),
             None => std::env::current_exe()?.with_file_name("chinwag"),
@@ -44,7 +53,8 @@ impl Server {
         let mut cmd = Command::new(&exe);
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--sync", sync.flag()])
             .arg("--data-dir")
-            .arg(&data_dir);
+            .arg(&data_dir)
+            .args(flags);
         // Only the settings given here apply, whatever the caller's environment holds.
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("CHINWAG_") {
@@ -121,6 +131,14 @@ impl Server {
     /// The server's base URL, `http://ADDR`.
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    /// The service key the server generated in its data directory (for `/metrics`).
+    pub fn service_key(&self) -> Result<String> {
+        let path = self.data_dir.join("service-key");
+        let key = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        Ok(key.trim().to_string())
     }
 
     /// A client token for `user`, signed with the secret the server was given.
