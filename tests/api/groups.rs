@@ -653,7 +653,11 @@ async fn a_read_receipt_in_a_group_within_the_presence_limit_reaches_every_membe
             .filter(|e| e["type"] == "messageStatus" && e["data"]["status"] == "read")
             .map(|e| e["data"].clone())
             .collect();
-        assert_eq!(polled_reads, std::slice::from_ref(&receipt), "{user}'s poll");
+        assert_eq!(
+            polled_reads,
+            std::slice::from_ref(&receipt),
+            "{user}'s poll"
+        );
     }
 }
 
