@@ -70,14 +70,14 @@ impl Store {
         // Checkpoints run on their own thread, off the writer's path (see `checkpoint`); a WAL
         // that once grew large is cut back when it restarts.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        // The writer keeps the hot pages of every index it appends to in memory (64 MiB), so a
-        // commit reads none of them back from the file.
-        conn.pragma_update(None, "cache_size", -64 * 1024)?;
         conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
         let hub = Hub::new(events::head(&conn)?);
 
         let manager = SqliteConnectionManager::file(&path).with_init(move |c| {
             configure(c, sync)?;
+            // Readers lean on the OS's page cache: 1 MiB each of their own keeps the server's
+            // memory flat as the pool warms up.
+            c.pragma_update(None, "cache_size", -1024)?;
             c.pragma_update(None, "query_only", true)
         });
         let pool = r2d2::Pool::builder()
