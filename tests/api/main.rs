@@ -9,6 +9,7 @@ mod chats;
 mod counters;
 mod edits;
 mod errors;
+mod feed;
 mod files;
 mod groups;
 mod host;
