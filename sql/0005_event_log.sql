@@ -18,12 +18,14 @@ INSERT INTO events_v5(id, user_id, type, data, created_at)
     SELECT id, user_id, type, data, created_at FROM events;
 DROP TABLE events;
 ALTER TABLE events_v5 RENAME TO events;
--- Ids are never reused: the counter continues where the old table's stopped.
-INSERT OR REPLACE INTO sqlite_sequence(name, seq)
-    SELECT 'events', MAX(seq) FROM (
-        SELECT seq FROM old_events_seq
-        UNION ALL SELECT seq FROM sqlite_sequence WHERE name = 'events'
-        UNION ALL SELECT 0);
+-- Ids are never reused: the counter continues where the old table's stopped (sqlite_sequence has
+-- no key, so the one row the copy made is updated, or made when the old table was empty).
+UPDATE sqlite_sequence
+    SET seq = MAX(seq, COALESCE((SELECT seq FROM old_events_seq), 0))
+    WHERE name = 'events';
+INSERT INTO sqlite_sequence(name, seq)
+    SELECT 'events', seq FROM old_events_seq
+    WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'events');
 DROP TABLE old_events_seq;
 CREATE INDEX events_by_chat ON events(chat_id, id) WHERE chat_id IS NOT NULL;
 CREATE INDEX events_by_user ON events(user_id, id) WHERE user_id IS NOT NULL;

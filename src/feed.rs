@@ -110,6 +110,12 @@ impl Feed {
         self.last
     }
 
+    /// Whatever is judged and ready, without waiting (may be empty). After a cancelled `next`,
+    /// this is what `cursor` already counts as handed out.
+    pub fn take_ready(&mut self) -> Vec<Arc<Frame>> {
+        self.hand_out()
+    }
+
     /// What the store holds after the cursor, without waiting for anything live (may be empty).
     pub async fn stored(&mut self) -> Result<Vec<Arc<Frame>>> {
         while self.catch_up && self.ready.is_empty() {
@@ -180,8 +186,17 @@ impl Feed {
             spans,
         }) = page
         else {
-            // Pruned while the feed was behind: start over from the present.
+            // Pruned while the feed was behind: start over from the present, with the
+            // memberships as they are now (changes it was told of may be among what it missed).
+            let user = self.user.clone();
+            let spans = self
+                .src
+                .store
+                .read(move |c| events::spans(c, &user))
+                .await?;
             let head = self.src.hub.head();
+            self.spans = spans;
+            self.src.hub.watch(&self.user, open_chats(&self.spans));
             self.last = head;
             self.catch_up = false;
             self.push(Arc::new(reset_frame(head)));

@@ -230,8 +230,9 @@ pub async fn poll(app: &Arc<App>, user: UserId, query: HashMap<String, String>) 
         let deadline = tokio::time::sleep(Duration::from_secs(timeout));
         tokio::select! {
             got = feed.next() => frames = got?,
-            _ = deadline => {}
-            _ = stopped(&mut stop) => {}
+            // What the feed had already judged goes out now: the answer's `next` covers it.
+            _ = deadline => frames = feed.take_ready(),
+            _ = stopped(&mut stop) => frames = feed.take_ready(),
         }
     }
     opened.sent = frames.len();

@@ -71,6 +71,8 @@ struct Row {
     kind: String,
     message: Option<i64>,
     data: Option<String>,
+    /// For a chat event seen through a span that has ended: when the user left (Unix ms).
+    left_at: Option<i64>,
 }
 
 fn row(r: &rusqlite::Row) -> rusqlite::Result<Row> {
@@ -80,7 +82,18 @@ fn row(r: &rusqlite::Row) -> rusqlite::Result<Row> {
         kind: r.get(2)?,
         message: r.get(3)?,
         data: r.get(4)?,
+        left_at: None,
     })
+}
+
+/// When the membership that ended before event `until` ended: the time of the first event from
+/// there on (the removal's own). With none left, the earliest time, so nothing counts as older.
+fn ended_at(conn: &Connection, until: i64) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("SELECT created_at FROM events WHERE id >= ?1 ORDER BY id LIMIT 1")?
+        .query_row([until], |r| r.get(0))
+        .optional()?
+        .unwrap_or(i64::MIN))
 }
 
 /// Up to `limit` of the events `user` may see after `after`, oldest first, and at most about
@@ -122,9 +135,10 @@ pub fn resume_page(
         if low + 1 >= high {
             continue;
         }
+        let left_at = span.until.map(|u| ended_at(&tx, u)).transpose()?;
         let found = chat_rows.query_map(params![span.chat, low, high, limit as i64], row)?;
         for r in found {
-            rows.push(r?);
+            rows.push(Row { left_at, ..r? });
         }
     }
     rows.sort_unstable_by_key(|r| r.id);
@@ -144,6 +158,9 @@ pub fn resume_page(
         page.through = r.id;
         let data = match (r.message, r.data) {
             (Some(id), _) => match render.message(id)? {
+                // Changed after the user left the chat: its content now is not theirs to see,
+                // and the server no longer holds what it was.
+                Some(m) if r.left_at.is_some_and(|left| changed_since(&m, left)) => continue,
                 Some(m) => serde_json::to_string(&m).map_err(anyhow::Error::from)?,
                 // Gone with its chat: nothing to show.
                 None => continue,
@@ -168,6 +185,14 @@ pub fn resume_page(
     page.spans = spans;
     tx.commit()?;
     Ok(Some(page))
+}
+
+/// Whether a message was edited or deleted at or after `at` (Unix ms).
+fn changed_since(m: &crate::model::Message, at: i64) -> bool {
+    m.edit_date
+        .as_deref()
+        .and_then(crate::time::parse_rfc3339)
+        .is_some_and(|edited| edited >= at)
 }
 
 /// The highest event id the janitor has pruned: a cursor below it cannot be resumed.

@@ -391,17 +391,17 @@ pub async fn post_message(app: &Arc<App>, req: PostRequest) -> Result<Value> {
                 return Err(Error::ChatClosed(chat.id));
             }
             let sender = match &author {
-                Some(user) => chat
-                    .users
-                    .iter()
-                    .find(|m| m.id == user.as_str())
-                    .map(|m| m.role.clone())
-                    .ok_or_else(|| {
-                        Error::BadRequest(format!(
+                // Looked up directly: a Chat lists only the first members of a large group.
+                Some(user) => match chats::member_chat(tx, chat.id, user) {
+                    Ok(row) => row.role,
+                    Err(Error::ChatNotFound(_)) => {
+                        return Err(Error::BadRequest(format!(
                             "body.user_id: {user} is not a member of chat {}",
                             chat.id
-                        ))
-                    })?,
+                        )))
+                    }
+                    Err(e) => return Err(e),
+                },
                 None => SYSTEM.to_string(),
             };
             let msg = messages::insert(tx, author.as_ref(), &sender, &new)?;
