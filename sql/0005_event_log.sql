@@ -40,7 +40,8 @@ CREATE TABLE spans (
     until_id INTEGER,
     PRIMARY KEY (user_id, chat_id, from_id)
 ) WITHOUT ROWID;
-CREATE INDEX spans_by_chat ON spans(chat_id) WHERE until_id IS NULL;
+-- The janitor deletes the spans that ended before what it prunes.
+CREATE INDEX spans_by_end ON spans(until_id) WHERE until_id IS NOT NULL;
 -- Today's members see every event from the first one written by this version.
 INSERT INTO spans(user_id, chat_id, from_id)
     SELECT user_id, chat_id, (SELECT seq FROM sqlite_sequence WHERE name = 'events') + 1
