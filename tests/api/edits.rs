@@ -1,12 +1,8 @@
 //! Edits, deletions and calls: who may change a message or signal a call, and who is told.
 
-use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, until_message, Event, Sse, TestApp};
-
-/// A response status and, for a failure, its `error.reason`.
-type Outcome = (u16, Option<&'static str>);
+use crate::helpers::{assert_outcome, spawn_app, until_message, Event, Outcome, Sse, TestApp};
 
 const OK: Outcome = (200, None);
 const NO_CONTENT: Outcome = (204, None);
@@ -15,14 +11,6 @@ const FORBIDDEN: Outcome = (403, Some("forbidden"));
 const NO_CHAT: Outcome = (404, Some("chat_not_found"));
 const NO_MESSAGE: Outcome = (404, Some("message_not_found"));
 const BAD_REQUEST: Outcome = (400, Some("bad_request"));
-
-/// Asserts a response's status and, for a failure, its `error.reason`.
-fn assert_outcome(case: &str, status: StatusCode, body: &Value, (want, reason): Outcome) {
-    assert_eq!(status.as_u16(), want, "{case}: status of {body}");
-    if let Some(reason) = reason {
-        assert_eq!(body["error"]["reason"], reason, "{case}: reason of {body}");
-    }
-}
 
 /// A live SSE stream for each of `users`, with their poll cursor taken just before it opened.
 async fn watch<'a>(app: &TestApp, users: &[&'a str]) -> Vec<(&'a str, Sse, i64)> {

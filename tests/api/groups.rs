@@ -3,25 +3,15 @@
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, spawn_with, until_message, Event, Sse, TestApp};
-
-/// A response status and, for a failure, its `error.reason`.
-type Outcome = (u16, Option<&'static str>);
+use crate::helpers::{
+    assert_outcome, spawn_app, spawn_with, until_message, Event, Outcome, Sse, TestApp,
+};
 
 const OK: Outcome = (200, None);
 const NO_CHAT: Outcome = (404, Some("chat_not_found"));
 const BAD_REQUEST: Outcome = (400, Some("bad_request"));
-
-/// Asserts a response's status and, for a failure, its `error.reason`.
-fn assert_outcome(case: &str, status: StatusCode, body: &Value, (want, reason): Outcome) {
-    assert_eq!(status.as_u16(), want, "{case}: status of {body}");
-    if let Some(reason) = reason {
-        assert_eq!(body["error"]["reason"], reason, "{case}: reason of {body}");
-    }
-}
 
 /// Whether a pushed event of type `kind` is about chat `chat`.
 fn concerns(kind: &str, data: &Value, chat: i64) -> bool {

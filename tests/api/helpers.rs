@@ -386,3 +386,14 @@ impl Sse {
         self.reader.abort();
     }
 }
+
+/// A response status and, for a failure, its `error.reason`.
+pub type Outcome = (u16, Option<&'static str>);
+
+/// Asserts a response's status and, for a failure, its `error.reason`.
+pub fn assert_outcome(case: &str, status: StatusCode, body: &Value, (want, reason): Outcome) {
+    assert_eq!(status.as_u16(), want, "{case}: status of {body}");
+    if let Some(reason) = reason {
+        assert_eq!(body["error"]["reason"], reason, "{case}: reason of {body}");
+    }
+}
