@@ -95,6 +95,9 @@ struct ServeArgs {
     /// Largest file upload, at least 1 byte (e.g. 25MiB, 100MB).
     #[arg(long, env = "CHINWAG_MAX_UPLOAD", default_value = "25MiB", value_parser = parse_upload_limit)]
     max_upload: usize,
+    /// Largest message: its text plus its params' keys and values, at least 1 byte (e.g. 64KiB).
+    #[arg(long, env = "CHINWAG_MAX_MESSAGE_BYTES", default_value = "64KiB", value_parser = parse_upload_limit)]
+    max_message_bytes: usize,
     /// Most members a group may have (createChat and addMembers take 500 ids per call).
     #[arg(long, env = "CHINWAG_MAX_GROUP_SIZE", default_value_t = config::DEFAULT_MAX_GROUP_SIZE,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..=1_000_000))]
@@ -325,6 +328,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.retention = args.retention;
     config.max_body = args.max_body;
     config.max_upload = args.max_upload as u64;
+    config.max_message_bytes = args.max_message_bytes;
     config.max_group_size = args.max_group_size;
     config.presence_group_limit = args.presence_group_limit;
     config.support_user = args.support_user;

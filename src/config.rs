@@ -16,6 +16,8 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 /// Largest upload.
 pub const DEFAULT_MAX_UPLOAD: u64 = 25 * 1024 * 1024;
+/// Largest message text plus params.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// Most members a group may have.
 pub const DEFAULT_MAX_GROUP_SIZE: usize = 10_000;
 /// Largest group whose members are told each other's presence and every receipt.
@@ -86,6 +88,8 @@ pub struct Config {
     pub webhook_max_attempts: u32,
     /// Largest upload in bytes.
     pub max_upload: u64,
+    /// Largest message: text plus params' keys and values, in bytes.
+    pub max_message_bytes: usize,
     /// Most members a group may have.
     pub max_group_size: usize,
     /// Groups with more members get no presence pushes, and receipts only to the author.
@@ -114,6 +118,7 @@ impl Config {
             shutdown_grace: SHUTDOWN_GRACE,
             stall_timeout: STALL_TIMEOUT,
             max_upload: DEFAULT_MAX_UPLOAD,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             max_group_size: DEFAULT_MAX_GROUP_SIZE,
             presence_group_limit: DEFAULT_PRESENCE_GROUP_LIMIT,
             orphan_ttl: ORPHAN_TTL,

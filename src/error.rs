@@ -45,6 +45,13 @@ pub enum Error {
     /// 413: body or upload over the limit (the limit in bytes).
     #[error("the body is larger than the limit of {0} bytes")]
     PayloadTooLarge(u64),
+    /// 413: a message's text plus params over `--max-message-bytes`.
+    #[error("{field} is {size} bytes of text and params, over the limit of {limit}")]
+    MessageTooLarge {
+        field: String,
+        size: usize,
+        limit: usize,
+    },
     /// 500: a bug or an I/O fault. The cause is logged, never sent.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
@@ -64,7 +71,7 @@ impl Error {
             Error::MessageNotFound(_) => (404, "message_not_found"),
             Error::FileNotFound(_) => (404, "file_not_found"),
             Error::ChatClosed(_) => (409, "chat_closed"),
-            Error::PayloadTooLarge(_) => (413, "payload_too_large"),
+            Error::PayloadTooLarge(_) | Error::MessageTooLarge { .. } => (413, "payload_too_large"),
             Error::Internal(_) => (500, "server_error"),
         };
         let message = match self {

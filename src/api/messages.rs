@@ -40,8 +40,23 @@ pub struct OutgoingMessage {
     pub file_id: Option<String>,
 }
 
-/// Checks a message to send; `field` names a field for errors (`data.messages[0].text`).
-pub fn validate(m: OutgoingMessage, field: &dyn Fn(&str) -> String) -> Result<NewMessage> {
+/// Refuses (413) a message whose text plus params' keys and values pass `limit` bytes; `field`
+/// names the text for the error.
+pub fn check_size(text: &str, params: &Params, limit: usize, field: String) -> Result<()> {
+    let size = text.len() + params.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+    if size > limit {
+        return Err(Error::MessageTooLarge { field, size, limit });
+    }
+    Ok(())
+}
+
+/// Checks a message to send, at most `max_bytes` of text and params; `field` names a field for
+/// errors (`data.messages[0].text`).
+pub fn validate(
+    m: OutgoingMessage,
+    max_bytes: usize,
+    field: &dyn Fn(&str) -> String,
+) -> Result<NewMessage> {
     if m.client_message_id.is_empty() || m.client_message_id.chars().count() > MAX_CLIENT_ID {
         return Err(Error::BadRequest(format!(
             "{} must be 1 to {MAX_CLIENT_ID} characters",
@@ -71,6 +86,7 @@ pub fn validate(m: OutgoingMessage, field: &dyn Fn(&str) -> String) -> Result<Ne
             field("text")
         )));
     }
+    check_size(&m.text, &m.params, max_bytes, field("text"))?;
     Ok(NewMessage {
         client_message_id: m.client_message_id,
         chat_id: id(m.chat_id),
@@ -104,7 +120,11 @@ pub async fn send(app: &Arc<App>, user: &UserId, req: SendRequest) -> Result<Out
         .messages
         .into_iter()
         .enumerate()
-        .map(|(i, m)| validate(m, &|name| format!("data.messages[{i}].{name}")))
+        .map(|(i, m)| {
+            validate(m, app.config.max_message_bytes, &|name| {
+                format!("data.messages[{i}].{name}")
+            })
+        })
         .collect::<Result<Vec<_>>>()?;
     // Each id names one message: a second one in the same batch would be dropped as a retry.
     for (i, m) in batch.iter().enumerate() {
@@ -268,6 +288,7 @@ pub async fn edit(app: &Arc<App>, user: &UserId, req: EditRequest) -> Result<Out
     if req.text.is_empty() {
         return Err(Error::BadRequest("data.text must not be empty".into()));
     }
+    let limit = app.config.max_message_bytes;
     let (me, message_id) = (user.clone(), id(req.message_id));
     app.store
         .write(move |tx| {
@@ -283,6 +304,8 @@ pub async fn edit(app: &Arc<App>, user: &UserId, req: EditRequest) -> Result<Out
                 )));
             }
             let params = req.params.unwrap_or(msg.params);
+            // Kept params count too: a new text must fit beside them.
+            check_size(&req.text, &params, limit, "data.text".into())?;
             let edited = messages::edit(tx, message_id, &req.text, &params)?;
             tx.emit_message(&edited)?;
             Ok(Out::ok(json!({"message": edited})))

@@ -4,29 +4,12 @@
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{read, spawn_app, spawn_with, TestApp};
-
-/// The service key of every test server.
-const KEY: &str = "test-service-key";
+use crate::helpers::{spawn_app, spawn_with, TestApp};
 
 /// How many connections the server's reader pool holds.
 const READERS: usize = 8;
-
-/// A host request with the service key.
-async fn host(app: &TestApp, path: &str, body: Value) -> (StatusCode, Value) {
-    let res = app
-        .client
-        .post(format!("{}/v1/server{path}", app.base))
-        .bearer_auth(KEY)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    read(res).await
-}
 
 /// Holds every connection of the server's reader pool for `hold`, so any read the server starts
 /// meanwhile waits that long. Returns once the connections are taken; await the handles to know
@@ -248,8 +231,8 @@ async fn the_host_posts_as_a_member_who_joined_after_the_first_100() {
     assert_eq!(created["chat"]["memberCount"], 121);
 
     // Act: the host posts as the member who joined last
-    let (status, body) = host(
-        &app,
+    let (status, body) = app
+        .host(
         "/chats/message",
         json!({"chat_id": chat, "user_id": "m120", "message": "from the host", "client_message_id": "h1"}),
     )

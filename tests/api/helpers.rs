@@ -14,6 +14,9 @@ use tokio_stream::StreamExt;
 /// The token secret of every test server.
 pub const SECRET: &str = "test-secret";
 
+/// The service key of every test server.
+pub const SERVICE_KEY: &str = "test-service-key";
+
 /// A running server and a client for it.
 pub struct TestApp {
     pub base: String,
@@ -38,7 +41,7 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
 async fn start(dir: Arc<tempfile::TempDir>, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config::new(dir.path().join("data"));
     config.secret = Some(SECRET.into());
-    config.service_key = Some("test-service-key".into());
+    config.service_key = Some(SERVICE_KEY.into());
     config.ping_interval = Duration::from_millis(200);
     config.poll_presence = Duration::from_millis(800);
     config.janitor_interval = Duration::from_secs(3600);
@@ -110,6 +113,19 @@ impl TestApp {
             .post(format!("{}/v1/{kind}", self.base))
             .bearer_auth(token(user))
             .json(&json!({"type": kind, "data": data}))
+            .send()
+            .await
+            .unwrap();
+        read(res).await
+    }
+
+    /// `POST /v1/server{path}` with the service key and `body` as JSON: the host backend's call.
+    pub async fn host(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let res = self
+            .client
+            .post(format!("{}/v1/server{path}", self.base))
+            .bearer_auth(SERVICE_KEY)
+            .json(&body)
             .send()
             .await
             .unwrap();

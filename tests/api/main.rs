@@ -5,6 +5,7 @@ mod helpers;
 
 mod auth;
 mod binary;
+mod bounds;
 mod chats;
 mod counters;
 mod edits;

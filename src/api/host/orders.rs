@@ -369,7 +369,7 @@ pub async fn post_message(app: &Arc<App>, req: PostRequest) -> Result<Value> {
         params: req.params,
         file_id: req.file_id,
     };
-    let new = validate(draft, &rename)?;
+    let new = validate(draft, app.config.max_message_bytes, &rename)?;
     let author = req.user_id;
     let (hub, webhooks) = (app.hub.clone(), app.webhooks.clone());
     app.store

@@ -76,6 +76,11 @@ fn every_error() -> Vec<chinwag::error::Error> {
         Error::ConsultationNotFound("501".into()),
         Error::ChatClosed(7),
         Error::PayloadTooLarge(1024),
+        Error::MessageTooLarge {
+            field: "data.text".into(),
+            size: 70_000,
+            limit: 65_536,
+        },
         Error::Internal(anyhow::anyhow!("disk")),
     ];
     for e in &all {
@@ -92,6 +97,7 @@ fn every_error() -> Vec<chinwag::error::Error> {
             | Error::ConsultationNotFound(_)
             | Error::ChatClosed(_)
             | Error::PayloadTooLarge(_)
+            | Error::MessageTooLarge { .. }
             | Error::Internal(_) => {}
         }
     }
