@@ -98,6 +98,14 @@ struct ServeArgs {
     /// Largest message: its text plus its params' keys and values, at least 1 byte (e.g. 64KiB).
     #[arg(long, env = "CHINWAG_MAX_MESSAGE_BYTES", default_value = "64KiB", value_parser = parse_upload_limit)]
     max_message_bytes: usize,
+    /// Thumbnail decodes that run at once; further image uploads wait their turn.
+    #[arg(long, env = "CHINWAG_THUMBNAIL_DECODES", default_value_t = config::DEFAULT_THUMBNAIL_DECODES,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
+    thumbnail_decodes: usize,
+    /// Memory the running thumbnail decodes may take together (e.g. 256MiB); an image that
+    /// alone needs more gets no thumbnail.
+    #[arg(long, env = "CHINWAG_THUMBNAIL_MEMORY", default_value = "256MiB", value_parser = parse_upload_limit)]
+    thumbnail_memory: usize,
     /// Most members a group may have (createChat and addMembers take 500 ids per call).
     #[arg(long, env = "CHINWAG_MAX_GROUP_SIZE", default_value_t = config::DEFAULT_MAX_GROUP_SIZE,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..=1_000_000))]
@@ -329,6 +337,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.max_body = args.max_body;
     config.max_upload = args.max_upload as u64;
     config.max_message_bytes = args.max_message_bytes;
+    config.thumbnail_decodes = args.thumbnail_decodes;
+    config.thumbnail_memory = args.thumbnail_memory as u64;
     config.max_group_size = args.max_group_size;
     config.presence_group_limit = args.presence_group_limit;
     config.support_user = args.support_user;

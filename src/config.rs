@@ -18,6 +18,10 @@ pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 pub const DEFAULT_MAX_UPLOAD: u64 = 25 * 1024 * 1024;
 /// Largest message text plus params.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Thumbnail decodes that run at once.
+pub const DEFAULT_THUMBNAIL_DECODES: usize = 2;
+/// Memory that thumbnail decodes may reserve together.
+pub const DEFAULT_THUMBNAIL_MEMORY: u64 = 256 * 1024 * 1024;
 /// Most members a group may have.
 pub const DEFAULT_MAX_GROUP_SIZE: usize = 10_000;
 /// Largest group whose members are told each other's presence and every receipt.
@@ -90,6 +94,10 @@ pub struct Config {
     pub max_upload: u64,
     /// Largest message: text plus params' keys and values, in bytes.
     pub max_message_bytes: usize,
+    /// Thumbnail decodes that run at once; more uploads wait their turn.
+    pub thumbnail_decodes: usize,
+    /// Bytes that running thumbnail decodes may reserve together.
+    pub thumbnail_memory: u64,
     /// Most members a group may have.
     pub max_group_size: usize,
     /// Groups with more members get no presence pushes, and receipts only to the author.
@@ -119,6 +127,8 @@ impl Config {
             stall_timeout: STALL_TIMEOUT,
             max_upload: DEFAULT_MAX_UPLOAD,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            thumbnail_decodes: DEFAULT_THUMBNAIL_DECODES,
+            thumbnail_memory: DEFAULT_THUMBNAIL_MEMORY,
             max_group_size: DEFAULT_MAX_GROUP_SIZE,
             presence_group_limit: DEFAULT_PRESENCE_GROUP_LIMIT,
             orphan_ttl: ORPHAN_TTL,

@@ -4,7 +4,7 @@
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use image::{DynamicImage, ImageFormat, ImageReader, Limits};
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 
 /// Longer side of a thumbnail, in pixels.
 pub const THUMBNAIL_SIZE: u32 = 320;
@@ -96,17 +96,32 @@ pub fn has_thumbnail(mime: &str) -> bool {
     )
 }
 
-/// A thumbnail of the image at `path`, at most [`THUMBNAIL_SIZE`] on its longer side (never
-/// enlarged), as (bytes, MIME type): PNG when the image has transparency, else JPEG. A GIF gives
-/// its first frame. Blocking: run it off the async runtime.
-pub fn make_thumbnail(path: &Path) -> image::ImageResult<(Vec<u8>, &'static str)> {
+/// A reader of the image at `path` that refuses sides past 16,384 pixels and allocations past
+/// `max_alloc` bytes.
+fn image_reader(
+    path: &Path,
+    max_alloc: u64,
+) -> image::ImageResult<ImageReader<std::io::BufReader<std::fs::File>>> {
     let mut reader = ImageReader::open(path)?.with_guessed_format()?;
     let mut limits = Limits::default();
     limits.max_image_width = Some(16_384);
     limits.max_image_height = Some(16_384);
-    limits.max_alloc = Some(256 * 1024 * 1024);
+    limits.max_alloc = Some(max_alloc);
     reader.limits(limits);
-    let img = reader.decode()?;
+    Ok(reader)
+}
+
+/// The bytes of the image at `path` once decoded, read from its header alone. Blocking.
+pub fn decoded_size(path: &Path) -> image::ImageResult<u64> {
+    Ok(image_reader(path, u64::MAX)?.into_decoder()?.total_bytes())
+}
+
+/// A thumbnail of the image at `path`, at most [`THUMBNAIL_SIZE`] on its longer side (never
+/// enlarged), as (bytes, MIME type): PNG when the image has transparency, else JPEG. A GIF gives
+/// its first frame. The decoder allocates at most `max_alloc` bytes. Blocking: run it off the
+/// async runtime.
+pub fn make_thumbnail(path: &Path, max_alloc: u64) -> image::ImageResult<(Vec<u8>, &'static str)> {
+    let img = image_reader(path, max_alloc)?.decode()?;
     let small = if img.width() > THUMBNAIL_SIZE || img.height() > THUMBNAIL_SIZE {
         img.thumbnail(THUMBNAIL_SIZE, THUMBNAIL_SIZE)
     } else {

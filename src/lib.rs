@@ -17,6 +17,7 @@
 //!   reached a recipient as delivered.
 //! - [`webhooks`] POSTs signed events about new messages to the host for members who are offline,
 //!   from an outbox written in the message's transaction.
+//! - [`thumbnails`] makes upload thumbnails within a global bound on decodes and their memory.
 //! - [`metrics`] holds the Prometheus families every layer records into, served at `/metrics`.
 //! - [`reports`] sends each 500's cause chain and each panic to Sentry when a DSN is configured.
 //! - [`health`] holds the process's own checks: `chinwag health` and the open-file limit.
@@ -41,6 +42,7 @@ pub mod presence;
 pub mod reports;
 pub mod server;
 pub mod store;
+pub mod thumbnails;
 pub mod time;
 pub mod webhooks;
 

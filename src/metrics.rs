@@ -37,6 +37,17 @@ pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
 
+/// What the bound on thumbnail decodes exports.
+#[derive(Clone, Default)]
+pub struct ThumbnailMetrics {
+    /// Decodes running now.
+    pub running: Gauge,
+    /// Uploads waiting for a decode slot or for memory.
+    pub waiting: Gauge,
+    /// Images given no thumbnail because alone they would pass the memory budget.
+    pub over_budget: Counter,
+}
+
 /// Every metric the server exports. Cheap to share behind an `Arc`.
 pub struct Metrics {
     registry: Registry,
@@ -66,6 +77,8 @@ pub struct Metrics {
     pub db_bytes: Gauge,
     /// Size of the write-ahead log.
     pub wal_bytes: Gauge,
+    /// The bound on thumbnail decodes.
+    pub thumbnails: ThumbnailMetrics,
 }
 
 /// Latency buckets from 0.1 ms to about 13 s.
@@ -170,6 +183,22 @@ impl Metrics {
             Unit::Bytes,
             wal_bytes.clone(),
         );
+        let thumbnails = ThumbnailMetrics::default();
+        registry.register(
+            "thumbnail_decodes_running",
+            "Thumbnail decodes running now (at most --thumbnail-decodes)",
+            thumbnails.running.clone(),
+        );
+        registry.register(
+            "thumbnail_decodes_waiting",
+            "Image uploads waiting for a decode slot or for the decode memory budget",
+            thumbnails.waiting.clone(),
+        );
+        registry.register(
+            "thumbnails_over_budget",
+            "Images given no thumbnail because decoding one alone would pass --thumbnail-memory",
+            thumbnails.over_budget.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -185,6 +214,7 @@ impl Metrics {
             webhook_attempts,
             db_bytes,
             wal_bytes,
+            thumbnails,
         }
     }
 

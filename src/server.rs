@@ -52,6 +52,8 @@ pub struct App {
     pub webhooks: Arc<Webhooks>,
     /// What `/metrics` exports.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The bound on thumbnail decodes.
+    pub thumbnails: Arc<crate::thumbnails::Thumbnails>,
 }
 
 impl App {
@@ -69,6 +71,11 @@ impl App {
         );
         let deliveries = Deliveries::new(store.clone());
         let webhooks = Webhooks::new(&config)?;
+        let thumbnails = crate::thumbnails::Thumbnails::new(
+            config.thumbnail_decodes,
+            config.thumbnail_memory,
+            metrics.thumbnails.clone(),
+        );
         Ok(Arc::new(App {
             config,
             store,
@@ -82,6 +89,7 @@ impl App {
             seen: Mutex::default(),
             webhooks,
             metrics,
+            thumbnails,
         }))
     }
 

@@ -157,16 +157,10 @@ pub async fn upload(
     let mime = files::sniff(&head);
     let id = files::new_id();
     let thumb_mime = if files::has_thumbnail(&mime) {
-        let (src, dst) = (path.clone(), disk.thumbnail(&id));
-        tokio::task::spawn_blocking(move || match files::make_thumbnail(&src) {
-            Ok((bytes, mime)) => std::fs::write(&dst, bytes).ok().map(|_| mime.to_string()),
-            Err(e) => {
-                tracing::info!("no thumbnail for an upload: {e}");
-                None
-            }
-        })
-        .await
-        .map_err(|e| Error::Internal(e.into()))?
+        app.thumbnails
+            .make(path.clone(), disk.thumbnail(&id))
+            .await
+            .map(str::to_string)
     } else {
         None
     };

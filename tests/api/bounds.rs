@@ -3,7 +3,9 @@
 
 use serde_json::json;
 
+use crate::files::{png, upload};
 use crate::helpers::{message_field, spawn_with, TestApp};
+use crate::metrics::{page, value};
 
 /// The message limit of these tests, in bytes.
 const LIMIT: usize = 100;
@@ -124,4 +126,39 @@ async fn the_host_posting_past_the_limit_gets_413_naming_its_field() {
     );
     let history = app.ok("bob", "history", json!({"chatId": chat})).await;
     assert!(message_field(&history, "text").is_empty(), "{history}");
+}
+
+#[tokio::test]
+async fn an_image_whose_decode_alone_passes_the_budget_is_stored_without_a_thumbnail() {
+    // Arrange: 512 KiB for decodes; a decode reserves twice its pixels (3 bytes each here)
+    let app = spawn_with(|c| c.thumbnail_memory = 512 * 1024).await;
+    let (small, big) = (png(200, 200), png(400, 400));
+
+    // Act
+    let (small_status, small_file) = upload(&app, "ann", Some("small.png"), None, small).await;
+    let (big_status, big_file) = upload(&app, "ann", Some("big.png"), None, big).await;
+
+    // Assert: both stored; only the one within the budget has a thumbnail
+    assert_eq!(
+        (small_status.as_u16(), big_status.as_u16()),
+        (201, 201),
+        "{small_file} {big_file}"
+    );
+    assert!(small_file["data"]["thumbnail"].is_string(), "{small_file}");
+    assert_eq!(
+        big_file["data"]["thumbnail"],
+        serde_json::Value::Null,
+        "{big_file}"
+    );
+    assert_eq!(big_file["data"]["mimeType"], "image/png", "{big_file}");
+    let metrics = page(&app).await;
+    assert_eq!(
+        value(&metrics, "chinwag_thumbnails_over_budget_total"),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        value(&metrics, "chinwag_thumbnail_decodes_running"),
+        Some(0.0)
+    );
 }

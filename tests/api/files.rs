@@ -46,7 +46,7 @@ fn encode(img: DynamicImage, format: ImageFormat) -> Vec<u8> {
     out.into_inner()
 }
 
-fn png(w: u32, h: u32) -> Vec<u8> {
+pub(crate) fn png(w: u32, h: u32) -> Vec<u8> {
     encode(DynamicImage::ImageRgb8(rgb(w, h)), ImageFormat::Png)
 }
 
@@ -99,7 +99,7 @@ fn multipart(filename: &str, bytes: &[u8]) -> Vec<u8> {
 }
 
 /// `POST /v1/files` as `user` with `?name=` (URL-encoded here), a claimed Content-Type and a body.
-async fn upload(
+pub(crate) async fn upload(
     app: &TestApp,
     user: &str,
     name: Option<&str>,
