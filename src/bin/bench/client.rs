@@ -138,6 +138,25 @@ impl Api {
         })
     }
 
+    /// Uploads `bytes` as a file (`POST /v1/files`); the answer's body when it is a 2xx.
+    pub async fn upload(&self, token: &str, bytes: Vec<u8>) -> Result<serde_json::Value> {
+        let res = self
+            .http
+            .post(format!("{}/v1/files", self.base))
+            .bearer_auth(token)
+            .timeout(Duration::from_secs(120))
+            .body(bytes)
+            .send()
+            .await
+            .context("POST /v1/files")?;
+        let status = res.status();
+        let body: serde_json::Value = res.json().await?;
+        if !status.is_success() {
+            bail!("POST /v1/files answered {status}: {body}");
+        }
+        Ok(body)
+    }
+
     /// The newest event id `token`'s user has (a poll that answers at once).
     pub async fn cursor(&self, token: &str) -> Result<i64> {
         let res = self

@@ -16,6 +16,8 @@
 //! - `resume`: a stream 100,000 events behind reconnects and replays them.
 //! - `stall`: streams whose clients never read while messages flow to them: the server's memory
 //!   meanwhile, and how soon after the last message the stall timeout has closed them all.
+//! - `attacks`: one user's unread streams and polls from event 0, image bombs and a group grown
+//!   to 10,000: the server's peak memory, and another user's send times meanwhile.
 //!
 //! Every message's client id carries the time it was sent, so a listener computes latency
 //! without shared state. Every loop ends on a count or a deadline, and the server is killed
@@ -23,6 +25,7 @@
 //!
 //! This file holds the flags, the order of the parts and the summary table.
 
+mod attacks;
 mod client;
 mod fanout;
 mod groups;
@@ -115,6 +118,7 @@ enum Part {
     Fanout,
     Resume,
     Stall,
+    Attacks,
 }
 
 impl Args {
@@ -202,6 +206,9 @@ async fn run_parts(args: &Args) -> Result<()> {
     }
     if args.runs(Part::Stall) {
         rows.extend(stall::part(args).await.context("stall part")?);
+    }
+    if args.runs(Part::Attacks) {
+        rows.extend(attacks::part(args).await.context("attacks part")?);
     }
     print_table(&rows);
     Ok(())

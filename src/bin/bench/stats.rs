@@ -85,7 +85,7 @@ pub struct Percentiles {
     pub p50: f64,
     p90: f64,
     pub p99: f64,
-    max: f64,
+    pub max: f64,
 }
 
 impl Percentiles {
