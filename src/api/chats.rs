@@ -196,7 +196,7 @@ pub async fn create(app: &Arc<App>, user: &UserId, req: CreateRequest) -> Result
     let name = group_name(req.name)?;
     let me = user.clone();
     app.store
-        .write(move |tx| {
+        .write_rows(others.len(), move |tx| {
             let existing = match others.as_slice() {
                 [other] => chats::find_direct(tx, &me, other)?,
                 _ => None,

@@ -79,7 +79,7 @@ pub async fn add_members(app: &Arc<App>, user: &UserId, req: AddRequest) -> Resu
     let (me, chat_id) = (user.clone(), id(req.chat_id));
     let max = app.config.max_group_size;
     app.store
-        .write(move |tx| {
+        .write_rows(req.user_ids.len(), move |tx| {
             let chat = chats::member_chat(tx, chat_id, &me)?;
             group_admin(&chat, &me, "have members added")?;
             let new: Vec<(UserId, &str)> =

@@ -26,7 +26,7 @@ use crate::config::{Config, Sync};
 use crate::error::{Error, Result};
 use crate::hub::Hub;
 
-pub use writer::Tx;
+pub use writer::{Lane, Tx};
 
 /// Handle to the database: cheap to clone.
 #[derive(Clone)]
@@ -123,7 +123,23 @@ impl Store {
         F: FnOnce(&mut Tx) -> Result<R> + Send + 'static,
         R: Send + 'static,
     {
-        self.writer.submit(f).await
+        self.writer.submit(Lane::Small, f).await
+    }
+
+    /// Like [`Store::write`], for a change of about `rows` rows (a group created or grown by
+    /// hundreds of members). Past [`writer::BULK_ROWS`] it is a bulk change: it gets a
+    /// transaction with no other bulk change, so small changes queued behind it wait for one.
+    pub async fn write_rows<R, F>(&self, rows: usize, f: F) -> Result<R>
+    where
+        F: FnOnce(&mut Tx) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let lane = if rows > writer::BULK_ROWS {
+            Lane::Bulk
+        } else {
+            Lane::Small
+        };
+        self.writer.submit(lane, f).await
     }
 
     /// Whether the database answers a read and a write.

@@ -1,7 +1,9 @@
 //! The one writer thread. It takes every change queued while the previous commit was in flight,
 //! runs each in its own savepoint of one transaction, commits once (one fsync for the lot: group
 //! commit), then publishes the committed events to the hub in commit order, then answers each
-//! caller. A change that fails rolls back alone; the others still commit.
+//! caller. A change that fails rolls back alone; the others still commit. Bulk changes (hundreds
+//! of members at once) wait in a lane of their own, one per transaction, so a small change never
+//! queues behind more than one of them.
 
 use std::collections::VecDeque;
 use std::ops::Deref;
@@ -20,6 +22,8 @@ use crate::model::{Message, UserId};
 
 /// Most changes committed together.
 const MAX_BATCH: usize = 512;
+/// A change of more rows than this is a bulk change (see [`Lane`]).
+pub const BULK_ROWS: usize = 32;
 
 /// A change's connection inside the shared transaction, and what it publishes once committed.
 pub struct Tx<'c> {
@@ -164,8 +168,17 @@ impl Tx<'_> {
 /// Runs a change and hands back what to do once the fate of the transaction is known.
 type Job = Box<dyn FnOnce(&mut Tx) -> (bool, Done) + Send>;
 
+/// How much work a change may be: the writer runs at most one bulk change per transaction.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Lane {
+    /// A change of a few rows: a message, a receipt, a rename.
+    Small,
+    /// A change of up to hundreds of rows: a group created or grown by hundreds of members.
+    Bulk,
+}
+
 enum Msg {
-    Job(Job),
+    Job(Job, Lane),
     /// Checkpoint the whole WAL so the next transaction writes it from its start again.
     RestartWal,
     Stop,
@@ -198,8 +211,8 @@ impl Writer {
         })
     }
 
-    /// Queues a change and waits for its commit.
-    pub async fn submit<R, F>(&self, f: F) -> Result<R>
+    /// Queues a change in `lane` and waits for its commit.
+    pub async fn submit<R, F>(&self, lane: Lane, f: F) -> Result<R>
     where
         F: FnOnce(&mut Tx) -> Result<R> + Send + 'static,
         R: Send + 'static,
@@ -219,7 +232,7 @@ impl Writer {
         });
         // Counted before it is queued, so the writer never takes it off a count it is not in.
         self.metrics.writer_queue.inc();
-        if self.tx.send(Msg::Job(job)).is_err() {
+        if self.tx.send(Msg::Job(job, lane)).is_err() {
             self.metrics.writer_queue.dec();
             return Err(internal("the writer has stopped"));
         }
@@ -242,29 +255,60 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Msg>, hub: Arc<Hub>, metrics: Arc<Metrics>) {
-    let mut stopping = false;
-    let mut restart = false;
-    while !stopping {
-        let Ok(first) = rx.recv() else { break };
-        let mut batch = Vec::new();
-        let mut next = Some(first);
-        while let Some(msg) = next.take() {
-            match msg {
-                Msg::Job(job) => {
-                    metrics.writer_queue.dec();
-                    batch.push(job)
-                }
-                Msg::RestartWal => restart = true,
-                Msg::Stop => {
-                    stopping = true;
-                    break;
+/// Changes taken off the channel and not yet run, by lane.
+#[derive(Default)]
+struct Queued {
+    small: VecDeque<Job>,
+    bulk: VecDeque<Job>,
+    restart_wal: bool,
+    stopping: bool,
+}
+
+impl Queued {
+    fn take(&mut self, msg: Msg, metrics: &Metrics) {
+        match msg {
+            Msg::Job(job, lane) => {
+                metrics.writer_queue.dec();
+                match lane {
+                    Lane::Small => self.small.push_back(job),
+                    Lane::Bulk => self.bulk.push_back(job),
                 }
             }
-            if batch.len() < MAX_BATCH {
-                next = rx.try_recv().ok();
-            }
+            Msg::RestartWal => self.restart_wal = true,
+            Msg::Stop => self.stopping = true,
         }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.small.is_empty() && self.bulk.is_empty()
+    }
+
+    /// The next transaction's changes: the small ones first (up to the batch limit), then at
+    /// most one bulk change.
+    fn batch(&mut self) -> Vec<Job> {
+        let n = self.small.len().min(MAX_BATCH);
+        let mut batch: Vec<Job> = self.small.drain(..n).collect();
+        batch.extend(self.bulk.pop_front());
+        batch
+    }
+}
+
+fn run(conn: Connection, rx: mpsc::Receiver<Msg>, hub: Arc<Hub>, metrics: Arc<Metrics>) {
+    let mut queued = Queued::default();
+    loop {
+        if queued.is_empty() && !queued.stopping {
+            let Ok(first) = rx.recv() else { break };
+            queued.take(first, &metrics);
+        }
+        // Everything queued until now; nothing after a stop (its callers are told it failed).
+        while !queued.stopping {
+            let Ok(msg) = rx.try_recv() else { break };
+            queued.take(msg, &metrics);
+        }
+        if queued.is_empty() && queued.stopping {
+            break;
+        }
+        let batch = queued.batch();
         if !batch.is_empty() {
             let started = std::time::Instant::now();
             metrics.writer_batch.observe(batch.len() as f64);
@@ -273,7 +317,7 @@ fn run(conn: Connection, rx: mpsc::Receiver<Msg>, hub: Arc<Hub>, metrics: Arc<Me
                 .writer_commit
                 .observe(started.elapsed().as_secs_f64());
         }
-        if std::mem::take(&mut restart) {
+        if std::mem::take(&mut queued.restart_wal) {
             if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
                 tracing::warn!("restarting the WAL failed: {e}");
             }
@@ -406,12 +450,12 @@ mod tests {
         let writer = Writer::start(conn, Hub::new(0), Arc::default()).unwrap();
 
         // Queued together, the four changes are committed as one batch.
-        let hold = writer.submit(|_| {
+        let hold = writer.submit(Lane::Small, |_| {
             std::thread::sleep(std::time::Duration::from_millis(50));
             Ok(())
         });
         let insert = |x: i64, size: usize| {
-            writer.submit(move |tx| {
+            writer.submit(Lane::Small, move |tx| {
                 tx.execute(
                     "INSERT INTO t VALUES (?1, zeroblob(?2))",
                     rusqlite::params![x, size as i64],
@@ -432,6 +476,39 @@ mod tests {
             );
         }
         assert_eq!(count(&path, 2), 0);
+        writer.stop();
+    }
+
+    /// A small change queued behind several bulk ones waits for one of them at most, not all.
+    #[tokio::test]
+    async fn a_small_change_never_queues_behind_more_than_one_bulk_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("w.db")).unwrap();
+        let writer = Writer::start(conn, Hub::new(0), Arc::default()).unwrap();
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        let change = |lane: Lane, name: &'static str| {
+            let ran = ran.clone();
+            writer.submit(lane, move |_| {
+                ran.lock().unwrap().push(name);
+                if lane == Lane::Bulk {
+                    // Long enough for everything else to be queued meanwhile.
+                    std::thread::sleep(std::time::Duration::from_millis(30));
+                }
+                Ok(())
+            })
+        };
+
+        let (a, b, c, small) = tokio::join!(
+            change(Lane::Bulk, "bulk a"),
+            change(Lane::Bulk, "bulk b"),
+            change(Lane::Bulk, "bulk c"),
+            change(Lane::Small, "small"),
+        );
+
+        assert!(a.is_ok() && b.is_ok() && c.is_ok() && small.is_ok());
+        let ran = ran.lock().unwrap().clone();
+        let at = |name| ran.iter().position(|n| *n == name).unwrap();
+        assert!(at("small") < at("bulk b"), "ran in the order {ran:?}");
         writer.stop();
     }
 }
