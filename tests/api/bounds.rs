@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::files::{png, upload};
-use crate::helpers::{message_field, spawn_with, TestApp};
+use crate::helpers::{message_field, spawn_app, spawn_with, TestApp};
 use crate::metrics::{page, value};
 
 /// The message limit of these tests, in bytes.
@@ -161,4 +161,42 @@ async fn an_image_whose_decode_alone_passes_the_budget_is_stored_without_a_thumb
         value(&metrics, "chinwag_thumbnail_decodes_running"),
         Some(0.0)
     );
+}
+
+#[tokio::test]
+async fn a_poll_from_the_start_answers_about_64_kib_at_a_time_and_loses_nothing() {
+    // Arrange: 20 messages of 10,000 bytes, 200 KB in all
+    let app = spawn_app().await;
+    let chat = app.direct_chat("ann", "bob").await;
+    let since = app.cursor("bob").await;
+    for i in 0..20 {
+        let text = format!("{i:02}{}", "x".repeat(9_998));
+        app.send_text("ann", chat, &format!("m{i}"), &text).await;
+    }
+
+    // Act: poll from the start until nothing is left
+    let (mut answers, mut texts, mut cursor) = (Vec::new(), Vec::new(), since);
+    loop {
+        let (status, body) = app.poll("bob", &format!("since={cursor}&timeout=0")).await;
+        assert_eq!(status, 200, "{body}");
+        let events = body["events"].as_array().unwrap().clone();
+        if events.is_empty() {
+            break;
+        }
+        answers.push(body.to_string().len());
+        for e in events.iter().filter(|e| e["type"] == "message") {
+            texts.push(e["data"]["text"].as_str().unwrap()[..2].to_string());
+        }
+        cursor = body["next"].as_i64().unwrap();
+        assert!(answers.len() <= 20, "the polls never end");
+    }
+
+    // Assert: several answers, none much past 64 KiB, every message once and in order
+    assert!(answers.len() >= 3, "answers of {answers:?} bytes");
+    assert!(
+        answers.iter().all(|&n| n <= 64 * 1024 + 11_000),
+        "answers of {answers:?} bytes"
+    );
+    let want: Vec<String> = (0..20).map(|i| format!("{i:02}")).collect();
+    assert_eq!(texts, want);
 }
