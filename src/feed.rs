@@ -20,8 +20,10 @@ use crate::store::{chats, Store};
 
 /// Most events handed out at once (one poll answer, one SSE chunk).
 pub const MAX_EVENTS: usize = 500;
-/// About the most bytes of event data handed out at once, and read per replay page.
-pub const MAX_BYTES: usize = 64 * 1024;
+/// About the most bytes of event data handed out at once, and read per replay page: a stalled
+/// stream's connection holds one such chunk (with its SSE framing, under 48 KiB unless one event
+/// is larger alone).
+pub const MAX_BYTES: usize = 32 * 1024;
 
 /// What a feed reads and listens through.
 #[derive(Clone)]

@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::{header, HeaderValue, Response};
 use http_body_util::{BodyExt, StreamBody};
 use serde_json::{json, Value};
@@ -149,17 +149,12 @@ fn events(
     mut stop: watch::Receiver<bool>,
 ) -> impl tokio_stream::Stream<Item = std::result::Result<hyper::body::Frame<Bytes>, Infallible>> {
     async_stream::stream! {
-        let mut first = BytesMut::new();
-        first.extend_from_slice(&sse::retry(RETRY_MS));
         // A reset comes before the snapshot: the client drops its state, then takes the fresh one.
-        if let Some(reset) = feed.take_reset() {
-            sse::encode(&mut first, &reset);
-        }
-        if let Some(s) = &snapshot {
-            sse::encode(&mut first, s);
-        }
-        drop(snapshot);
-        yield Ok(hyper::body::Frame::data(first.freeze()));
+        let reset = feed.take_reset();
+        let first: Vec<&Frame> = reset.iter().chain(snapshot.iter()).collect();
+        let first = sse::chunk(&sse::retry(RETRY_MS), &first);
+        drop((reset, snapshot));
+        yield Ok(hyper::body::Frame::data(first));
         let mut ping = app.pings();
         loop {
             let wake = tokio::select! {
@@ -169,12 +164,12 @@ fn events(
             };
             match wake {
                 Wake::Events(Ok(frames)) => {
-                    let mut out = BytesMut::new();
-                    for f in &frames {
-                        sse::encode(&mut out, f);
-                    }
+                    let refs: Vec<&Frame> = frames.iter().map(|f| &**f).collect();
+                    let out = sse::chunk(b"", &refs);
                     opened.sent += frames.len();
-                    yield Ok(hyper::body::Frame::data(out.freeze()));
+                    drop(refs);
+                    drop(frames);
+                    yield Ok(hyper::body::Frame::data(out));
                 }
                 Wake::Events(Err(e)) => {
                     tracing::warn!("the feed of {} failed: {e:?}", opened.user);

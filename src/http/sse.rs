@@ -14,23 +14,40 @@ pub fn ping() -> Bytes {
     Bytes::from_static(b": ping\n\n")
 }
 
-/// Appends one event: `id:` (stored events only), `event:`, and the envelope as one `data:` line.
-pub fn encode(out: &mut BytesMut, f: &Frame) {
-    if let Some(id) = f.id {
-        out.put_slice(format!("id: {id}\n").as_bytes());
+/// What comes before an event's data: `id:` (stored events only), `event:`, and the start of
+/// the envelope on the `data:` line.
+fn head(f: &Frame) -> String {
+    let kind = serde_json::to_string(&*f.kind).unwrap_or_default();
+    let id = f.id.map(|id| format!("id: {id}\n")).unwrap_or_default();
+    format!("{id}event: {}\ndata: {{\"type\":{kind},\"data\":", f.kind)
+}
+
+/// What ends an event: the envelope, its line and the frame.
+const TAIL: &[u8] = b"}\n\n";
+
+/// `prefix`, then each frame as an event (the envelope `{"type","data"}` as one `data:` line),
+/// in one buffer of exactly their size: a chunk waiting for a slow client holds no spare room.
+pub fn chunk(prefix: &[u8], frames: &[&Frame]) -> Bytes {
+    let heads: Vec<String> = frames.iter().map(|f| head(f)).collect();
+    let len = prefix.len()
+        + heads
+            .iter()
+            .zip(frames)
+            .map(|(h, f)| h.len() + f.data.len() + TAIL.len())
+            .sum::<usize>();
+    let mut out = BytesMut::with_capacity(len);
+    out.put_slice(prefix);
+    for (h, f) in heads.iter().zip(frames) {
+        out.put_slice(h.as_bytes());
+        out.put_slice(f.data.as_bytes());
+        out.put_slice(TAIL);
     }
-    out.put_slice(b"event: ");
-    out.put_slice(f.kind.as_bytes());
-    out.put_slice(b"\ndata: ");
-    out.put_slice(f.envelope().as_bytes());
-    out.put_slice(b"\n\n");
+    out.freeze()
 }
 
 /// One event as its own chunk.
 pub fn event(f: &Frame) -> Bytes {
-    let mut out = BytesMut::new();
-    encode(&mut out, f);
-    out.freeze()
+    chunk(b"", &[f])
 }
 
 #[cfg(test)]
@@ -48,6 +65,24 @@ mod tests {
         assert_eq!(
             &event(&f)[..],
             b"id: 7\nevent: message\ndata: {\"type\":\"message\",\"data\":{\"a\":1}}\n\n"
+        );
+    }
+
+    #[test]
+    fn a_chunk_is_its_prefix_then_its_events_in_exactly_their_size() {
+        let a = Frame::live("typing", &serde_json::json!({"x": 1}));
+        let b = Frame {
+            id: Some(9),
+            ..Frame::live("chat", &serde_json::json!({}))
+        };
+        let got = chunk(b"retry: 5\n\n", &[&a, &b]);
+        let mut want = b"retry: 5\n\n".to_vec();
+        want.extend_from_slice(&event(&a));
+        want.extend_from_slice(&event(&b));
+        assert_eq!(&got[..], &want[..]);
+        assert_eq!(
+            &event(&a)[..],
+            b"event: typing\ndata: {\"type\":\"typing\",\"data\":{\"x\":1}}\n\n"
         );
     }
 
