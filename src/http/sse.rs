@@ -14,6 +14,11 @@ pub fn ping() -> Bytes {
     Bytes::from_static(b": ping\n\n")
 }
 
+/// A comment line for whoever reads the raw stream (EventSource ignores it).
+pub fn comment(text: &str) -> Bytes {
+    Bytes::from(format!(": {}\n\n", text.replace('\n', " ")))
+}
+
 /// Appends one event: `id:` (stored events only), `event:`, and the envelope as one `data:` line.
 pub fn encode(out: &mut BytesMut, f: &Frame) {
     if let Some(id) = f.id {

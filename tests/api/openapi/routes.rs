@@ -76,6 +76,12 @@ fn every_error() -> Vec<chinwag::error::Error> {
         Error::ConsultationNotFound("501".into()),
         Error::ChatClosed(7),
         Error::PayloadTooLarge(1024),
+        Error::RequestTimeout(std::time::Duration::from_secs(30)),
+        Error::RateLimited {
+            limit: "user_rate",
+            retry_after: 2,
+        },
+        Error::Unavailable { retry_after: 5 },
         Error::Internal(anyhow::anyhow!("disk")),
     ];
     for e in &all {
@@ -92,6 +98,9 @@ fn every_error() -> Vec<chinwag::error::Error> {
             | Error::ConsultationNotFound(_)
             | Error::ChatClosed(_)
             | Error::PayloadTooLarge(_)
+            | Error::RequestTimeout(_)
+            | Error::RateLimited { .. }
+            | Error::Unavailable { .. }
             | Error::Internal(_) => {}
         }
     }
