@@ -128,7 +128,8 @@ struct ServeArgs {
     /// Log lines as `text` (for people) or `json` (one object per line, for log collectors).
     #[arg(long, env = "CHINWAG_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
-    /// On SIGTERM, how long requests in flight get to finish after streams are told to end.
+    /// On SIGTERM, the longest the drain may take: requests already read are answered, later
+    /// ones get 503, then streams end.
     #[arg(long, env = "CHINWAG_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     shutdown_grace: Duration,
     /// Close a connection whose client takes no data for this long while a response waits (a

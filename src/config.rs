@@ -28,7 +28,7 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(15);
 pub const POLL_PRESENCE: Duration = Duration::from_secs(30);
 /// How often the janitor prunes events past the retention window.
 pub const JANITOR_INTERVAL: Duration = Duration::from_secs(60);
-/// How long shutdown waits for requests in flight after streams are told to end.
+/// The longest the drain at shutdown may take (requests answered, streams ended).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// A connection whose client takes no data for this long while a response waits is closed; its
 /// stream resumes when the client reconnects.
@@ -99,7 +99,7 @@ pub struct Config {
     pub poll_presence: Duration,
     /// How often the janitor runs.
     pub janitor_interval: Duration,
-    /// How long shutdown waits for requests in flight after streams are told to end.
+    /// The longest the drain at shutdown may take (requests answered, streams ended).
     pub shutdown_grace: Duration,
     /// A connection whose client takes no data for this long while a response waits is closed.
     pub stall_timeout: Duration,
