@@ -139,7 +139,8 @@ struct ServeArgs {
     /// Log lines as `text` (for people) or `json` (one object per line, for log collectors).
     #[arg(long, env = "CHINWAG_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
-    /// On SIGTERM, how long requests in flight get to finish after streams are told to end.
+    /// On SIGTERM, the longest the drain may take: requests already read are answered, later
+    /// ones get 503, then streams end.
     #[arg(long, env = "CHINWAG_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     shutdown_grace: Duration,
     /// Close a connection whose client takes no data for this long while a response waits (a
@@ -152,6 +153,60 @@ struct ServeArgs {
     /// Report every 500 and every panic, with its cause chain, to this Sentry DSN.
     #[arg(long, env = "CHINWAG_SENTRY_DSN", hide_env_values = true)]
     sentry_dsn: Option<String>,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// What one caller may take, and how many connections the server holds.
+#[derive(Args, Debug)]
+struct LimitArgs {
+    /// Requests a second one user may make on average (client token requests, streams and
+    /// polls included); 0: no limit. Over it: 429 rate_limited with Retry-After.
+    #[arg(long, env = "CHINWAG_RATE_PER_USER", default_value_t = config::DEFAULT_USER_RATE.per_second, value_parser = parse_rate)]
+    rate_per_user: f64,
+    /// Requests one user may make at once after a quiet spell.
+    #[arg(long, env = "CHINWAG_BURST_PER_USER", default_value_t = config::DEFAULT_USER_RATE.burst,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    burst_per_user: u32,
+    /// Requests a second one client address may make on average (an IPv6 address counts by its
+    /// /64; the host API with its service key is exempt); 0: no limit.
+    #[arg(long, env = "CHINWAG_RATE_PER_IP", default_value_t = config::DEFAULT_IP_RATE.per_second, value_parser = parse_rate)]
+    rate_per_ip: f64,
+    /// Requests one client address may make at once after a quiet spell.
+    #[arg(long, env = "CHINWAG_BURST_PER_IP", default_value_t = config::DEFAULT_IP_RATE.burst,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    burst_per_ip: u32,
+    /// Take the client's address from this header, set by a trusted proxy in front (e.g.
+    /// Fly-Client-IP, X-Real-IP; of a list, the first). Never set it without such a proxy: a
+    /// client could pick its own address.
+    #[arg(long, env = "CHINWAG_CLIENT_IP_HEADER")]
+    client_ip_header: Option<String>,
+    /// Most open SSE streams and held long-polls per user; one more closes that user's oldest.
+    #[arg(long, env = "CHINWAG_MAX_STREAMS", default_value_t = config::DEFAULT_MAX_STREAMS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_streams: usize,
+    /// How long a request's body may take to arrive (an upload: its longest pause); later: 408.
+    #[arg(long, env = "CHINWAG_BODY_TIMEOUT", default_value = "30s", value_parser = parse_stall_timeout)]
+    body_timeout: Duration,
+    /// Most open connections; at the cap the server stops accepting until one closes. Default:
+    /// the open-file limit less 128.
+    #[arg(long, env = "CHINWAG_MAX_CONNECTIONS",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_connections: Option<usize>,
+}
+
+impl LimitArgs {
+    fn apply(&self, config: &mut Config) {
+        let rate = |per_second: f64, burst| {
+            (per_second > 0.0).then_some(config::Rate { per_second, burst })
+        };
+        config.user_rate = rate(self.rate_per_user, self.burst_per_user);
+        config.ip_rate = rate(self.rate_per_ip, self.burst_per_ip);
+        config.client_ip_header = self.client_ip_header.clone();
+        config.max_streams = self.max_streams;
+        config.body_timeout = self.body_timeout;
+        config.max_connections = self.max_connections;
+    }
 }
 
 #[derive(Args, Debug)]
@@ -195,6 +250,16 @@ fn parse_key(s: &str) -> Result<String, String> {
         );
     }
     Ok(s.to_string())
+}
+
+/// Requests a second: a number, 0 or more (0 turns the limit off).
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
+        _ => Err(format!(
+            "not a rate: {s:?} (requests a second, e.g. 20 or 0.5; 0 for no limit)"
+        )),
+    }
 }
 
 fn parse_retention(s: &str) -> Result<Duration, String> {
@@ -350,6 +415,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.shutdown_grace = args.shutdown_grace;
     config.stall_timeout = args.stall_timeout;
     config.janitor_interval = args.janitor_interval;
+    args.limits.apply(&mut config);
     // Before binding, so a bad setting is the only thing printed.
     crate::webhooks::check(&config)?;
     // Held to the end: dropping it sends the reports still queued.

@@ -34,7 +34,7 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(15);
 pub const POLL_PRESENCE: Duration = Duration::from_secs(30);
 /// How often the janitor prunes events past the retention window.
 pub const JANITOR_INTERVAL: Duration = Duration::from_secs(60);
-/// How long shutdown waits for requests in flight after streams are told to end.
+/// The longest the drain at shutdown may take (requests answered, streams ended).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// A connection whose client takes no data for this long while a response waits is closed; its
 /// stream resumes when the client reconnects.
@@ -47,6 +47,33 @@ pub const WEBHOOK_MAX_BACKOFF: Duration = Duration::from_secs(3600);
 pub const DEFAULT_WEBHOOK_MAX_ATTEMPTS: u32 = 10;
 /// How long one webhook attempt may take (connect, send, answer) before it counts as failed.
 pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Requests one user may make: this many a second on average, `burst` at once.
+pub const DEFAULT_USER_RATE: Rate = Rate {
+    per_second: 20.0,
+    burst: 60,
+};
+/// Requests one client address may make (every user behind one NAT shares it).
+pub const DEFAULT_IP_RATE: Rate = Rate {
+    per_second: 200.0,
+    burst: 400,
+};
+/// Open streams and held polls one user may have; opening one more closes their oldest.
+pub const DEFAULT_MAX_STREAMS: usize = 10;
+/// A request's body must arrive within this long (an upload: no pause longer than this).
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Open files kept free of connections for the database, uploads and webhook sockets: the
+/// default connection cap is the open-file limit less this.
+pub const RESERVED_FILES: u64 = 128;
+
+/// A token bucket: refilled at `per_second`, holding at most `burst`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rate {
+    /// Requests a second on average (more than 0).
+    pub per_second: f64,
+    /// Requests at once after a quiet spell (at least 1).
+    pub burst: u32,
+}
 
 /// SQLite durability: what a 2xx promises.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,7 +105,7 @@ pub struct Config {
     pub poll_presence: Duration,
     /// How often the janitor runs.
     pub janitor_interval: Duration,
-    /// How long shutdown waits for requests in flight after streams are told to end.
+    /// The longest the drain at shutdown may take (requests answered, streams ended).
     pub shutdown_grace: Duration,
     /// A connection whose client takes no data for this long while a response waits is closed.
     pub stall_timeout: Duration,
@@ -108,6 +135,20 @@ pub struct Config {
     pub support_user: Option<crate::model::UserId>,
     /// Where 500s and panics are reported (a Sentry DSN); `None`: not reported.
     pub sentry_dsn: Option<String>,
+    /// Each user's request rate (client token requests); `None`: unlimited.
+    pub user_rate: Option<Rate>,
+    /// Each client address's request rate (all but the host API); `None`: unlimited.
+    pub ip_rate: Option<Rate>,
+    /// The header a trusted proxy puts the client's address in (e.g. `Fly-Client-IP`); `None`:
+    /// the address the connection comes from.
+    pub client_ip_header: Option<String>,
+    /// Most open streams and held polls per user; one more closes the user's oldest.
+    pub max_streams: usize,
+    /// How long a request's body may take to arrive (an upload: its longest pause).
+    pub body_timeout: Duration,
+    /// Most open connections; at the cap the server stops accepting until one closes. `None`:
+    /// the open-file limit less [`RESERVED_FILES`].
+    pub max_connections: Option<usize>,
 }
 
 impl Config {
@@ -138,6 +179,12 @@ impl Config {
             webhook_secret: None,
             webhook_backoff: DEFAULT_WEBHOOK_BACKOFF,
             webhook_max_attempts: DEFAULT_WEBHOOK_MAX_ATTEMPTS,
+            user_rate: Some(DEFAULT_USER_RATE),
+            ip_rate: Some(DEFAULT_IP_RATE),
+            client_ip_header: None,
+            max_streams: DEFAULT_MAX_STREAMS,
+            body_timeout: BODY_TIMEOUT,
+            max_connections: None,
         }
     }
 

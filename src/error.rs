@@ -52,6 +52,18 @@ pub enum Error {
         size: usize,
         limit: usize,
     },
+    /// 408: the request's body did not arrive within the body timeout.
+    #[error("the request's body did not arrive within {} s", .0.as_secs())]
+    RequestTimeout(std::time::Duration),
+    /// 429: the caller is over a rate limit (`limit` names it); retry after `retry_after` seconds.
+    #[error("too many requests (the {limit} limit); retry after {retry_after} s")]
+    RateLimited {
+        limit: &'static str,
+        retry_after: u64,
+    },
+    /// 503: the server is shutting down and takes no new work; retry after `retry_after` seconds.
+    #[error("the server is restarting; retry after {retry_after} s")]
+    Unavailable { retry_after: u64 },
     /// 500: a bug or an I/O fault. The cause is logged, never sent.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
@@ -72,6 +84,9 @@ impl Error {
             Error::FileNotFound(_) => (404, "file_not_found"),
             Error::ChatClosed(_) => (409, "chat_closed"),
             Error::PayloadTooLarge(_) | Error::MessageTooLarge { .. } => (413, "payload_too_large"),
+            Error::RequestTimeout(_) => (408, "request_timeout"),
+            Error::RateLimited { .. } => (429, "rate_limited"),
+            Error::Unavailable { .. } => (503, "unavailable"),
             Error::Internal(_) => (500, "server_error"),
         };
         let message = match self {
@@ -79,6 +94,22 @@ impl Error {
             other => other.to_string(),
         };
         (status, reason, message)
+    }
+
+    /// The seconds a `Retry-After` header carries, for the errors that have one.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Error::RateLimited { retry_after, .. } | Error::Unavailable { retry_after } => {
+                Some(*retry_after)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the connection is closed after this answer: a body that did not arrive is
+    /// unread, and a server that is shutting down takes no more requests on the connection.
+    pub fn closes_connection(&self) -> bool {
+        matches!(self, Error::RequestTimeout(_) | Error::Unavailable { .. })
     }
 
     /// The error body: `{"error": {"code", "reason", "message"}}`.

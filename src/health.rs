@@ -43,6 +43,26 @@ pub fn check(listen: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
     }
 }
 
+/// This process's soft limit on open files, if it can tell.
+pub fn open_files_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit only writes the struct passed to it.
+        let r = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+        // rlim_t is u64 on the platforms served, not on every one.
+        #[allow(clippy::unnecessary_cast)]
+        (r == 0).then_some(limit.rlim_cur as u64)
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
 /// Raises this process's soft limit on open files to its hard limit and logs the figure: every
 /// stream is a socket, and containers often start at 1,024.
 pub fn raise_open_files_limit() {

@@ -81,8 +81,8 @@ fn remove_stale_temporaries(dir: &std::path::Path, age: Duration) {
     }
 }
 
-/// Runs until aborted: presence sweeps every second, pruning every
-/// `janitor_interval`.
+/// Runs until aborted: presence sweeps every second, pruning (events, files, the rate limits'
+/// full buckets) every `janitor_interval`.
 pub async fn run(app: Arc<App>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last_prune = tokio::time::Instant::now();
@@ -94,6 +94,7 @@ pub async fn run(app: Arc<App>) {
         app.presence.sweep();
         if last_prune.elapsed() >= app.config.janitor_interval {
             last_prune = tokio::time::Instant::now();
+            app.limits.prune();
             match prune_once(&app).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!("janitor: pruned {n} events past retention"),

@@ -6,8 +6,10 @@
 //!   the environment.
 //! - [`server`] binds nothing itself: it serves a listener it is given until a shutdown future
 //!   resolves, and owns the background tasks.
-//! - [`http`] routes requests, reads bodies within their limits and frames replies and streams;
-//!   it closes connections whose client stopped taking data.
+//! - [`http`] routes requests, reads bodies within their size and time limits and frames replies
+//!   and streams; it holds what one caller may take (request rates, open streams), accepts
+//!   connections under the cap, answers `503` while the server drains at shutdown, and closes
+//!   connections whose client stopped taking data.
 //! - [`api`] holds one module per protocol area; each handler validates, makes one store call,
 //!   and builds the reply.
 //! - [`store`] is the only place with SQL: a pool of readers and one writer thread that commits

@@ -48,6 +48,22 @@ pub struct ThumbnailMetrics {
     pub over_budget: Counter,
 }
 
+/// Labels that name a limit.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabels {
+    /// `user_rate`, `ip_rate`, `streams`, `body_timeout` or `connections`.
+    pub limit: &'static str,
+}
+
+/// The names of the limits [`Metrics::limited`] counts.
+pub const LIMITS: &[&str] = &[
+    "user_rate",
+    "ip_rate",
+    "streams",
+    "body_timeout",
+    "connections",
+];
+
 /// Every metric the server exports. Cheap to share behind an `Arc`.
 pub struct Metrics {
     registry: Registry,
@@ -73,6 +89,10 @@ pub struct Metrics {
     pub webhook_outbox: Gauge,
     /// Webhook attempts by outcome.
     pub webhook_attempts: Family<OutcomeLabels, Counter>,
+    /// Times a limit was hit, by limit.
+    pub limited: Family<LimitLabels, Counter>,
+    /// Open TCP connections (API and metrics addresses).
+    pub tcp_connections: Gauge,
     /// Size of the database file.
     pub db_bytes: Gauge,
     /// Size of the write-ahead log.
@@ -169,6 +189,22 @@ impl Metrics {
         for outcome in ["delivered", "failed", "dropped"] {
             let _ = webhook_attempts.get_or_create(&OutcomeLabels { outcome });
         }
+        let limited = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            "limited",
+            "Times a limit was hit: requests refused (user_rate, ip_rate: 429; body_timeout: \
+             408), oldest streams closed (streams), accepting paused at the cap (connections)",
+            limited.clone(),
+        );
+        for &limit in LIMITS {
+            let _ = limited.get_or_create(&LimitLabels { limit });
+        }
+        let tcp_connections = Gauge::default();
+        registry.register(
+            "tcp_connections",
+            "Open TCP connections, streams and idle keep-alive ones included (--max-connections)",
+            tcp_connections.clone(),
+        );
         let db_bytes = Gauge::default();
         registry.register_with_unit(
             "database_size",
@@ -212,6 +248,8 @@ impl Metrics {
             lag_rereads,
             webhook_outbox,
             webhook_attempts,
+            limited,
+            tcp_connections,
             db_bytes,
             wal_bytes,
             thumbnails,
@@ -234,6 +272,11 @@ impl Metrics {
         self.webhook_attempts
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
+    }
+
+    /// Counts one hit of `limit` (one of [`LIMITS`]).
+    pub fn limited(&self, limit: &'static str) {
+        self.limited.get_or_create(&LimitLabels { limit }).inc();
     }
 
     /// The gauge of one transport's open connections.

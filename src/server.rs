@@ -13,10 +13,14 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::deliveries::Deliveries;
 use crate::error::{Error, Result};
+use crate::http::accept::{Accepted, Acceptor};
+use crate::http::drain::Drain;
+use crate::http::limits::Limits;
 use crate::http::stall::Stall;
 use crate::hub::Hub;
 use crate::model::{Profile, User, UserId};
@@ -54,6 +58,10 @@ pub struct App {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The bound on thumbnail decodes.
     pub thumbnails: Arc<crate::thumbnails::Thumbnails>,
+    /// What one caller may take: request rates and open streams.
+    pub limits: Arc<Limits>,
+    /// Shutdown as requests see it: refused once it begins, counted until answered.
+    pub drain: Drain,
 }
 
 impl App {
@@ -76,6 +84,7 @@ impl App {
             config.thumbnail_memory,
             metrics.thumbnails.clone(),
         );
+        let limits = Limits::new(&config, metrics.clone());
         Ok(Arc::new(App {
             config,
             store,
@@ -90,6 +99,8 @@ impl App {
             webhooks,
             metrics,
             thumbnails,
+            limits,
+            drain: Drain::default(),
         }))
     }
 
@@ -154,28 +165,27 @@ impl App {
     }
 }
 
-/// The next connection on the API address, or on the metrics address when there is one; true
-/// for the metrics address.
-async fn accept(
-    api: &TcpListener,
-    metrics: Option<&TcpListener>,
-) -> std::io::Result<(tokio::net::TcpStream, bool)> {
-    let metrics = async {
-        match metrics {
-            Some(l) => l.accept().await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        a = api.accept() => a.map(|(s, _)| (s, false)),
-        m = metrics => m.map(|(s, _)| (s, true)),
-    }
+/// How long the server keeps taking connections once draining has begun and its requests are
+/// answered, while new ones still come: each is answered `503` (clients that had a request on
+/// the way hear so instead of being refused or reset), until none has come for this long.
+const DRAIN_QUIET: Duration = Duration::from_millis(250);
+
+/// The connection cap: the configured one, or the open-file limit less the files the database,
+/// uploads and webhooks need.
+fn connection_cap(config: &Config) -> usize {
+    config.max_connections.unwrap_or_else(|| {
+        let files = crate::health::open_files_limit().unwrap_or(1024);
+        files.saturating_sub(crate::config::RESERVED_FILES).max(16) as usize
+    })
 }
 
-/// Serves `listener` with `app` until `shutdown` resolves: then stops accepting, ends every
-/// stream so clients reconnect elsewhere, waits up to `shutdown_grace` for in-flight requests,
-/// and closes the database after the last queued write. `metrics`, when given, is a second
-/// address served the same way that answers only `GET /metrics`, without the service key.
+/// Serves `listener` with `app` until `shutdown` resolves, then drains: requests already taken
+/// get their answers (every answer from then on says `Connection: close`), later ones and new
+/// connections are answered `503`; once the last request taken is answered, streams end, the
+/// listeners close (connections the kernel had already queued are taken and answered first),
+/// idle connections are closed, and the database closes after the last queued write. It all
+/// takes at most `shutdown_grace`. `metrics`, when given, is a second address served the same
+/// way that answers only `GET /metrics`, without the service key.
 pub async fn serve(
     listener: TcpListener,
     metrics: Option<TcpListener>,
@@ -196,55 +206,41 @@ pub async fn serve(
             }
         })
     };
-    // HTTP/1.1 only: it is what browsers, proxies and curl speak to a plain-HTTP origin, and it
-    // keeps each idle stream's connection small.
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
-        .max_buf_size(CONNECTION_BUFFER);
-    let stall_timeout = app.config.stall_timeout;
-    let graceful = GracefulShutdown::new();
+    let cap = connection_cap(&app.config);
+    tracing::info!("accepting at most {cap} connections at once");
+    let mut acceptor = Acceptor::new(listener, metrics, cap, app.metrics.clone());
+    let conns = Connections::new(app.clone());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            accepted = accept(&listener, metrics.as_ref()) => {
-                let (stream, metrics_only) = match accepted {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let app = app.clone();
-                let service = hyper::service::service_fn(move |req| {
-                    let app = app.clone();
-                    async move {
-                        Ok::<_, Infallible>(if metrics_only {
-                            crate::http::handle_metrics(app, req).await
-                        } else {
-                            crate::http::handle(app, req).await
-                        })
-                    }
-                });
-                let io = TokioIo::new(Stall::new(stream, stall_timeout));
-                let conn = builder.serve_connection(io, service);
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-            }
+            accepted = acceptor.next() => conns.serve(accepted),
             _ = &mut shutdown => break,
         }
     }
-    drop(listener);
-    drop(metrics);
+    let grace = app.config.shutdown_grace;
+    let deadline = Instant::now() + grace;
+    app.drain.begin();
+    // Requests taken before now are answered; connections that keep coming are told 503.
+    let mut quiet = Instant::now() + DRAIN_QUIET;
+    let mut settled = false;
+    loop {
+        tokio::select! {
+            accepted = acceptor.next() => {
+                conns.serve(accepted);
+                quiet = Instant::now() + DRAIN_QUIET;
+            }
+            _ = app.drain.settled(), if !settled => settled = true,
+            _ = tokio::time::sleep_until(quiet), if settled => break,
+            _ = tokio::time::sleep_until(deadline) => break,
+        }
+    }
     // send_replace sets the flag even when nobody listens yet: later waiters see it at once.
     app.stop_tx.send_replace(true);
-    let grace = app.config.shutdown_grace;
-    if tokio::time::timeout(grace, graceful.shutdown())
+    for accepted in acceptor.queued() {
+        conns.serve(accepted);
+    }
+    drop(acceptor);
+    if tokio::time::timeout_at(deadline, conns.graceful.shutdown())
         .await
         .is_err()
     {
@@ -262,4 +258,56 @@ pub async fn serve(
     tokio::task::spawn_blocking(move || store.close()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Serves accepted connections, each on its own task, all watched for a graceful end.
+struct Connections {
+    app: Arc<App>,
+    builder: hyper::server::conn::http1::Builder,
+    graceful: GracefulShutdown,
+}
+
+impl Connections {
+    fn new(app: Arc<App>) -> Connections {
+        // HTTP/1.1 only: it is what browsers, proxies and curl speak to a plain-HTTP origin,
+        // and it keeps each idle stream's connection small.
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .max_buf_size(CONNECTION_BUFFER);
+        Connections {
+            app,
+            builder,
+            graceful: GracefulShutdown::new(),
+        }
+    }
+
+    fn serve(&self, accepted: Accepted) {
+        let Accepted {
+            stream,
+            peer,
+            metrics_only,
+            place,
+        } = accepted;
+        let _ = stream.set_nodelay(true);
+        let app = self.app.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let app = app.clone();
+            async move {
+                Ok::<_, Infallible>(if metrics_only {
+                    crate::http::handle_metrics(app, req).await
+                } else {
+                    crate::http::handle(app, req, peer.ip()).await
+                })
+            }
+        });
+        let io = TokioIo::new(Stall::new(stream, self.app.config.stall_timeout));
+        let conn = self.builder.serve_connection(io, service);
+        let conn = self.graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(place);
+        });
+    }
 }

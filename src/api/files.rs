@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, BodyStream, StreamBody};
+use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Incoming;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio_stream::{Stream, StreamExt};
 
 use crate::error::{Error, Result};
 use crate::files::{self, Disk};
-use crate::http::{reply, Body};
+use crate::http::{body, reply, Body};
 use crate::model::UserId;
 use crate::server::App;
 use crate::store::files::{self as rows, FileRow};
@@ -48,15 +48,14 @@ impl Drop for Temp {
 async fn write_limited<S, E>(path: &Path, mut chunks: S, limit: u64) -> Result<(u64, Vec<u8>)>
 where
     S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
-    E: std::fmt::Display,
+    E: Into<Error>,
 {
     let mut out = tokio::fs::File::create(path)
         .await
         .map_err(io("creating an upload"))?;
     let (mut size, mut head) = (0u64, Vec::new());
     while let Some(chunk) = chunks.next().await {
-        let chunk =
-            chunk.map_err(|e| Error::BadRequest(format!("could not read the upload: {e}")))?;
+        let chunk = chunk.map_err(Into::into)?;
         size += chunk.len() as u64;
         if size > limit {
             return Err(Error::PayloadTooLarge(limit));
@@ -77,14 +76,15 @@ fn io(what: &'static str) -> impl Fn(std::io::Error) -> Error {
     move |e| Error::Internal(anyhow::Error::new(e).context(what))
 }
 
-/// The body's data frames as a stream of bytes.
-fn data_stream(
-    req: Request<Incoming>,
-) -> impl Stream<Item = std::result::Result<Bytes, hyper::Error>> + Unpin {
-    BodyStream::new(req.into_body()).filter_map(|frame| match frame {
-        Ok(f) => f.into_data().ok().map(Ok),
-        Err(e) => Some(Err(e)),
-    })
+/// A multipart error in the protocol's terms: a stalled body is a 408 like any other.
+fn multipart_error(e: multer::Error) -> Error {
+    match e {
+        multer::Error::StreamReadFailed(inner) => match inner.downcast::<body::PieceError>() {
+            Ok(piece) => (*piece).into(),
+            Err(other) => Error::BadRequest(format!("could not read the upload: {other}")),
+        },
+        other => Error::BadRequest(format!("malformed multipart body: {other}")),
+    }
 }
 
 /// Stores an upload: the raw body (name in `?name=`) or the `file` part of a multipart form.
@@ -96,6 +96,7 @@ pub async fn upload(
     name: Option<String>,
 ) -> Result<Response<Body>> {
     let limit = app.config.max_upload;
+    let gap = app.config.body_timeout;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -120,17 +121,13 @@ pub async fn upload(
             if declared.is_some_and(|n| n > limit) {
                 return Err(Error::PayloadTooLarge(limit));
             }
-            let (size, head) = write_limited(&path, data_stream(req), limit).await?;
+            let (size, head) = write_limited(&path, body::paced(req, gap), limit).await?;
             (size, head, name.unwrap_or_default())
         }
         Some(boundary) => {
-            let mut form = multer::Multipart::new(data_stream(req), boundary);
+            let mut form = multer::Multipart::new(body::paced(req, gap), boundary);
             let mut found = None;
-            while let Some(field) = form
-                .next_field()
-                .await
-                .map_err(|e| Error::BadRequest(format!("malformed multipart body: {e}")))?
-            {
+            while let Some(field) = form.next_field().await.map_err(multipart_error)? {
                 if field.name() != Some("file") {
                     continue;
                 }
@@ -138,7 +135,8 @@ pub async fn upload(
                     .clone()
                     .or_else(|| field.file_name().map(str::to_string))
                     .unwrap_or_default();
-                let (size, head) = write_limited(&path, field, limit).await?;
+                let (size, head) =
+                    write_limited(&path, field.map(|r| r.map_err(multipart_error)), limit).await?;
                 found = Some((size, head, title));
                 break;
             }

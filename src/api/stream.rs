@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use crate::error::{Error, Result};
 use crate::feed::{Feed, Sources};
+use crate::http::limits::Slot;
 use crate::http::{sse, Body};
 use crate::hub::Frame;
 use crate::model::UserId;
@@ -45,10 +46,12 @@ async fn feed(app: &App, user: &UserId, cursor: Option<i64>) -> Result<Feed> {
     Feed::open(&sources, user, cursor).await
 }
 
-/// One open stream or poll: the user's presence connection, counted in the metrics while it
-/// lives, logged when it opens and when it closes (how long, how many events).
+/// One open stream or poll: the user's presence connection and place under the cap of open
+/// streams, counted in the metrics while it lives, logged when it opens and when it closes (how
+/// long, how many events).
 struct Opened {
     conn: Connection,
+    slot: Slot,
     user: UserId,
     kind: Kind,
     started: std::time::Instant,
@@ -65,6 +68,7 @@ impl Opened {
         }
         Opened {
             conn: app.presence.connect(user, kind),
+            slot: app.limits.open_stream(user),
             user: user.clone(),
             kind,
             started: std::time::Instant::now(),
@@ -115,6 +119,23 @@ pub async fn sse(
     let opened = Opened::new(app, &user, Kind::Stream, cursor);
     let body = StreamBody::new(events(app.clone(), feed, snapshot, opened, stop));
     let mut res = Response::new(BodyExt::boxed(body));
+    stream_headers(&mut res);
+    Ok(res)
+}
+
+/// The answer to `GET /v1/events` while the server drains: a stream that asks the client to
+/// reconnect after `secs` seconds and ends at once.
+pub fn restarting(secs: u64) -> Response<Body> {
+    let mut first = sse::retry(secs * 1000).to_vec();
+    first.extend_from_slice(&sse::comment("the server is restarting; reconnect"));
+    let body = http_body_util::Full::new(Bytes::from(first));
+    let mut res = Response::new(BodyExt::boxed(body));
+    stream_headers(&mut res);
+    res
+}
+
+/// The headers of every event stream: its type, and no caching or buffering on the way.
+fn stream_headers(res: &mut Response<Body>) {
     let h = res.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -122,7 +143,6 @@ pub async fn sse(
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(res)
 }
 
 /// Resolves once the server is shutting down (at once if it already is).
@@ -135,6 +155,8 @@ enum Wake {
     Events(Result<Vec<Arc<Frame>>>),
     Ping,
     Stop,
+    /// A newer stream of the user took this one's place.
+    Replaced,
 }
 
 /// The body of one stream: the first chunk (a reset if any, the snapshot), then the feed's events
@@ -161,6 +183,7 @@ fn events(
                 got = feed.next() => Wake::Events(got),
                 r = ping.changed() => if r.is_ok() { Wake::Ping } else { Wake::Stop },
                 _ = stopped(&mut stop) => Wake::Stop,
+                _ = &mut opened.slot.closed => Wake::Replaced,
             };
             match wake {
                 Wake::Events(Ok(frames)) => {
@@ -181,6 +204,12 @@ fn events(
                     opened.conn.close_cleanly();
                     return;
                 }
+                Wake::Replaced => {
+                    let note = "closed: this user opened more streams than the server allows";
+                    yield Ok(hyper::body::Frame::data(sse::comment(note)));
+                    opened.conn.close_cleanly();
+                    return;
+                }
             }
         }
     }
@@ -195,9 +224,10 @@ fn poll_event(f: &Frame) -> Value {
 }
 
 /// Answers a long-poll: at once when events newer than `since` are stored, otherwise when the
-/// next event arrives or the timeout ends.
+/// next event arrives, the timeout ends, a newer poll or stream of the user takes its place
+/// under the cap, or the server starts draining.
 pub async fn poll(app: &Arc<App>, user: UserId, query: HashMap<String, String>) -> Result<Value> {
-    let mut stop = app.stopping();
+    let mut stop = app.drain.watch();
     let timeout = match query.get("timeout") {
         None => POLL_DEFAULT,
         Some(t) => t
@@ -228,6 +258,7 @@ pub async fn poll(app: &Arc<App>, user: UserId, query: HashMap<String, String>) 
             // What the feed had already judged goes out now: the answer's `next` covers it.
             _ = deadline => frames = feed.take_ready(),
             _ = stopped(&mut stop) => frames = feed.take_ready(),
+            _ = &mut opened.slot.closed => frames = feed.take_ready(),
         }
     }
     opened.sent = frames.len();

@@ -1,5 +1,8 @@
 //! Request bodies: read within the size limit (refusing an honest oversized `Content-Length`
-//! before reading, and stopping a lying or chunked one at the limit), then decode the envelope.
+//! before reading, and stopping a lying or chunked one at the limit) and the time limit (a
+//! whole JSON body within it; an upload with no longer pause), then decode the envelope.
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header;
@@ -10,8 +13,13 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 
-/// Reads the whole body, failing with 413 past `limit` bytes without buffering more than that.
-pub async fn read_limited(req: http::Request<Incoming>, limit: usize) -> Result<Bytes> {
+/// Reads the whole body, failing with 413 past `limit` bytes without buffering more than that,
+/// and with 408 when it has not all arrived within `timeout`.
+pub async fn read_limited(
+    req: http::Request<Incoming>,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -20,13 +28,52 @@ pub async fn read_limited(req: http::Request<Incoming>, limit: usize) -> Result<
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(Error::PayloadTooLarge(limit as u64));
     }
-    match Limited::new(req.into_body(), limit).collect().await {
+    let read = tokio::time::timeout(timeout, Limited::new(req.into_body(), limit).collect());
+    match read.await.map_err(|_| Error::RequestTimeout(timeout))? {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             Err(Error::PayloadTooLarge(limit as u64))
         }
         Err(e) => Err(Error::BadRequest(format!("could not read the body: {e}"))),
     }
+}
+
+/// Why the next piece of an upload did not come.
+#[derive(Debug, thiserror::Error)]
+pub enum PieceError {
+    /// None came within the body timeout.
+    #[error("no part of the body arrived for {} s", .0.as_secs())]
+    Timeout(Duration),
+    /// The connection failed.
+    #[error(transparent)]
+    Read(#[from] hyper::Error),
+}
+
+impl From<PieceError> for Error {
+    fn from(e: PieceError) -> Error {
+        match e {
+            PieceError::Timeout(t) => Error::RequestTimeout(t),
+            PieceError::Read(e) => Error::BadRequest(format!("could not read the upload: {e}")),
+        }
+    }
+}
+
+/// The body's data as a stream of pieces, each of which must come within `gap` of the one
+/// before (an upload may take long in all, but may not stall).
+pub fn paced(
+    req: http::Request<Incoming>,
+    gap: Duration,
+) -> impl tokio_stream::Stream<Item = std::result::Result<Bytes, PieceError>> + Unpin + Send {
+    use tokio_stream::StreamExt;
+    let frames = http_body_util::BodyStream::new(req.into_body());
+    let data = frames.filter_map(|frame| match frame {
+        Ok(f) => f.into_data().ok().map(Ok),
+        Err(e) => Some(Err(PieceError::Read(e))),
+    });
+    Box::pin(data.timeout(gap).map(move |piece| match piece {
+        Ok(piece) => piece,
+        Err(_) => Err(PieceError::Timeout(gap)),
+    }))
 }
 
 /// A decoded envelope: the type it names (if any), its data (`{}` when absent), and the names

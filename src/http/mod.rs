@@ -1,12 +1,16 @@
 //! HTTP: one routing match, authentication of the caller, and the turn from handler results into
 //! responses. Handlers never see a socket; this layer never sees SQL.
 
+pub mod accept;
 pub mod body;
+pub mod drain;
+pub mod limits;
 pub mod reply;
 pub mod sse;
 pub mod stall;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::{header, Method, Request, Response, StatusCode};
@@ -19,10 +23,12 @@ use crate::server::App;
 
 pub use reply::Body;
 
-/// Answers one request. Every failure becomes the protocol's error envelope. Each request is
-/// one span (method, route template, user) with one line when it is answered: 2xx and 3xx at
-/// info, 4xx at debug, 5xx at error with the cause chain; and one sample in the metrics.
-pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+/// Answers one request from `peer`. Every failure becomes the protocol's error envelope. Each
+/// request is one span (method, route template, user) with one line when it is answered: 2xx
+/// and 3xx at info, 4xx at debug, 5xx at error with the cause chain; and one sample in the
+/// metrics. Once the server drains, a request is answered `503` (a stream: told to reconnect
+/// later) and every answer closes its connection.
+pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
     let started = std::time::Instant::now();
     let method = req.method().clone();
     let route_name = template(req.uri().path());
@@ -36,14 +42,24 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     );
     // Boxed: hyper keeps each connection's request future allocated for as long as the
     // connection lives, so the large routing future must not be part of it (idle streams).
-    let result = tracing::Instrument::instrument(Box::pin(route(&app, req)), span.clone()).await;
+    let admitted = app.drain.admit();
+    let result = match admitted {
+        Some(_) => {
+            let routed = Box::pin(admit_then_route(&app, req, peer));
+            tracing::Instrument::instrument(routed, span.clone()).await
+        }
+        None => drained(&req),
+    };
+    drop(admitted);
     let ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1000.0;
     let _entered = span.enter();
     let (mut res, reason) = match result {
         Ok(res) => (res, None),
         Err(e) => {
-            if let Error::Internal(cause) = &e {
-                tracing::error!(status = 500, ms, "answered: {cause:#}");
+            match &e {
+                Error::Internal(cause) => tracing::error!(status = 500, ms, "answered: {cause:#}"),
+                Error::RequestTimeout(_) => app.metrics.limited("body_timeout"),
+                _ => {}
             }
             (reply::error(&e), Some(e.response_parts().1))
         }
@@ -58,7 +74,55 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     app.metrics
         .request(method_name(&method), route_name, status, started.elapsed());
     reply::add_cors(&mut res);
+    if app.drain.is_draining() {
+        res.headers_mut()
+            .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+    }
     res
+}
+
+/// The answer to a request that came after draining began: a preflight as always, a stream
+/// that ends at once after telling the client when to reconnect (a browser's EventSource gives
+/// up for good on an error status), `503 unavailable` for anything else.
+fn drained(req: &Request<Incoming>) -> Result<Response<Body>> {
+    if req.method() == Method::OPTIONS {
+        return Ok(reply::preflight());
+    }
+    if req.uri().path() == "/v1/events" && req.method() == Method::GET {
+        return Ok(api::stream::restarting(drain::RETRY_AFTER));
+    }
+    Err(Error::Unavailable {
+        retry_after: drain::RETRY_AFTER,
+    })
+}
+
+/// The client's address: from the configured header a trusted proxy sets, else the peer's.
+fn client_ip(app: &App, req: &Request<Incoming>, peer: IpAddr) -> IpAddr {
+    let Some(name) = &app.config.client_ip_header else {
+        return peer;
+    };
+    req.headers()
+        .get(name.as_str())
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(peer)
+}
+
+/// Counts the request against its address's rate, unless it is the host backend's (it presents
+/// the service key: the host acts for all its users and is limited by its own design), then
+/// routes it. A wrong service key counts like any other request.
+async fn admit_then_route(
+    app: &Arc<App>,
+    req: Request<Incoming>,
+    peer: IpAddr,
+) -> Result<Response<Body>> {
+    let path = req.uri().path();
+    let host_route = path.starts_with("/v1/server/") || path == "/metrics";
+    if !(host_route && service_key(app, &req).is_ok()) {
+        app.limits.check_ip(client_ip(app, &req, peer))?;
+    }
+    route(app, req).await
 }
 
 /// The route template of `path` for logs and metrics: a fixed path, `/v1/files/{fileId}`, a
@@ -166,6 +230,7 @@ async fn caller(app: &App, req: &Request<Incoming>, query_token: bool) -> Result
     };
     let user = app.authenticate(&token).await?;
     tracing::Span::current().record("user", user.as_str());
+    app.limits.check_user(&user)?;
     Ok(user)
 }
 
@@ -270,7 +335,7 @@ async fn client_request(
     path_kind: Option<String>,
 ) -> Result<Response<Body>> {
     let user = caller(app, &req, false).await?;
-    let bytes = body::read_limited(req, app.config.max_body).await?;
+    let bytes = body::read_limited(req, app.config.max_body, app.config.body_timeout).await?;
     let env = body::envelope(&bytes)?;
     let kind = match (path_kind, env.kind) {
         (Some(path), Some(body)) if path != body => {
@@ -347,7 +412,7 @@ async fn host_request(
         .query()
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
-    let bytes = body::read_limited(req, app.config.max_body).await?;
+    let bytes = body::read_limited(req, app.config.max_body, app.config.body_timeout).await?;
     let value = match body::json(&bytes)? {
         Some(value) => value,
         None => api::host::query_json(query),

@@ -52,9 +52,15 @@ pub fn error(e: &Error) -> Response<Body> {
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         &e.body(),
     );
+    let h = res.headers_mut();
     if let Error::MethodNotAllowed { allowed, .. } = e {
-        res.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static(allowed));
+        h.insert(header::ALLOW, HeaderValue::from_static(allowed));
+    }
+    if let Some(secs) = e.retry_after() {
+        h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    if e.closes_connection() {
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     res
 }

@@ -14,6 +14,11 @@ pub fn ping() -> Bytes {
     Bytes::from_static(b": ping\n\n")
 }
 
+/// A comment line for whoever reads the raw stream (EventSource ignores it).
+pub fn comment(text: &str) -> Bytes {
+    Bytes::from(format!(": {}\n\n", text.replace('\n', " ")))
+}
+
 /// What comes before an event's data: `id:` (stored events only), `event:`, and the start of
 /// the envelope on the `data:` line.
 fn head(f: &Frame) -> String {

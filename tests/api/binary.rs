@@ -111,6 +111,25 @@ pub fn token(cwd: &std::path::Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// `POST /v1/{kind}` with `{"data": data}` as `token`'s user against the server at `addr`: the
+/// status and the JSON body (Null when there is none).
+pub async fn post(
+    addr: &str,
+    token: &str,
+    kind: &str,
+    data: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let res = crate::helpers::http_client()
+        .post(format!("{addr}/v1/{kind}"))
+        .bearer_auth(token)
+        .json(&json!({ "data": data }))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(serde_json::Value::Null))
+}
+
 /// The status of `POST /v1/chats` with `token` against the server at `addr`.
 pub async fn chats_status(addr: &str, token: &str) -> u16 {
     let res = crate::helpers::http_client()

@@ -45,6 +45,14 @@ async fn start(dir: Arc<tempfile::TempDir>, adjust: impl FnOnce(&mut Config)) ->
     config.ping_interval = Duration::from_millis(200);
     config.poll_presence = Duration::from_millis(800);
     config.janitor_interval = Duration::from_secs(3600);
+    // Tests send as fast as the machine goes, far above any client's pace: the rate limits stay
+    // on (the same code runs) with buckets no test empties; tests of the limits set small ones.
+    let generous = chinwag::config::Rate {
+        per_second: 1_000_000.0,
+        burst: 1_000_000,
+    };
+    config.user_rate = Some(generous);
+    config.ip_rate = Some(generous);
     adjust(&mut config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::{json, Value};
 
-use crate::binary::{chats_status, serve, serve_logging, terminate, token, BIN};
+use crate::binary::{chats_status, post, serve, serve_logging, terminate, token, BIN};
 use crate::helpers::http_client;
 
 /// Runs `chinwag ARGS` in `cwd` to its end.
@@ -26,18 +26,6 @@ fn stderr(out: &Output) -> String {
 }
 
 /// `POST /v1/{kind}` with `data` as the holder of `token`: the status and the JSON body.
-async fn post(addr: &str, token: &str, kind: &str, data: Value) -> (u16, Value) {
-    let res = http_client()
-        .post(format!("{addr}/v1/{kind}"))
-        .bearer_auth(token)
-        .json(&json!({ "data": data }))
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
 #[tokio::test]
 async fn a_second_server_on_the_same_data_directory_is_refused() {
     let cwd = tempfile::tempdir().unwrap();

@@ -81,6 +81,12 @@ fn every_error() -> Vec<chinwag::error::Error> {
             size: 70_000,
             limit: 65_536,
         },
+        Error::RequestTimeout(std::time::Duration::from_secs(30)),
+        Error::RateLimited {
+            limit: "user_rate",
+            retry_after: 2,
+        },
+        Error::Unavailable { retry_after: 5 },
         Error::Internal(anyhow::anyhow!("disk")),
     ];
     for e in &all {
@@ -98,6 +104,9 @@ fn every_error() -> Vec<chinwag::error::Error> {
             | Error::ChatClosed(_)
             | Error::PayloadTooLarge(_)
             | Error::MessageTooLarge { .. }
+            | Error::RequestTimeout(_)
+            | Error::RateLimited { .. }
+            | Error::Unavailable { .. }
             | Error::Internal(_) => {}
         }
     }
