@@ -164,7 +164,7 @@ async fn an_image_whose_decode_alone_passes_the_budget_is_stored_without_a_thumb
 }
 
 #[tokio::test]
-async fn a_poll_from_the_start_answers_about_64_kib_at_a_time_and_loses_nothing() {
+async fn a_poll_from_the_start_answers_a_page_of_about_32_kib_at_a_time_and_loses_nothing() {
     // Arrange: 20 messages of 10,000 bytes, 200 KB in all
     let app = spawn_app().await;
     let chat = app.direct_chat("ann", "bob").await;
