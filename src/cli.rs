@@ -193,6 +193,11 @@ struct LimitArgs {
     #[arg(long, env = "CHINWAG_MAX_CONNECTIONS",
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_connections: Option<usize>,
+    /// Most connections open at once from one client address (IPv6: its /64); one more is
+    /// answered 429 and closed. 0: no cap. Not applied with --client-ip-header (behind a proxy
+    /// every connection comes from the proxy).
+    #[arg(long, env = "CHINWAG_MAX_CONNECTIONS_PER_IP", default_value_t = config::DEFAULT_MAX_CONNECTIONS_PER_IP)]
+    max_connections_per_ip: usize,
 }
 
 impl LimitArgs {
@@ -206,6 +211,7 @@ impl LimitArgs {
         config.max_streams = self.max_streams;
         config.body_timeout = self.body_timeout;
         config.max_connections = self.max_connections;
+        config.max_connections_per_ip = self.max_connections_per_ip;
     }
 }
 

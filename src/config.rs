@@ -60,6 +60,8 @@ pub const DEFAULT_IP_RATE: Rate = Rate {
 };
 /// Open streams and held polls one user may have; opening one more closes their oldest.
 pub const DEFAULT_MAX_STREAMS: usize = 10;
+/// Most connections open at once from one client address.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
 /// A request's body must arrive within this long (an upload: no pause longer than this).
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Open files kept free of connections for the database, uploads and webhook sockets: the
@@ -149,6 +151,9 @@ pub struct Config {
     /// Most open connections; at the cap the server stops accepting until one closes. `None`:
     /// the open-file limit less [`RESERVED_FILES`].
     pub max_connections: Option<usize>,
+    /// Most connections open at once from one client address (an IPv6 one by its /64); past it
+    /// a new one is answered `429` and closed. 0, or a `client_ip_header`: no such cap.
+    pub max_connections_per_ip: usize,
 }
 
 impl Config {
@@ -185,6 +190,7 @@ impl Config {
             max_streams: DEFAULT_MAX_STREAMS,
             body_timeout: BODY_TIMEOUT,
             max_connections: None,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
         }
     }
 

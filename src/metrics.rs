@@ -51,7 +51,7 @@ pub struct ThumbnailMetrics {
 /// Labels that name a limit.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LimitLabels {
-    /// `user_rate`, `ip_rate`, `streams`, `body_timeout` or `connections`.
+    /// One of [`LIMITS`].
     pub limit: &'static str,
 }
 
@@ -62,6 +62,7 @@ pub const LIMITS: &[&str] = &[
     "streams",
     "body_timeout",
     "connections",
+    "connections_per_ip",
 ];
 
 /// Every metric the server exports. Cheap to share behind an `Arc`.

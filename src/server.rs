@@ -208,7 +208,11 @@ pub async fn serve(
     };
     let cap = connection_cap(&app.config);
     tracing::info!("accepting at most {cap} connections at once");
-    let mut acceptor = Acceptor::new(listener, metrics, cap, app.metrics.clone());
+    // Behind a proxy every connection comes from the proxy: addresses are capped only without one.
+    let per_address = (app.config.max_connections_per_ip > 0
+        && app.config.client_ip_header.is_none())
+    .then_some(app.config.max_connections_per_ip);
+    let mut acceptor = Acceptor::new(listener, metrics, cap, per_address, app.metrics.clone());
     let conns = Connections::new(app.clone());
     tokio::pin!(shutdown);
     loop {

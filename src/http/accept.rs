@@ -1,17 +1,26 @@
 //! Taking connections: from the API address and the optional metrics address, at most
 //! `--max-connections` open at once (at the cap it stops accepting until one closes, leaving the
-//! rest in the kernel's queue), and backing off when accepting fails for want of resources
-//! (EMFILE and the like) instead of spinning. It serves nothing itself.
+//! rest in the kernel's queue) and at most `--max-connections-per-ip` from one address (one more
+//! is answered `429` and closed, so one client cannot take every place), and backing off when
+//! accepting fails for want of resources (EMFILE and the like) instead of spinning. It serves
+//! nothing itself.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::metrics::gauge::Gauge;
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::error::Error;
+use crate::http::limits::ip_key;
 use crate::metrics::Metrics;
+
+/// How long a refused connection's 429 may take to write before the socket is dropped.
+const REFUSAL_WRITE: Duration = Duration::from_secs(1);
 
 /// First wait after accepting failed for want of resources; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(10);
@@ -34,12 +43,78 @@ pub struct Accepted {
 pub struct Place {
     _permit: OwnedSemaphorePermit,
     gauge: Gauge,
+    /// Its address's count, when addresses are capped.
+    address: Option<(Arc<PerAddress>, IpAddr)>,
 }
 
 impl Drop for Place {
     fn drop(&mut self) {
         self.gauge.dec();
+        if let Some((per, ip)) = self.address.take() {
+            per.leave(ip);
+        }
     }
+}
+
+/// Open connections by client address (an IPv6 one by its /64).
+pub struct PerAddress {
+    max: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl PerAddress {
+    /// A cap of `max` connections per address.
+    pub fn new(max: usize) -> Arc<PerAddress> {
+        Arc::new(PerAddress {
+            max,
+            open: Mutex::default(),
+        })
+    }
+
+    /// Counts one more connection from `ip`, unless that address is at the cap.
+    fn enter(&self, ip: IpAddr) -> bool {
+        let mut open = self.open.lock().unwrap();
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.max {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn leave(&self, ip: IpAddr) {
+        let mut open = self.open.lock().unwrap();
+        if let Some(n) = open.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&ip);
+            }
+        }
+    }
+}
+
+/// Answers a connection past its address's cap with `429 rate_limited` and closes it, off the
+/// accept loop.
+fn refuse(mut stream: TcpStream) {
+    let body = Error::RateLimited {
+        limit: "connections per address",
+        retry_after: 1,
+    }
+    .body()
+    .to_string();
+    let answer = format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n\
+         retry-after: 1\r\naccess-control-allow-origin: *\r\nconnection: close\r\n\
+         content-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    tokio::spawn(async move {
+        let write = async {
+            stream.write_all(answer.as_bytes()).await?;
+            stream.shutdown().await
+        };
+        let _ = tokio::time::timeout(REFUSAL_WRITE, write).await;
+    });
 }
 
 /// The doubling wait after failed accepts; a success resets it.
@@ -78,33 +153,57 @@ pub struct Acceptor {
     api: TcpListener,
     metrics_listener: Option<TcpListener>,
     places: Arc<Semaphore>,
+    per_address: Option<Arc<PerAddress>>,
     backoff: Backoff,
     metrics: Arc<Metrics>,
 }
 
 impl Acceptor {
-    /// Accepts from `api` (and `metrics_listener`), at most `max` connections open at once.
+    /// Accepts from `api` (and `metrics_listener`), at most `max` connections open at once and,
+    /// when `per_address` is given, at most that many from one address.
     pub fn new(
         api: TcpListener,
         metrics_listener: Option<TcpListener>,
         max: usize,
+        per_address: Option<usize>,
         metrics: Arc<Metrics>,
     ) -> Acceptor {
         Acceptor {
             api,
             metrics_listener,
             places: Arc::new(Semaphore::new(max.max(1))),
+            per_address: per_address.map(PerAddress::new),
             backoff: Backoff::default(),
             metrics,
         }
     }
 
-    fn place(&self, permit: OwnedSemaphorePermit) -> Place {
+    /// The connection's place, or `None` when its address is at its cap (it is then refused).
+    fn place(
+        &self,
+        permit: OwnedSemaphorePermit,
+        stream: TcpStream,
+        peer: SocketAddr,
+    ) -> Option<(TcpStream, Place)> {
+        let address = match &self.per_address {
+            Some(per) => {
+                let ip = ip_key(peer.ip());
+                if !per.enter(ip) {
+                    self.metrics.limited("connections_per_ip");
+                    refuse(stream);
+                    return None;
+                }
+                Some((per.clone(), ip))
+            }
+            None => None,
+        };
         self.metrics.tcp_connections.inc();
-        Place {
+        let place = Place {
             _permit: permit,
             gauge: self.metrics.tcp_connections.clone(),
-        }
+            address,
+        };
+        Some((stream, place))
     }
 
     /// A free place: at once, or once a connection closes (counted as one hit of the cap).
@@ -140,11 +239,14 @@ impl Acceptor {
                     if self.backoff.succeeded() {
                         tracing::info!("accepting connections again");
                     }
+                    let Some((stream, place)) = self.place(permit, stream, peer) else {
+                        continue;
+                    };
                     return Accepted {
                         stream,
                         peer,
                         metrics_only,
-                        place: self.place(permit),
+                        place,
                     };
                 }
                 Err(e) if only_this_connection(&e) => continue,
@@ -173,12 +275,16 @@ impl Acceptor {
                 let waker = std::task::Waker::noop();
                 let mut cx = std::task::Context::from_waker(waker);
                 match listener.poll_accept(&mut cx) {
-                    std::task::Poll::Ready(Ok((stream, peer))) => out.push(Accepted {
-                        stream,
-                        peer,
-                        metrics_only,
-                        place: self.place(permit),
-                    }),
+                    std::task::Poll::Ready(Ok((stream, peer))) => {
+                        if let Some((stream, place)) = self.place(permit, stream, peer) {
+                            out.push(Accepted {
+                                stream,
+                                peer,
+                                metrics_only,
+                                place,
+                            });
+                        }
+                    }
                     std::task::Poll::Ready(Err(e)) if only_this_connection(&e) => continue,
                     _ => break,
                 }
@@ -209,7 +315,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let metrics = Arc::new(Metrics::new());
-        let mut acceptor = Acceptor::new(listener, None, 1, metrics.clone());
+        let mut acceptor = Acceptor::new(listener, None, 1, None, metrics.clone());
         let _a = TcpStream::connect(addr).await.unwrap();
         let _b = TcpStream::connect(addr).await.unwrap();
         let first = acceptor.next().await;

@@ -290,3 +290,71 @@ async fn at_the_connection_cap_the_server_stops_accepting_until_one_closes() {
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     assert_eq!(healthz(&mut two).await, "HTTP/1.1 200 OK");
 }
+
+#[tokio::test]
+async fn past_the_per_address_cap_a_connection_gets_429_and_closes_while_others_are_served() {
+    // Arrange: two connections of one address open, the cap
+    let app = spawn_with(|c| c.max_connections_per_ip = 2).await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut one = TcpStream::connect(&addr).await.unwrap();
+    let mut two = TcpStream::connect(&addr).await.unwrap();
+    assert_eq!(healthz(&mut one).await, "HTTP/1.1 200 OK");
+    assert_eq!(healthz(&mut two).await, "HTTP/1.1 200 OK");
+
+    // Act: a third from the same address
+    let mut three = TcpStream::connect(&addr).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), three.read_to_end(&mut answer))
+        .await
+        .expect("the refused connection is closed")
+        .unwrap();
+
+    // Assert: a 429 in the envelope, then the end of the connection; the two still served
+    let answer = String::from_utf8(answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 429 "), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after: 1\r\n"),
+        "{answer}"
+    );
+    let body: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], 429, "{body}");
+    assert_eq!(body["error"]["reason"], "rate_limited", "{body}");
+    // (Read in process: a /metrics request would be a third connection of the address.)
+    let text = app.app.metrics.encode();
+    assert!(
+        text.contains("chinwag_limited_total{limit=\"connections_per_ip\"} 1"),
+        "{text}"
+    );
+    assert_eq!(healthz(&mut two).await, "HTTP/1.1 200 OK");
+
+    // One of the two closes: once the server has seen it go, the address is served again.
+    drop(one);
+    for _ in 0..500 {
+        if app.app.metrics.tcp_connections.get() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(app.app.metrics.tcp_connections.get(), 1);
+    let mut four = TcpStream::connect(&addr).await.unwrap();
+    assert_eq!(healthz(&mut four).await, "HTTP/1.1 200 OK");
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_connections_are_not_capped_by_address() {
+    // Arrange: every connection comes from the proxy's address
+    let app = spawn_with(|c| {
+        c.max_connections_per_ip = 1;
+        c.client_ip_header = Some("X-Real-IP".into());
+    })
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+
+    // Act
+    let mut one = TcpStream::connect(&addr).await.unwrap();
+    let mut two = TcpStream::connect(&addr).await.unwrap();
+
+    // Assert
+    assert_eq!(healthz(&mut one).await, "HTTP/1.1 200 OK");
+    assert_eq!(healthz(&mut two).await, "HTTP/1.1 200 OK");
+}

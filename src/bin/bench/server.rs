@@ -64,7 +64,8 @@ impl Server {
         // The load tool measures the server, not its per-caller limits (it sends as many users
         // from one address); variables, not flags, so that older servers still start.
         cmd.env("CHINWAG_RATE_PER_USER", "0")
-            .env("CHINWAG_RATE_PER_IP", "0");
+            .env("CHINWAG_RATE_PER_IP", "0")
+            .env("CHINWAG_MAX_CONNECTIONS_PER_IP", "0");
         cmd.env("CHINWAG_SECRET", &secret)
             .env("RUST_LOG", "chinwag=warn")
             .stdin(Stdio::null())
