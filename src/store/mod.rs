@@ -34,6 +34,9 @@ pub struct Store {
     pool: r2d2::Pool<SqliteConnectionManager>,
     writer: writer::Writer,
     checkpointer: checkpoint::Checkpointer,
+    /// When the last change failed for want of space (Unix ms); `None` once one commits again.
+    /// `/healthz` answers 503 while it is set.
+    full_since: Arc<std::sync::Mutex<Option<i64>>>,
 }
 
 /// Pragmas every connection gets.
@@ -71,6 +74,12 @@ impl Store {
         // that once grew large is cut back when it restarts.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+        if let Some(bytes) = config.max_db_size {
+            // SQLite's own cap: past it a change fails with SQLITE_FULL, as on a full disk.
+            let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+            let pages = (bytes as i64 / page.max(1)).max(1);
+            conn.pragma_update(None, "max_page_count", pages)?;
+        }
         let hub = Hub::new(events::head(&conn)?);
 
         let manager = SqliteConnectionManager::file(&path).with_init(move |c| {
@@ -94,6 +103,7 @@ impl Store {
                 pool,
                 writer,
                 checkpointer,
+                full_since: Arc::default(),
             },
             hub,
         ))
@@ -123,22 +133,50 @@ impl Store {
         F: FnOnce(&mut Tx) -> Result<R> + Send + 'static,
         R: Send + 'static,
     {
-        self.writer.submit(f).await
+        let result = self.writer.submit(f).await;
+        // A change refused for its input says nothing of the disk; one that commits does.
+        match &result {
+            Ok(_) => *self.full_since.lock().unwrap() = None,
+            Err(Error::InsufficientStorage) => {
+                let mut since = self.full_since.lock().unwrap();
+                since.get_or_insert_with(crate::time::now_ms);
+            }
+            Err(_) => {}
+        }
+        result
     }
 
-    /// Whether the database answers a read and a write.
+    /// Whether the database answers a read and a write, and the last change did not fail for
+    /// want of space (its own small write may still fit where a message does not).
     pub async fn healthy(&self) -> Result<()> {
+        if let Some(since) = *self.full_since.lock().unwrap() {
+            return Err(Error::Unavailable(format!(
+                "writes are failing: storage full since {}",
+                crate::time::rfc3339(since)
+            )));
+        }
         self.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
             .await?;
-        self.write(|tx| {
+        let probe = self.writer.submit(|tx| {
             tx.execute(
                 "INSERT INTO meta(key, value) VALUES('health', ?1)
                  ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 [crate::time::now_ms().to_string()],
             )?;
             Ok(())
-        })
-        .await
+        });
+        match probe.await {
+            Err(Error::InsufficientStorage) => Err(Error::Unavailable(
+                "writes are failing: storage full".into(),
+            )),
+            Err(e) => {
+                tracing::error!("the health check's write failed: {e:?}");
+                Err(Error::Unavailable(
+                    "writes are failing; see the server log".into(),
+                ))
+            }
+            Ok(()) => Ok(()),
+        }
     }
 
     /// Stops the writer after the changes already queued; waits for it.

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod audit;
 mod auth;
 mod binary;
 mod chats;
@@ -12,6 +13,7 @@ mod errors;
 mod feed;
 mod files;
 mod groups;
+mod hardening;
 mod host;
 mod manage;
 mod messaging;

@@ -76,6 +76,9 @@ fn every_error() -> Vec<chinwag::error::Error> {
         Error::ConsultationNotFound("501".into()),
         Error::ChatClosed(7),
         Error::PayloadTooLarge(1024),
+        Error::RangeNotSatisfiable(100),
+        Error::InsufficientStorage,
+        Error::Unavailable("writes are failing".into()),
         Error::Internal(anyhow::anyhow!("disk")),
     ];
     for e in &all {
@@ -92,6 +95,9 @@ fn every_error() -> Vec<chinwag::error::Error> {
             | Error::ConsultationNotFound(_)
             | Error::ChatClosed(_)
             | Error::PayloadTooLarge(_)
+            | Error::RangeNotSatisfiable(_)
+            | Error::InsufficientStorage
+            | Error::Unavailable(_)
             | Error::Internal(_) => {}
         }
     }
