@@ -245,9 +245,21 @@ mod tests {
             (json!({"sub": "1", "exp": now() - 10}), 30, Ok(())),
             (json!({"sub": "1", "exp": now() - 10}), 0, Err("expired")),
             (json!({"sub": "1", "exp": now() - 100}), 30, Err("expired")),
-            (json!({"sub": "1", "exp": now() + 60, "nbf": now() + 10}), 30, Ok(())),
-            (json!({"sub": "1", "exp": now() + 600, "nbf": now() + 100}), 30, Err("nbf")),
-            (json!({"sub": "1", "exp": now() + 60, "nbf": "soon"}), 30, Err("nbf")),
+            (
+                json!({"sub": "1", "exp": now() + 60, "nbf": now() + 10}),
+                30,
+                Ok(()),
+            ),
+            (
+                json!({"sub": "1", "exp": now() + 600, "nbf": now() + 100}),
+                30,
+                Err("nbf"),
+            ),
+            (
+                json!({"sub": "1", "exp": now() + 60, "nbf": "soon"}),
+                30,
+                Err("nbf"),
+            ),
         ];
         for (claims, leeway, want) in cases {
             let got = verify(SECRET, &mint_claims(SECRET, &claims), leeway);
@@ -261,7 +273,9 @@ mod tests {
     #[test]
     fn forged_tokens_fail() {
         let t = mint_claims("other", &json!({"sub": "1", "exp": now() + 10}));
-        assert!(verify(SECRET, &t, LEEWAY).unwrap_err().contains("signature"));
+        assert!(verify(SECRET, &t, LEEWAY)
+            .unwrap_err()
+            .contains("signature"));
     }
 
     #[test]
@@ -275,7 +289,9 @@ mod tests {
         ] {
             let t = format!("{}.{payload}.", B64.encode(header));
             assert!(
-                verify(SECRET, &t, LEEWAY).unwrap_err().contains("algorithm"),
+                verify(SECRET, &t, LEEWAY)
+                    .unwrap_err()
+                    .contains("algorithm"),
                 "{header}"
             );
         }

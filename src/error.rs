@@ -218,13 +218,17 @@ mod tests {
         let big = "x".repeat(1_000_000);
         let serde = format!("data.chatId: invalid type: string \"{big}\", expected a whole number");
         let cut = clip(&serde);
-        assert!(cut.starts_with("data.chatId: invalid type: string \"xxx"), "{cut}");
+        assert!(
+            cut.starts_with("data.chatId: invalid type: string \"xxx"),
+            "{cut}"
+        );
         assert!(cut.ends_with("…\", expected a whole number"), "{cut}");
         assert!(cut.chars().count() < 150, "{cut}");
         let spaced = format!("no such endpoint: POST /v1/{}", "a b ".repeat(100_000));
         assert!(clip(&spaced).chars().count() <= MAX_MESSAGE_CHARS + 1);
         assert!(clip(&format!("`{big}` and /{big}")).chars().count() < 150);
-        let plain = "data.messages[1].chatId is required (and data.messages[1].chat is not a known field)";
+        let plain =
+            "data.messages[1].chatId is required (and data.messages[1].chat is not a known field)";
         assert_eq!(clip(plain), plain);
     }
 

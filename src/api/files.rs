@@ -293,7 +293,11 @@ pub async fn download(
         // another version (the client's copy is stale) the answer is the whole file.
         let if_range = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok());
         let ranged = if_range.is_none_or(|v| v == etag || v == last_modified);
-        let wanted = if ranged { range(headers, size) } else { Ok(None) };
+        let wanted = if ranged {
+            range(headers, size)
+        } else {
+            Ok(None)
+        };
         match wanted {
             Err(()) => {
                 let mut res = reply::error(&Error::RangeNotSatisfiable(size));

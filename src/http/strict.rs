@@ -142,10 +142,22 @@ mod tests {
     #[test]
     fn refuses_duplicate_keys_and_nul_by_path() {
         let cases = [
-            (r#"{"data":{"chatId":1,"chatId":2}}"#, "", "data.chatId is given twice"),
+            (
+                r#"{"data":{"chatId":1,"chatId":2}}"#,
+                "",
+                "data.chatId is given twice",
+            ),
             (r#"{"a":1,"a":1}"#, "body", "body.a is given twice"),
-            (r#"{"data":{"messages":[{"text":"a\u0000b"}]}}"#, "", "data.messages[0].text must not contain a NUL"),
-            (r#"{"userId":"a\u0000"}"#, "body", "body.userId must not contain a NUL"),
+            (
+                r#"{"data":{"messages":[{"text":"a\u0000b"}]}}"#,
+                "",
+                "data.messages[0].text must not contain a NUL",
+            ),
+            (
+                r#"{"userId":"a\u0000"}"#,
+                "body",
+                "body.userId must not contain a NUL",
+            ),
             (r#"{"k\u0000":1}"#, "body", "a key in body contains a NUL"),
         ];
         for (text, root, want) in cases {

@@ -41,7 +41,10 @@ async fn admin_refusals_read_forwards() {
         assert_eq!(body["error"]["reason"], "forbidden");
         let message = body["error"]["message"].as_str().unwrap();
         assert!(message.contains(wording), "{kind}: {message}");
-        assert!(message.contains(&format!("chat {chat}")), "{kind}: {message}");
+        assert!(
+            message.contains(&format!("chat {chat}")),
+            "{kind}: {message}"
+        );
         assert!(!message.contains("can be"), "{kind}: {message}");
     }
 }
@@ -54,7 +57,11 @@ async fn leaving_a_chat_answers_the_chat_after_leaving() {
 
     // Act: the admin leaves, so the admin changes too.
     let left = app
-        .ok("alice", "removeMember", json!({"chatId": team, "userId": "alice"}))
+        .ok(
+            "alice",
+            "removeMember",
+            json!({"chatId": team, "userId": "alice"}),
+        )
         .await;
 
     // Assert
@@ -82,7 +89,10 @@ async fn host_errors_name_the_fields_the_host_sent() {
 
     // Assert
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert_eq!(body["error"]["message"], "body.count must be 1 to 200, not 5000");
+    assert_eq!(
+        body["error"]["message"],
+        "body.count must be 1 to 200, not 5000"
+    );
     assert_eq!(client_status, StatusCode::BAD_REQUEST, "{client_body}");
     assert_eq!(
         client_body["error"]["message"],
@@ -109,7 +119,9 @@ async fn a_consultation_id_keeps_the_json_type_the_host_sent() {
     }
 
     // Assert
-    let (_, page) = app.poll("client-1", &format!("since={since}&timeout=0")).await;
+    let (_, page) = app
+        .poll("client-1", &format!("since={since}&timeout=0"))
+        .await;
     let ids: Vec<Value> = page["events"]
         .as_array()
         .unwrap()
@@ -151,16 +163,27 @@ async fn a_name_on_a_direct_chat_is_refused() {
 
     // Act
     let (status, body) = app
-        .post("alice", "createChat", json!({"userIds": ["bob"], "name": "Us"}))
+        .post(
+            "alice",
+            "createChat",
+            json!({"userIds": ["bob"], "name": "Us"}),
+        )
         .await;
     let (blank, _) = app
-        .post("alice", "createChat", json!({"userIds": ["bob"], "name": " "}))
+        .post(
+            "alice",
+            "createChat",
+            json!({"userIds": ["bob"], "name": " "}),
+        )
         .await;
 
     // Assert
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"]["reason"], "bad_request");
-    assert!(body["error"]["message"].as_str().unwrap().contains("data.name"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("data.name"));
     assert_eq!(blank, StatusCode::OK, "a blank name is no name");
     let (_, chats) = app.post("alice", "chats", json!({})).await;
     assert_eq!(chats["data"]["chats"].as_array().unwrap().len(), 1);

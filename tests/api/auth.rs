@@ -85,7 +85,7 @@ async fn bad_tokens_are_refused_everywhere() {
             "expired",
             Some(chinwag::auth::mint_claims(
                 SECRET,
-                &json!({"sub": "u", "exp": now_s() - 10}),
+                &json!({"sub": "u", "exp": now_s() - 300}),
             )),
             "expired",
         ),
@@ -168,14 +168,46 @@ async fn nbf_exp_and_crit_are_checked_like_jwt_libraries_do() {
     let at = |claims: Value| chinwag::auth::mint_claims(SECRET, &claims);
     let crit = |header: &str| hs256(SECRET, header, &claims("u"));
     let cases: Vec<(&str, String, Option<&str>)> = vec![
-        ("nbf in an hour", at(json!({"sub": "u", "exp": now_s() + 7200, "nbf": now_s() + 3600})), Some("nbf")),
-        ("nbf in 5 s (within leeway)", at(json!({"sub": "u", "exp": now_s() + 60, "nbf": now_s() + 5})), None),
-        ("nbf a minute ago", at(json!({"sub": "u", "exp": now_s() + 60, "nbf": now_s() - 60})), None),
-        ("nbf not a number", at(json!({"sub": "u", "exp": now_s() + 60, "nbf": "now"})), Some("nbf")),
-        ("expired 5 s ago (within leeway)", at(json!({"sub": "u", "exp": now_s() - 5})), None),
-        ("expired 5 minutes ago", at(json!({"sub": "u", "exp": now_s() - 300})), Some("expired")),
-        ("unknown crit", crit(r#"{"alg":"HS256","crit":["urn:x:must-know"],"urn:x:must-know":1}"#), Some("crit")),
-        ("empty crit", crit(r#"{"alg":"HS256","crit":[]}"#), Some("crit")),
+        (
+            "nbf in an hour",
+            at(json!({"sub": "u", "exp": now_s() + 7200, "nbf": now_s() + 3600})),
+            Some("nbf"),
+        ),
+        (
+            "nbf in 5 s (within leeway)",
+            at(json!({"sub": "u", "exp": now_s() + 60, "nbf": now_s() + 5})),
+            None,
+        ),
+        (
+            "nbf a minute ago",
+            at(json!({"sub": "u", "exp": now_s() + 60, "nbf": now_s() - 60})),
+            None,
+        ),
+        (
+            "nbf not a number",
+            at(json!({"sub": "u", "exp": now_s() + 60, "nbf": "now"})),
+            Some("nbf"),
+        ),
+        (
+            "expired 5 s ago (within leeway)",
+            at(json!({"sub": "u", "exp": now_s() - 5})),
+            None,
+        ),
+        (
+            "expired 5 minutes ago",
+            at(json!({"sub": "u", "exp": now_s() - 300})),
+            Some("expired"),
+        ),
+        (
+            "unknown crit",
+            crit(r#"{"alg":"HS256","crit":["urn:x:must-know"],"urn:x:must-know":1}"#),
+            Some("crit"),
+        ),
+        (
+            "empty crit",
+            crit(r#"{"alg":"HS256","crit":[]}"#),
+            Some("crit"),
+        ),
     ];
 
     for (name, t, refused) in cases {
@@ -239,7 +271,7 @@ async fn bad_tokens_in_the_query_are_refused_on_streams() {
         ),
         (
             "expired",
-            chinwag::auth::mint_claims(SECRET, &json!({"sub": "u", "exp": now_s() - 10})),
+            chinwag::auth::mint_claims(SECRET, &json!({"sub": "u", "exp": now_s() - 300})),
             "expired",
         ),
     ];

@@ -10,7 +10,11 @@ use crate::helpers::{read, spawn_app, spawn_with, token, TestApp};
 /// Uploads `bytes` as alice; returns the file's path under the base URL.
 async fn uploaded(app: &TestApp, bytes: &[u8]) -> String {
     let (status, body) = app
-        .post_raw("/v1/files?name=f.bin", Some(&token("alice")), bytes.to_vec())
+        .post_raw(
+            "/v1/files?name=f.bin",
+            Some(&token("alice")),
+            bytes.to_vec(),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     format!("/v1/files/{}", body["data"]["id"].as_str().unwrap())
@@ -51,7 +55,10 @@ async fn unsatisfiable_ranges_answer_416_in_the_envelope() {
         let body: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body["error"]["code"], 416);
         assert_eq!(body["error"]["reason"], "range_not_satisfiable");
-        assert!(body["error"]["message"].as_str().unwrap().contains("100 bytes"));
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("100 bytes"));
     }
 }
 
@@ -122,14 +129,46 @@ async fn error_messages_quote_only_a_short_prefix_of_long_values() {
     let chat = app.direct_chat("alice", "bob").await;
     let message = json!({"messages": [{"clientMessageId": "c", "chatId": big, "text": "hi"}]});
     let cases: Vec<(&str, String, Value)> = vec![
-        ("a mistyped field", "/v1/message".into(), json!({"type": "message", "data": message})),
-        ("an unknown type", "/v1".into(), json!({"type": big, "data": {}})),
-        ("a type mismatch", "/v1/chats".into(), json!({"type": big, "data": {}})),
-        ("an unknown field", "/v1/typing".into(), json!({"data": {&big: 1}})),
-        ("a bad time", "/v1/chats".into(), json!({"data": {"before": big}})),
-        ("a bad user id", "/v1/createChat".into(), json!({"data": {"userIds": [big]}})),
-        ("an unknown path", format!("/v1/{}", "y".repeat(30_000)), json!({})),
-        ("a long status", "/v1/messageStatus".into(), json!({"data": {"status": big, "chatId": chat, "messageId": 1}})),
+        (
+            "a mistyped field",
+            "/v1/message".into(),
+            json!({"type": "message", "data": message}),
+        ),
+        (
+            "an unknown type",
+            "/v1".into(),
+            json!({"type": big, "data": {}}),
+        ),
+        (
+            "a type mismatch",
+            "/v1/chats".into(),
+            json!({"type": big, "data": {}}),
+        ),
+        (
+            "an unknown field",
+            "/v1/typing".into(),
+            json!({"data": {&big: 1}}),
+        ),
+        (
+            "a bad time",
+            "/v1/chats".into(),
+            json!({"data": {"before": big}}),
+        ),
+        (
+            "a bad user id",
+            "/v1/createChat".into(),
+            json!({"data": {"userIds": [big]}}),
+        ),
+        (
+            "an unknown path",
+            format!("/v1/{}", "y".repeat(30_000)),
+            json!({}),
+        ),
+        (
+            "a long status",
+            "/v1/messageStatus".into(),
+            json!({"data": {"status": big, "chatId": chat, "messageId": 1}}),
+        ),
     ];
 
     for (case, path, body) in cases {
@@ -147,7 +186,11 @@ async fn error_messages_quote_only_a_short_prefix_of_long_values() {
         // Assert
         assert!(status.is_client_error(), "{case}: {status}");
         let message = body["error"]["message"].as_str().unwrap();
-        assert!(message.chars().count() < 300, "{case}: {} chars", message.len());
+        assert!(
+            message.chars().count() < 300,
+            "{case}: {} chars",
+            message.len()
+        );
         assert!(message.contains('…'), "{case}: {message}");
     }
 }
@@ -239,22 +282,23 @@ async fn nul_characters_and_keys_given_twice_are_refused_naming_the_place() {
         .unwrap();
     let (status, body) = read(res).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("body.user_id is given twice"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("body.user_id is given twice"));
 }
 
 #[tokio::test]
-async fn headers_past_the_connection_buffer_get_hyper_s_bare_431() {
+async fn more_than_100_headers_get_hyper_s_bare_431() {
     // Arrange: hyper answers this itself, before a request reaches Chinwag (docs/api.md).
     let app = spawn_app().await;
 
     // Act
-    let res = app
-        .client
-        .get(format!("{}/healthz", app.base))
-        .header("x-filler", "f".repeat(70 * 1024))
-        .send()
-        .await
-        .unwrap();
+    let mut req = app.client.get(format!("{}/healthz", app.base));
+    for i in 0..120 {
+        req = req.header(format!("x-filler-{i}"), "f");
+    }
+    let res = req.send().await.unwrap();
 
     // Assert
     assert_eq!(res.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
