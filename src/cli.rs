@@ -79,6 +79,9 @@ struct ServeArgs {
     /// Bearer key of the host backend API (generated and kept in the data directory if unset).
     #[arg(long, env = "CHINWAG_SERVICE_KEY", hide_env_values = true, value_parser = parse_key)]
     service_key: Option<String>,
+    /// Clock skew allowed on a client token's exp and nbf (e.g. 30s, 2m, 0s).
+    #[arg(long, env = "CHINWAG_TOKEN_LEEWAY", default_value = "30s", value_parser = parse_duration)]
+    token_leeway: Duration,
     /// Address to listen on: HOST:PORT, or :PORT for every interface (0.0.0.0:8080 in a
     /// container).
     #[arg(long, env = "CHINWAG_LISTEN", default_value = config::DEFAULT_LISTEN, value_parser = parse_listen)]
@@ -106,6 +109,10 @@ struct ServeArgs {
     /// alone needs more gets no thumbnail.
     #[arg(long, env = "CHINWAG_THUMBNAIL_MEMORY", default_value = "256MiB", value_parser = parse_upload_limit)]
     thumbnail_memory: usize,
+    /// Most bytes the SQLite database may grow to (e.g. 10GiB): past it writes answer 507 and
+    /// /healthz 503, as on a full disk, with room left on the disk. Default: no limit.
+    #[arg(long, env = "CHINWAG_MAX_DB_SIZE", value_parser = config::parse_size)]
+    max_db_size: Option<usize>,
     /// Most members a group may have (createChat and addMembers take 500 ids per call).
     #[arg(long, env = "CHINWAG_MAX_GROUP_SIZE", default_value_t = config::DEFAULT_MAX_GROUP_SIZE,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..=1_000_000))]
@@ -400,6 +407,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     crate::health::raise_open_files_limit();
     let mut config = args.common.config();
     config.service_key = args.service_key;
+    config.token_leeway = args.token_leeway;
     config.sync = match args.sync {
         SyncArg::Full => config::Sync::Full,
         SyncArg::Normal => config::Sync::Normal,
@@ -410,6 +418,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.max_message_bytes = args.max_message_bytes;
     config.thumbnail_decodes = args.thumbnail_decodes;
     config.thumbnail_memory = args.thumbnail_memory as u64;
+    config.max_db_size = args.max_db_size.map(|n| n as u64);
     config.max_group_size = args.max_group_size;
     config.presence_group_limit = args.presence_group_limit;
     config.support_user = args.support_user;

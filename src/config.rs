@@ -10,6 +10,8 @@ use anyhow::Context;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Where the database and generated secrets live when nothing is said.
 pub const DEFAULT_DATA_DIR: &str = "./chinwag-data";
+/// Clock skew allowed when a token's `exp` and `nbf` are checked.
+pub const DEFAULT_TOKEN_LEEWAY: Duration = Duration::from_secs(30);
 /// How long stored events stay resumable.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Largest JSON request body.
@@ -95,6 +97,8 @@ pub struct Config {
     pub secret: Option<String>,
     /// Bearer key of the host backend API; generated and kept when `None`.
     pub service_key: Option<String>,
+    /// Clock skew allowed on a token's `exp` and `nbf` (whole seconds count).
+    pub token_leeway: Duration,
     /// SQLite durability.
     pub sync: Sync,
     /// How long stored events stay resumable.
@@ -127,6 +131,9 @@ pub struct Config {
     pub thumbnail_decodes: usize,
     /// Bytes that running thumbnail decodes may reserve together.
     pub thumbnail_memory: u64,
+    /// Most bytes the database may grow to; past it writes answer 507 (as on a full disk) and
+    /// `/healthz` 503. `None`: only the disk limits it.
+    pub max_db_size: Option<u64>,
     /// Most members a group may have.
     pub max_group_size: usize,
     /// Groups with more members get no presence pushes, and receipts only to the author.
@@ -163,6 +170,7 @@ impl Config {
             data_dir: data_dir.into(),
             secret: None,
             service_key: None,
+            token_leeway: DEFAULT_TOKEN_LEEWAY,
             sync: Sync::Full,
             retention: DEFAULT_RETENTION,
             max_body: DEFAULT_MAX_BODY,
@@ -175,6 +183,7 @@ impl Config {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             thumbnail_decodes: DEFAULT_THUMBNAIL_DECODES,
             thumbnail_memory: DEFAULT_THUMBNAIL_MEMORY,
+            max_db_size: None,
             max_group_size: DEFAULT_MAX_GROUP_SIZE,
             presence_group_limit: DEFAULT_PRESENCE_GROUP_LIMIT,
             orphan_ttl: ORPHAN_TTL,

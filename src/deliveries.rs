@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use crate::error::{Error, Result};
 use crate::hub::Frame;
 use crate::model::UserId;
-use crate::store::messages::{self, Mark};
+use crate::store::messages::{self, Mark, Marked};
 use crate::store::Store;
 
 /// How long marks gather before they are written.
@@ -82,8 +82,8 @@ impl Deliveries {
                 for ((user, chat_id), message_id) in &batch {
                     let before =
                         match messages::mark(tx, *chat_id, user, *message_id, Mark::Delivered) {
-                            Ok(Some(before)) => before,
-                            Ok(None) => continue,
+                            Ok(Marked::Moved { before }) => before,
+                            Ok(Marked::Unchanged { .. }) => continue,
                             // The chat was deleted or the user left it since: nothing to mark.
                             Err(Error::ChatNotFound(_) | Error::MessageNotFound(_)) => continue,
                             Err(e) => return Err(e),

@@ -71,10 +71,16 @@ pub fn valid_id(id: &str) -> bool {
 }
 
 /// The MIME type of a file from its first bytes: a known signature, else UTF-8 text, else
-/// `application/octet-stream`. What the client claimed is never used.
+/// `application/octet-stream`. What the client claimed is never used. Bytes that are valid UTF-8
+/// but hold control characters text never has (NUL and the others WHATWG's MIME sniffing calls
+/// binary data bytes) are binary, not text.
 pub fn sniff(head: &[u8]) -> String {
     if let Some(kind) = infer::get(head) {
         return kind.mime_type().to_string();
+    }
+    let binary_byte = |b: &u8| matches!(b, 0x00..=0x08 | 0x0B | 0x0E..=0x1A | 0x1C..=0x1F);
+    if head.iter().any(binary_byte) {
+        return "application/octet-stream".to_string();
     }
     // A multi-byte character may be cut at the end of the sniffed prefix.
     let text = match std::str::from_utf8(head) {

@@ -117,6 +117,30 @@ impl<'de> Deserialize<'de> for OrderId {
     }
 }
 
+/// A value checked as `T` that is passed on exactly as the caller sent it: a host's
+/// `consultationId` of `7` reaches clients as `7`, not `"7"`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AsSent<T> {
+    /// The value read as `T` (what is checked and compared).
+    pub value: T,
+    /// The JSON the caller sent (what is passed on).
+    pub raw: serde_json::Value,
+}
+
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for AsSent<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = serde_json::Value::deserialize(d)?;
+        let value = T::deserialize(&raw).map_err(serde::de::Error::custom)?;
+        Ok(AsSent { value, raw })
+    }
+}
+
+impl<T> Serialize for AsSent<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.raw.serialize(s)
+    }
+}
+
 /// Message string parameters: an object of string to string.
 pub type Params = BTreeMap<String, String>;
 

@@ -107,8 +107,9 @@ impl App {
     /// Verifies a client token and stores the user (and their profile, if the token has one) the
     /// first time this process sees them or their profile changes.
     pub async fn authenticate(&self, token: &str) -> Result<UserId> {
-        let claims = crate::auth::verify(&self.secret, token, crate::time::now_ms() / 1000)
-            .map_err(Error::TokenInvalid)?;
+        let leeway = self.config.token_leeway.as_secs();
+        let claims =
+            crate::auth::verify(&self.secret, token, leeway).map_err(Error::TokenInvalid)?;
         let mut h = std::collections::hash_map::DefaultHasher::new();
         claims.profile.hash(&mut h);
         let hash = h.finish();

@@ -109,7 +109,7 @@ pub async fn snapshot(
 /// The caller's chats, most recent activity first, paged by the last chat of the previous page:
 /// its `updatedAt` as `before` and its id as `beforeId` (chats can share an `updatedAt`).
 pub async fn list(app: &Arc<App>, user: &UserId, req: ListRequest) -> Result<Out> {
-    let count = bounded("count", req.count, 50, 200)?;
+    let count = bounded("data.count", req.count, 50, 200)?;
     let before = match req.before {
         None => None,
         Some(s) => {
@@ -150,7 +150,7 @@ pub struct MembersRequest {
 /// A page of a chat's members in id order (`after`: the last id of the previous page), with
 /// their profiles: the whole list of a group too large for its Chat object.
 pub async fn members(app: &Arc<App>, user: &UserId, req: MembersRequest) -> Result<Out> {
-    let count = bounded("count", req.count, 100, 500)?;
+    let count = bounded("data.count", req.count, 100, 500)?;
     let (user, chat_id) = (user.clone(), id(req.chat_id));
     app.store
         .read(move |c| {
@@ -194,6 +194,13 @@ pub async fn create(app: &Arc<App>, user: &UserId, req: CreateRequest) -> Result
         return Err(too_large(app.config.max_group_size));
     }
     let name = group_name(req.name)?;
+    if name.is_some() && others.len() == 1 {
+        // Dropping it silently would leave the caller believing the chat has a name.
+        return Err(Error::BadRequest(
+            "data.name is for groups: a direct chat (one other user) has no name; leave it out"
+                .into(),
+        ));
+    }
     let me = user.clone();
     app.store
         .write_rows(others.len(), move |tx| {
@@ -211,7 +218,7 @@ pub async fn create(app: &Arc<App>, user: &UserId, req: CreateRequest) -> Result
                         tx,
                         &NewChat {
                             kind: if direct { "direct" } else { "group" },
-                            name: if direct { None } else { name.as_deref() },
+                            name: name.as_deref(),
                             order_id: None,
                             admin: (!direct).then_some(&me),
                             members: &members,

@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio_stream::{Stream, StreamExt};
 
-use crate::error::{Error, Result};
+use crate::error::{io, Error, Result};
 use crate::files::{self, Disk};
 use crate::http::{body, reply, Body};
 use crate::model::UserId;
@@ -70,10 +70,6 @@ where
     }
     out.sync_all().await.map_err(io("syncing an upload"))?;
     Ok((size, head))
-}
-
-fn io(what: &'static str) -> impl Fn(std::io::Error) -> Error {
-    move |e| Error::Internal(anyhow::Error::new(e).context(what))
 }
 
 /// A multipart error in the protocol's terms: a stalled body is a 408 like any other.
@@ -172,6 +168,12 @@ pub async fn upload(
         created_at: crate::time::now_ms(),
     };
     std::fs::rename(temp.keep(), disk.path(&id)).map_err(io("storing an upload"))?;
+    // The rename is durable only once the directory holding the new name is synced.
+    let dir = disk.dir().to_path_buf();
+    tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
+        .await
+        .map_err(|e| Error::Internal(e.into()))?
+        .map_err(io("syncing the files directory"))?;
     let stored = row.clone();
     if let Err(e) = app.store.write(move |tx| rows::insert(tx, &stored)).await {
         disk.remove(&id);
@@ -200,9 +202,9 @@ fn range(headers: &HeaderMap, size: u64) -> std::result::Result<Option<(u64, u64
     let (start, end) = match (a.parse::<u64>().ok(), b.parse::<u64>().ok()) {
         (Some(s), Some(e)) if s <= e => (s, e.min(size.saturating_sub(1))),
         (Some(s), None) if b.is_empty() => (s, size.saturating_sub(1)),
-        (None, Some(n)) if a.is_empty() && n > 0 => {
-            (size.saturating_sub(n), size.saturating_sub(1))
-        }
+        // The last 0 bytes (`bytes=-0`) are no bytes at all: unsatisfiable, as RFC 9110 says.
+        (None, Some(0)) if a.is_empty() => return Err(()),
+        (None, Some(n)) if a.is_empty() => (size.saturating_sub(n), size.saturating_sub(1)),
         _ => return Ok(None),
     };
     if size == 0 || start >= size {
@@ -269,6 +271,9 @@ pub async fn download(
         .await
         .map_err(io("reading a file's size"))?
         .len();
+    // Files never change after upload: their upload time is their last modification.
+    let modified = std::time::UNIX_EPOCH + std::time::Duration::from_millis(row.created_at as u64);
+    let last_modified = httpdate::fmt_http_date(modified);
     let mut res = if headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -276,9 +281,18 @@ pub async fn download(
     {
         reply::empty(StatusCode::NOT_MODIFIED)
     } else {
-        match range(headers, size) {
+        // A Range goes with an If-Range that names this version of the file, or with none; for
+        // another version (the client's copy is stale) the answer is the whole file.
+        let if_range = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok());
+        let ranged = if_range.is_none_or(|v| v == etag || v == last_modified);
+        let wanted = if ranged {
+            range(headers, size)
+        } else {
+            Ok(None)
+        };
+        match wanted {
             Err(()) => {
-                let mut res = reply::empty(StatusCode::RANGE_NOT_SATISFIABLE);
+                let mut res = reply::error(&Error::RangeNotSatisfiable(size));
                 res.headers_mut()
                     .insert(header::CONTENT_RANGE, value(&format!("bytes */{size}")));
                 return Ok(res);
@@ -306,6 +320,7 @@ pub async fn download(
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, value(&mime));
     h.insert(header::ETAG, value(&etag));
+    h.insert(header::LAST_MODIFIED, value(&last_modified));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(
         header::CACHE_CONTROL,
@@ -346,6 +361,7 @@ mod tests {
         assert_eq!(range(&with_range("bytes=-10"), 100), Ok(Some((90, 99))));
         assert_eq!(range(&with_range("bytes=50-500"), 100), Ok(Some((50, 99))));
         assert_eq!(range(&with_range("bytes=100-"), 100), Err(()));
+        assert_eq!(range(&with_range("bytes=-0"), 100), Err(()));
         assert_eq!(range(&with_range("bytes=0-1,5-6"), 100), Ok(None));
         assert_eq!(range(&with_range("items=0-1"), 100), Ok(None));
     }

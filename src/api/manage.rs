@@ -21,11 +21,12 @@ fn host_owned(chat: &ChatRow) -> bool {
     matches!(chat.kind.as_str(), "support" | "notifications" | "order")
 }
 
-/// Allows only the admin of a group.
+/// Allows only the admin of a group. `action` is what the admin does, in the active voice
+/// ("rename it"), so both refusals read forwards: "only the admin of chat 3 can rename it".
 fn group_admin(chat: &ChatRow, user: &UserId, action: &str) -> Result<()> {
     if chat.kind != "group" {
         return Err(Error::Forbidden(format!(
-            "only group chats can {action}; chat {} is {}",
+            "chat {} is a {} chat, not a group: only a group's admin can {action}",
             chat.id, chat.kind
         )));
     }
@@ -53,7 +54,7 @@ pub async fn rename(app: &Arc<App>, user: &UserId, req: RenameRequest) -> Result
     app.store
         .write(move |tx| {
             let chat = chats::member_chat(tx, chat_id, &me)?;
-            group_admin(&chat, &me, "be renamed")?;
+            group_admin(&chat, &me, "rename it")?;
             chats::rename(tx, chat_id, &name)?;
             push_chat(tx, chat_id)?;
             Ok(Out::ok(json!({"chat": chats::get(tx, chat_id, &me)?})))
@@ -81,7 +82,7 @@ pub async fn add_members(app: &Arc<App>, user: &UserId, req: AddRequest) -> Resu
     app.store
         .write_rows(req.user_ids.len(), move |tx| {
             let chat = chats::member_chat(tx, chat_id, &me)?;
-            group_admin(&chat, &me, "have members added")?;
+            group_admin(&chat, &me, "add members to it")?;
             let new: Vec<(UserId, &str)> =
                 req.user_ids.into_iter().map(|u| (u, "member")).collect();
             let seen = chats::last_message_id(tx, chat_id)?;
@@ -111,7 +112,7 @@ pub async fn remove_member(app: &Arc<App>, user: &UserId, req: RemoveRequest) ->
         .write(move |tx| {
             let chat = chats::member_chat(tx, chat_id, &me)?;
             if gone != me {
-                group_admin(&chat, &me, "have members removed")?;
+                group_admin(&chat, &me, "remove other members from it")?;
             } else if chat.kind != "group" {
                 return Err(Error::Forbidden(format!(
                     "only group chats can be left; chat {chat_id} is {}",
@@ -124,13 +125,13 @@ pub async fn remove_member(app: &Arc<App>, user: &UserId, req: RemoveRequest) ->
                     "{gone} is not a member of chat {chat_id}"
                 )));
             }
-            let view = chats::get(tx, chat_id, &me)?;
             chats::remove_member(tx, chat_id, &gone)?;
             push_members(tx, chat_id, &[], std::slice::from_ref(&gone))?;
             tx.emit([&gone], "chatDeleted", &json!({"chatId": chat_id}))?;
-            // The caller sees the chat as it now is, unless they just left it.
+            // The caller sees the chat as it now is. One who just left is no longer a member, so
+            // it is read as from outside: the members left, nothing unread.
             let chat = if gone == me {
-                view
+                chats::host_view(tx, chat_id)?
             } else {
                 chats::get(tx, chat_id, &me)?
             };
@@ -159,7 +160,7 @@ pub async fn delete(app: &Arc<App>, user: &UserId, req: DeleteRequest) -> Result
                 )));
             }
             if chat.kind == "group" {
-                group_admin(&chat, &me, "be deleted")?;
+                group_admin(&chat, &me, "delete it")?;
             }
             let members = chats::member_ids(tx, chat_id)?;
             chats::delete(tx, chat_id)?;
@@ -187,7 +188,7 @@ pub async fn clear(app: &Arc<App>, user: &UserId, req: ClearRequest) -> Result<O
             let targets = if for_all {
                 match chat.kind.as_str() {
                     "direct" => {}
-                    "group" => group_admin(&chat, &me, "be cleared for all")?,
+                    "group" => group_admin(&chat, &me, "clear it for all")?,
                     other => {
                         return Err(Error::Forbidden(format!(
                             "{other} chats cannot be cleared for all by clients"

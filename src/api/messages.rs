@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::hub::Hub;
 use crate::model::{Message, Params, UserId};
 use crate::server::App;
-use crate::store::messages::{Mark, NewMessage, Page};
+use crate::store::messages::{Mark, Marked, NewMessage, Page};
 use crate::store::{chats, files, messages, users, Tx};
 use crate::webhooks::Webhooks;
 
@@ -193,38 +193,47 @@ enum Receipt {
 }
 
 /// Marks messages up to one as delivered or read for `user`, and tells the chat when it moved.
+/// The answer is the message's status as stored: `delivered` for a message already read
+/// answers `read`.
 pub async fn status(app: &Arc<App>, user: &UserId, req: StatusRequest) -> Result<Out> {
-    let user = user.clone();
+    let (me, user) = (user.clone(), user.clone());
     let (chat_id, message_id) = (id(req.chat_id), id(req.message_id));
-    let data = json!({
-        "status": req.status,
-        "chatId": chat_id,
-        "messageId": message_id,
-        "userId": user,
-    });
+    let data = move |status: Receipt| {
+        json!({
+            "status": status,
+            "chatId": chat_id,
+            "messageId": message_id,
+            "userId": user,
+        })
+    };
     let mark = match req.status {
         Receipt::Delivered => Mark::Delivered,
         Receipt::Read => Mark::Read,
     };
-    let event = data.clone();
+    let event = data(req.status);
     let limit = app.config.presence_group_limit as i64;
-    app.store
+    let stored = app
+        .store
         .write(move |tx| {
-            chats::member_chat(tx, chat_id, &user)?;
-            let Some(before) = messages::mark(tx, chat_id, &user, message_id, mark)? else {
-                return Ok(());
+            chats::member_chat(tx, chat_id, &me)?;
+            let before = match messages::mark(tx, chat_id, &me, message_id, mark)? {
+                Marked::Moved { before } => before,
+                Marked::Unchanged { stored } => return Ok(stored),
             };
             if chats::member_count(tx, chat_id)? <= limit {
                 tx.emit_chat(chat_id, "messageStatus", &event)?;
             } else {
                 // A large group hears only of receipts for its own messages.
-                let authors = messages::authors_between(tx, chat_id, before, message_id, &user)?;
+                let authors = messages::authors_between(tx, chat_id, before, message_id, &me)?;
                 tx.emit(&authors, "messageStatus", &event)?;
             }
-            Ok(())
+            Ok(mark)
         })
         .await?;
-    Ok(Out::ok(data))
+    Ok(Out::ok(data(match stored {
+        Mark::Delivered => Receipt::Delivered,
+        Mark::Read => Receipt::Read,
+    })))
 }
 
 #[derive(Deserialize)]
@@ -241,7 +250,7 @@ pub async fn history(app: &Arc<App>, user: &UserId, req: HistoryRequest) -> Resu
     let page = Page {
         before: req.before.map(id),
         after: req.after.map(id),
-        limit: bounded("limit", req.limit, 50, 200)?,
+        limit: bounded("data.limit", req.limit, 50, 200)?,
     };
     let (user, chat_id) = (user.clone(), id(req.chat_id));
     let (msgs, more, profiles) = app

@@ -108,13 +108,14 @@ pub async fn client(app: &Arc<App>, user: &UserId, kind: &str, data: Value) -> R
     }
 }
 
-/// Checks a bounded count parameter, naming the field when it is out of range.
+/// Checks a bounded count parameter, naming the field by its whole path as the caller sent it
+/// (`data.count` in a client envelope, `body.count` from the host) when it is out of range.
 pub fn bounded(field: &str, value: Option<u64>, default: usize, max: usize) -> Result<usize> {
     match value {
         None => Ok(default),
         Some(n) if (1..=max as u64).contains(&n) => Ok(n as usize),
         Some(n) => Err(Error::BadRequest(format!(
-            "data.{field} must be 1 to {max}, not {n}"
+            "{field} must be 1 to {max}, not {n}"
         ))),
     }
 }

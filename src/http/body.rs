@@ -85,8 +85,9 @@ pub struct Envelope {
     pub stray: Vec<String>,
 }
 
-/// Parses a JSON body; `None` when it is empty (or only white space).
-pub fn json(bytes: &[u8]) -> Result<Option<Value>> {
+/// Parses a JSON body strictly (see [`super::strict`]); `None` when it is empty (or only white
+/// space). Errors name places under `root`: `""` for an envelope, `"body"` for the host API.
+pub fn json(bytes: &[u8], root: &str) -> Result<Option<Value>> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         Error::BadRequest(format!(
             "the body is not valid UTF-8 (at byte {})",
@@ -96,14 +97,14 @@ pub fn json(bytes: &[u8]) -> Result<Option<Value>> {
     if text.trim().is_empty() {
         return Ok(None);
     }
-    serde_json::from_str(text)
+    super::strict::parse(text, root)
         .map(Some)
-        .map_err(|e| Error::BadRequest(format!("the body is not valid JSON: {e}")))
+        .map_err(Error::BadRequest)
 }
 
 /// Decodes `{"type": T, "data": D}`; an empty body is an empty envelope.
 pub fn envelope(bytes: &[u8]) -> Result<Envelope> {
-    let Some(value) = json(bytes)? else {
+    let Some(value) = json(bytes, "")? else {
         return Ok(Envelope {
             kind: None,
             data: Value::Object(Default::default()),

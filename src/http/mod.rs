@@ -8,6 +8,7 @@ pub mod limits;
 pub mod reply;
 pub mod sse;
 pub mod stall;
+pub mod strict;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -208,16 +209,28 @@ pub fn routes() -> Vec<(&'static str, String)> {
 /// The OpenAPI 3.1 description of every route, embedded in the binary.
 pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
 
-fn bearer(req: &Request<Incoming>) -> Option<&str> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+/// The bearer credential of `Authorization`, if there is one. Two `Authorization` headers are
+/// refused: a proxy and the client could each have added one, and which one counts is a guess.
+fn bearer(req: &Request<Incoming>) -> Result<Option<&str>> {
+    let mut values = req.headers().get_all(header::AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return match req.headers().contains_key(header::AUTHORIZATION) {
+            true => Err(Error::TokenInvalid(
+                "more than one Authorization header: send exactly one".into(),
+            )),
+            false => Ok(None),
+        };
+    };
+    let Some((scheme, token)) = value.to_str().ok().and_then(|v| v.split_once(' ')) else {
+        return Ok(None);
+    };
+    Ok(scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()))
 }
 
 /// The caller of a client endpoint, from `Authorization: Bearer` or (streams only) `?token=`.
 async fn caller(app: &App, req: &Request<Incoming>, query_token: bool) -> Result<UserId> {
     let from_query = query_token.then(|| query(req).remove("token")).flatten();
-    let token = match (bearer(req), from_query.as_deref()) {
+    let token = match (bearer(req)?, from_query.as_deref()) {
         (Some(t), _) => t.to_string(),
         (None, Some(t)) => t.to_string(),
         (None, None) => {
@@ -296,7 +309,10 @@ async fn route(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>>
             api::files::upload(app, user, req, name).await
         }
         p if p.len() > "/v1/files/".len() && p.starts_with("/v1/files/") => {
-            only(&method, Method::GET, "GET")?;
+            // HEAD: the same headers as GET, no body (a player asking a file's size).
+            if method != Method::HEAD {
+                only(&method, Method::GET, "GET, HEAD")?;
+            }
             // ?token= too: an <img> or <audio> element cannot send a header.
             let user = caller(app, &req, true).await?;
             let rest = &p["/v1/files/".len()..];
@@ -304,7 +320,11 @@ async fn route(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>>
                 Some(id) => (id, true),
                 None => (rest, false),
             };
-            api::files::download(app, user, id, thumbnail, req.headers()).await
+            let mut res = api::files::download(app, user, id, thumbnail, req.headers()).await?;
+            if method == Method::HEAD {
+                *res.body_mut() = reply::full(bytes::Bytes::new());
+            }
+            Ok(res)
         }
         p if p.starts_with("/v1/server/") => {
             let sub = p["/v1/server".len()..].to_string();
@@ -389,7 +409,7 @@ pub async fn handle_metrics(app: Arc<App>, req: Request<Incoming>) -> Response<B
 
 /// Checks that the caller presents the host backend's service key.
 fn service_key(app: &App, req: &Request<Incoming>) -> Result<()> {
-    match bearer(req) {
+    match bearer(req)? {
         Some(key) if app.is_service_key(key) => Ok(()),
         Some(_) => Err(Error::TokenInvalid("the service key does not match".into())),
         None => Err(Error::TokenInvalid(
@@ -413,7 +433,7 @@ async fn host_request(
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
     let bytes = body::read_limited(req, app.config.max_body, app.config.body_timeout).await?;
-    let value = match body::json(&bytes)? {
+    let value = match body::json(&bytes, "body")? {
         Some(value) => value,
         None => api::host::query_json(query),
     };

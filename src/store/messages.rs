@@ -262,16 +262,25 @@ pub enum Mark {
     Read,
 }
 
+/// What [`mark`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marked {
+    /// The mark moved forward from this message id.
+    Moved { before: i64 },
+    /// The mark was already at or past the message; this is the message's stored status for the
+    /// user (a `delivered` after `read` leaves it read).
+    Unchanged { stored: Mark },
+}
+
 /// Marks every message up to `message_id` in a chat as delivered or read for `user` (read implies
-/// delivered; never backwards). Fails if the message is not in that chat. When the mark moved,
-/// returns where it was before.
+/// delivered; never backwards). Fails if the message is not in that chat.
 pub fn mark(
     conn: &Connection,
     chat_id: i64,
     user: &UserId,
     message_id: i64,
     mark: Mark,
-) -> Result<Option<i64>> {
+) -> Result<Marked> {
     let exists: bool = conn
         .prepare_cached("SELECT EXISTS(SELECT 1 FROM messages WHERE id = ?1 AND chat_id = ?2)")?
         .query_row(params![message_id, chat_id], |r| r.get(0))?;
@@ -292,7 +301,12 @@ pub fn mark(
         Mark::Read => read,
     };
     if message_id <= before {
-        return Ok(None);
+        let stored = if message_id <= read {
+            Mark::Read
+        } else {
+            Mark::Delivered
+        };
+        return Ok(Marked::Unchanged { stored });
     }
     conn.prepare_cached(
         "UPDATE members SET delivered_up_to = MAX(delivered_up_to, ?3),
@@ -305,7 +319,7 @@ pub fn mark(
         message_id,
         mark == Mark::Read
     ])?;
-    Ok(Some(before))
+    Ok(Marked::Moved { before })
 }
 
 /// Renders messages by id for replay, reading each chat's receipt marks once.

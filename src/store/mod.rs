@@ -34,6 +34,9 @@ pub struct Store {
     pool: r2d2::Pool<SqliteConnectionManager>,
     writer: writer::Writer,
     checkpointer: checkpoint::Checkpointer,
+    /// When the last change failed for want of space (Unix ms); `None` once one commits again.
+    /// `/healthz` answers 503 while it is set.
+    full_since: Arc<std::sync::Mutex<Option<i64>>>,
 }
 
 /// Pragmas every connection gets.
@@ -71,6 +74,12 @@ impl Store {
         // that once grew large is cut back when it restarts.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+        if let Some(bytes) = config.max_db_size {
+            // SQLite's own cap: past it a change fails with SQLITE_FULL, as on a full disk.
+            let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+            let pages = (bytes as i64 / page.max(1)).max(1);
+            conn.pragma_update(None, "max_page_count", pages)?;
+        }
         let hub = Hub::new(events::head(&conn)?);
 
         let manager = SqliteConnectionManager::file(&path).with_init(move |c| {
@@ -94,6 +103,7 @@ impl Store {
                 pool,
                 writer,
                 checkpointer,
+                full_since: Arc::default(),
             },
             hub,
         ))
@@ -123,7 +133,7 @@ impl Store {
         F: FnOnce(&mut Tx) -> Result<R> + Send + 'static,
         R: Send + 'static,
     {
-        self.writer.submit(Lane::Small, f).await
+        self.submit(Lane::Small, f).await
     }
 
     /// Like [`Store::write`], for a change of about `rows` rows (a group created or grown by
@@ -139,22 +149,59 @@ impl Store {
         } else {
             Lane::Small
         };
-        self.writer.submit(lane, f).await
+        self.submit(lane, f).await
     }
 
-    /// Whether the database answers a read and a write.
+    /// Queues a change in `lane`, and keeps track of whether the disk is full: a change refused
+    /// for its input says nothing of the disk; one that commits does.
+    async fn submit<R, F>(&self, lane: Lane, f: F) -> Result<R>
+    where
+        F: FnOnce(&mut Tx) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let result = self.writer.submit(lane, f).await;
+        match &result {
+            Ok(_) => *self.full_since.lock().unwrap() = None,
+            Err(Error::InsufficientStorage) => {
+                let mut since = self.full_since.lock().unwrap();
+                since.get_or_insert_with(crate::time::now_ms);
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// Whether the database answers a read and a write, and the last change did not fail for
+    /// want of space (its own small write may still fit where a message does not).
     pub async fn healthy(&self) -> Result<()> {
+        if let Some(since) = *self.full_since.lock().unwrap() {
+            return Err(Error::Unhealthy(format!(
+                "writes are failing: storage full since {}",
+                crate::time::rfc3339(since)
+            )));
+        }
         self.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
             .await?;
-        self.write(|tx| {
+        let probe = self.writer.submit(Lane::Small, |tx: &mut Tx| {
             tx.execute(
                 "INSERT INTO meta(key, value) VALUES('health', ?1)
                  ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 [crate::time::now_ms().to_string()],
             )?;
             Ok(())
-        })
-        .await
+        });
+        match probe.await {
+            Err(Error::InsufficientStorage) => {
+                Err(Error::Unhealthy("writes are failing: storage full".into()))
+            }
+            Err(e) => {
+                tracing::error!("the health check's write failed: {e:?}");
+                Err(Error::Unhealthy(
+                    "writes are failing; see the server log".into(),
+                ))
+            }
+            Ok(()) => Ok(()),
+        }
     }
 
     /// Stops the writer after the changes already queued; waits for it.

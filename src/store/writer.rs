@@ -221,10 +221,11 @@ impl Writer {
         let job: Job = Box::new(move |tx: &mut Tx| {
             let result = f(tx);
             let ok = result.is_ok();
-            let done = move |committed: bool| {
-                let result = match result {
-                    Ok(_) if !committed => Err(internal("the transaction did not commit")),
-                    other => other,
+            let done = move |commit: Commit| {
+                let result = match (result, commit) {
+                    (Ok(_), Commit::Full) => Err(Error::InsufficientStorage),
+                    (Ok(_), Commit::Lost) => Err(internal("the transaction did not commit")),
+                    (other, _) => other,
                 };
                 let _ = reply.send(result);
             };
@@ -346,14 +347,18 @@ fn commit_batch(conn: &Connection, batch: Vec<Job>, hub: &Hub, metrics: &Metrics
             return;
         }
         let (finish, published, intact) = run_jobs(conn, &mut queue);
-        let committed = intact
-            && match exec(conn, "COMMIT") {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::error!("commit failed: {e}");
-                    false
+        let commit = match intact.then(|| exec(conn, "COMMIT")) {
+            None => Commit::Lost,
+            Some(Ok(())) => Commit::Done,
+            Some(Err(e)) => {
+                tracing::error!("commit failed: {e}");
+                match crate::error::is_full(&e) {
+                    true => Commit::Full,
+                    false => Commit::Lost,
                 }
-            };
+            }
+        };
+        let committed = commit == Commit::Done;
         if !committed && !conn.is_autocommit() {
             let _ = exec(conn, "ROLLBACK");
         }
@@ -370,12 +375,23 @@ fn commit_batch(conn: &Connection, batch: Vec<Job>, hub: &Hub, metrics: &Metrics
             hub.publish_committed(&published);
         }
         for done in finish {
-            done(committed);
+            done(commit);
         }
     }
 }
 
-type Done = Box<dyn FnOnce(bool) + Send>;
+/// How a transaction ended, for the callers whose changes were in it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Commit {
+    /// Committed: the changes are stored.
+    Done,
+    /// Rolled back by SQLite or a failed commit: nothing was stored.
+    Lost,
+    /// The commit found the disk (or the database's size limit) full: nothing was stored.
+    Full,
+}
+
+type Done = Box<dyn FnOnce(Commit) + Send>;
 
 /// Committed events and membership changes, in commit order.
 type Changes = Vec<Published>;

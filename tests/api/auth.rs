@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::helpers::{member_ids, now_s, read, spawn_app, token, TestApp, SECRET};
+use crate::helpers::{member_ids, now_s, read, spawn_app, spawn_with, token, TestApp, SECRET};
 
 /// Signs `header` and `claims` (as given, byte for byte) with HMAC-SHA256 under `secret`.
 fn hs256(secret: &str, header: &str, claims: &str) -> String {
@@ -85,7 +85,7 @@ async fn bad_tokens_are_refused_everywhere() {
             "expired",
             Some(chinwag::auth::mint_claims(
                 SECRET,
-                &json!({"sub": "u", "exp": now_s() - 10}),
+                &json!({"sub": "u", "exp": now_s() - 300}),
             )),
             "expired",
         ),
@@ -162,6 +162,104 @@ async fn bad_tokens_are_refused_everywhere() {
 }
 
 #[tokio::test]
+async fn nbf_exp_and_crit_are_checked_like_jwt_libraries_do() {
+    // Arrange: the default leeway is 30 seconds.
+    let app = spawn_app().await;
+    let at = |claims: Value| chinwag::auth::mint_claims(SECRET, &claims);
+    let crit = |header: &str| hs256(SECRET, header, &claims("u"));
+    let cases: Vec<(&str, String, Option<&str>)> = vec![
+        (
+            "nbf in an hour",
+            at(json!({"sub": "u", "exp": now_s() + 7200, "nbf": now_s() + 3600})),
+            Some("nbf"),
+        ),
+        (
+            "nbf in 5 s (within leeway)",
+            at(json!({"sub": "u", "exp": now_s() + 60, "nbf": now_s() + 5})),
+            None,
+        ),
+        (
+            "nbf a minute ago",
+            at(json!({"sub": "u", "exp": now_s() + 60, "nbf": now_s() - 60})),
+            None,
+        ),
+        (
+            "nbf not a number",
+            at(json!({"sub": "u", "exp": now_s() + 60, "nbf": "now"})),
+            Some("nbf"),
+        ),
+        (
+            "expired 5 s ago (within leeway)",
+            at(json!({"sub": "u", "exp": now_s() - 5})),
+            None,
+        ),
+        (
+            "expired 5 minutes ago",
+            at(json!({"sub": "u", "exp": now_s() - 300})),
+            Some("expired"),
+        ),
+        (
+            "unknown crit",
+            crit(r#"{"alg":"HS256","crit":["urn:x:must-know"],"urn:x:must-know":1}"#),
+            Some("crit"),
+        ),
+        (
+            "empty crit",
+            crit(r#"{"alg":"HS256","crit":[]}"#),
+            Some("crit"),
+        ),
+    ];
+
+    for (name, t, refused) in cases {
+        // Act
+        let (status, body) = post_as(&app, Some(&t), "chats", json!({})).await;
+
+        // Assert
+        match refused {
+            Some(mention) => assert_token_invalid(status, &body, mention, name),
+            None => assert_eq!(status, StatusCode::OK, "{name}: {body}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_token_leeway_is_configurable() {
+    // Arrange
+    let strict = spawn_with(|c| c.token_leeway = std::time::Duration::ZERO).await;
+    let t = chinwag::auth::mint_claims(SECRET, &json!({"sub": "u", "exp": now_s() - 5}));
+
+    // Act
+    let (status, body) = post_as(&strict, Some(&t), "chats", json!({})).await;
+
+    // Assert
+    assert_token_invalid(status, &body, "expired", "5 s late with no leeway");
+}
+
+#[tokio::test]
+async fn two_authorization_headers_are_refused() {
+    // Arrange
+    let app = spawn_app().await;
+    let good = format!("Bearer {}", token("u"));
+
+    for path in ["/v1/chats", "/v1/server/users"] {
+        // Act
+        let res = app
+            .client
+            .post(format!("{}{path}", app.base))
+            .header("authorization", &good)
+            .header("authorization", "Bearer test-service-key")
+            .json(&json!({"type": "chats", "data": {}}))
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = read(res).await;
+
+        // Assert
+        assert_token_invalid(status, &body, "more than one Authorization", path);
+    }
+}
+
+#[tokio::test]
 async fn bad_tokens_in_the_query_are_refused_on_streams() {
     // Arrange
     let app = spawn_app().await;
@@ -173,7 +271,7 @@ async fn bad_tokens_in_the_query_are_refused_on_streams() {
         ),
         (
             "expired",
-            chinwag::auth::mint_claims(SECRET, &json!({"sub": "u", "exp": now_s() - 10})),
+            chinwag::auth::mint_claims(SECRET, &json!({"sub": "u", "exp": now_s() - 300})),
             "expired",
         ),
     ];

@@ -185,9 +185,10 @@ async fn runs_out_of_the_box_and_stops_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+    // A token 2 s past its expiry still works within the default 30 s leeway for clock skew.
     let short = token(cwd.path(), &["--user", "alice", "--ttl", "1"]);
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_eq!(chats_status(&addr, &short).await, 401);
+    assert_eq!(chats_status(&addr, &short).await, 200);
 
     // An open stream ends on SIGTERM, and the process exits cleanly.
     let mut stream = client
@@ -216,10 +217,18 @@ async fn reads_its_settings_from_the_environment_and_keeps_secrets_across_restar
         ("CHINWAG_LISTEN", "127.0.0.1:0"),
         ("CHINWAG_DATA_DIR", data),
         ("CHINWAG_SYNC", "normal"),
+        ("CHINWAG_TOKEN_LEEWAY", "0s"),
     ];
     let (mut child, addr) = serve(cwd.path(), &[], &env);
     let t = token(cwd.path(), &["--data-dir", data, "--user", "7"]);
     assert_eq!(chats_status(&addr, &t).await, 200);
+    // With no leeway (CHINWAG_TOKEN_LEEWAY=0s), a token is refused as soon as it expires.
+    let short = token(
+        cwd.path(),
+        &["--data-dir", data, "--user", "7", "--ttl", "1"],
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(chats_status(&addr, &short).await, 401);
     assert!(terminate(&mut child).success());
 
     // Same data directory, new process: the old token still works.

@@ -378,7 +378,7 @@ async fn the_consultation_flow_of_an_order_end_to_end() {
     assert!(update.id.is_some());
     assert_eq!(
         update.data(),
-        &json!({"active": false, "consultationId": "501"})
+        &json!({"active": false, "consultationId": 501})
     );
 
     // The host closes the chat: members get it closed, sends are refused.

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod audit;
 mod auth;
 mod binary;
 mod bounds;
@@ -13,6 +14,7 @@ mod errors;
 mod feed;
 mod files;
 mod groups;
+mod hardening;
 mod host;
 mod limits;
 mod manage;

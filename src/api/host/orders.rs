@@ -29,7 +29,7 @@ pub struct UserChatsRequest {
 
 /// `GET /chats/chats`: the user's chats, as the client's `chats` shows them.
 pub async fn user_chats(app: &Arc<App>, req: UserChatsRequest) -> Result<Value> {
-    let count = bounded("count", req.count, 50, 200)?;
+    let count = bounded("body.count", req.count, 50, 200)?;
     snapshot(app, &req.user_id, count, None).await
 }
 
@@ -151,7 +151,7 @@ pub struct MessagesRequest {
 
 /// Messages of a chat as that user (a member) sees them, after or before `message_id`.
 pub async fn messages(app: &Arc<App>, req: MessagesRequest, way: Direction) -> Result<Value> {
-    let limit = bounded("count", req.count, 50, 200)?;
+    let limit = bounded("body.count", req.count, 50, 200)?;
     let from = req.message_id.map(id);
     let page = match way {
         Direction::After => Page {

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::api::chats::push_chat;
 use crate::api::messages::announce;
 use crate::error::{Error, Result};
-use crate::model::{OrderId, Params, Profile, UserId};
+use crate::model::{AsSent, OrderId, Params, Profile, UserId};
 use crate::server::App;
 use crate::store::messages::{self, NewMessage};
 use crate::store::{chats, users};
@@ -69,7 +69,8 @@ pub async fn push(app: &Arc<App>, req: PushRequest) -> Result<()> {
 #[serde(rename_all = "camelCase")]
 pub struct Consultation {
     active: bool,
-    consultation_id: OrderId,
+    /// Checked as an order id, passed on as the host's JSON (a number stays a number).
+    consultation_id: AsSent<OrderId>,
 }
 
 #[derive(Deserialize)]

@@ -87,6 +87,9 @@ fn every_error() -> Vec<chinwag::error::Error> {
             retry_after: 2,
         },
         Error::Unavailable { retry_after: 5 },
+        Error::RangeNotSatisfiable(100),
+        Error::InsufficientStorage,
+        Error::Unhealthy("writes are failing".into()),
         Error::Internal(anyhow::anyhow!("disk")),
     ];
     for e in &all {
@@ -107,6 +110,9 @@ fn every_error() -> Vec<chinwag::error::Error> {
             | Error::RequestTimeout(_)
             | Error::RateLimited { .. }
             | Error::Unavailable { .. }
+            | Error::RangeNotSatisfiable(_)
+            | Error::InsufficientStorage
+            | Error::Unhealthy(_)
             | Error::Internal(_) => {}
         }
     }
