@@ -114,6 +114,7 @@ api_key = "${CHINWAG_ST_CLIENT_TOKEN}"
 bearer = "${CHINWAG_ST_SERVICE_KEY}"
 EOF
 cat >"$WORK/hooks.py" <<'EOF'
+import ast
 import os
 import threading
 
@@ -121,6 +122,20 @@ import schemathesis
 
 _lock = threading.Lock()
 _count = [0]
+
+# CPython 3.11 before 3.11.8 keeps ast.parse's recursion count in state shared by threads, so two
+# parses at once can fail with "SystemError: AST constructor recursion depth mismatch"
+# (gh-106905). Hypothesis parses source files to describe lambdas, from both workers: one at a time.
+_parse_lock = threading.Lock()
+_parse = ast.parse
+
+
+def _parse_alone(*args, **kwargs):
+    with _parse_lock:
+        return _parse(*args, **kwargs)
+
+
+ast.parse = _parse_alone
 
 
 @schemathesis.hook
