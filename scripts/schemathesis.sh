@@ -123,16 +123,20 @@ import schemathesis
 _lock = threading.Lock()
 _count = [0]
 
-# CPython 3.11 before 3.11.8 keeps ast.parse's recursion count in state shared by threads, so two
-# parses at once can fail with "SystemError: AST constructor recursion depth mismatch"
-# (gh-106905). Hypothesis parses source files to describe lambdas, from both workers: one at a time.
+# CPython 3.11 before 3.11.8 keeps ast.parse's recursion count in state that all threads share,
+# so a parse interleaved with another can fail with "SystemError: AST constructor recursion depth
+# mismatch" (gh-106905). Hypothesis parses source files to describe lambdas, from both workers:
+# one parse at a time, and a parse that still meets the error is tried again.
 _parse_lock = threading.Lock()
 _parse = ast.parse
 
 
 def _parse_alone(*args, **kwargs):
     with _parse_lock:
-        return _parse(*args, **kwargs)
+        try:
+            return _parse(*args, **kwargs)
+        except SystemError:
+            return _parse(*args, **kwargs)
 
 
 ast.parse = _parse_alone
