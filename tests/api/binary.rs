@@ -39,7 +39,12 @@ pub fn serve_capturing(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> (Child, String, Arc<Mutex<String>>) {
-    let mut child = serve_command(cwd, args, env)
+    spawn_capturing(serve_command(cwd, args, env))
+}
+
+/// Spawns `command` (a `serve`) with its log captured, and reads its banner.
+fn spawn_capturing(mut command: Command) -> (Child, String, Arc<Mutex<String>>) {
+    let mut child = command
         .stderr(Stdio::piped())
         .spawn()
         .expect("start chinwag serve");
@@ -56,6 +61,31 @@ pub fn serve_capturing(
     });
     let banner = read_banner(&mut child, || format!("; stderr: {}", log.lock().unwrap()));
     (child, banner[0].clone(), log)
+}
+
+/// Starts `chinwag serve` in `cwd` with an open-file limit (soft and hard) of `files`, as a
+/// small container might give it; returns it with the address it printed and its log.
+pub fn serve_with_file_limit(
+    cwd: &std::path::Path,
+    args: &[&str],
+    files: u64,
+) -> (Child, String, Arc<Mutex<String>>) {
+    let mut command = serve_command(cwd, args, &[("RUST_LOG", "chinwag=info")]);
+    // SAFETY: between fork and exec only setrlimit runs, which is async-signal-safe.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        command.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: files,
+                rlim_max: files,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    spawn_capturing(command)
 }
 
 /// `chinwag serve ARGS` in `cwd` with `env` added, its stdout piped for the banner.

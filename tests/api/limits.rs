@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::binary::serve_with_file_limit;
 use crate::helpers::{read, spawn_with, token, TestApp};
 use crate::metrics::{page, value};
 
@@ -357,4 +358,77 @@ async fn behind_a_trusted_proxy_connections_are_not_capped_by_address() {
     // Assert
     assert_eq!(healthz(&mut one).await, "HTTP/1.1 200 OK");
     assert_eq!(healthz(&mut two).await, "HTTP/1.1 200 OK");
+}
+
+/// Sends `request` (raw HTTP/1.1) on `conn` and waits for its answer's status line.
+async fn status_line(conn: &mut TcpStream, request: &str) -> String {
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 8192];
+    let n = conn.read(&mut buf).await.unwrap();
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn under_a_small_open_file_limit_the_default_cap_keeps_files_for_the_database() {
+    // Arrange: 256 files, so the default cap is 128 connections
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--rate-per-ip",
+        "0",
+        "--rate-per-user",
+        "0",
+    ];
+    let (mut child, base, log) = serve_with_file_limit(dir.path(), &args, 256);
+    let bob = crate::binary::token(dir.path(), &["--user", "bob"]);
+    let addr = base.trim_start_matches("http://").to_string();
+    let mut open = Vec::new();
+    for _ in 0..128 {
+        let mut c = TcpStream::connect(&addr).await.unwrap();
+        assert_eq!(healthz(&mut c).await, "HTTP/1.1 200 OK");
+        open.push(c);
+    }
+    assert!(
+        log.lock()
+            .unwrap()
+            .contains("accepting at most 128 connections at once"),
+        "{}",
+        log.lock().unwrap()
+    );
+
+    // Act: one more connection than the cap, while the database opens what it needs
+    let mut waiting = TcpStream::connect(&addr).await.unwrap();
+    waiting
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let body = r#"{"data": {"userIds": ["ann", "cy", "dee"], "name": "Team"}}"#;
+    let create = format!(
+        "POST /v1/createChat HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {bob}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut reads = Vec::new();
+    for c in open.iter_mut().take(8) {
+        reads.push(status_line(c, &create).await);
+    }
+
+    // Assert: every write is served at the cap; the extra connection waits until one closes
+    assert!(reads.iter().all(|s| s == "HTTP/1.1 200 OK"), "{reads:?}");
+    let mut buf = vec![0u8; 4096];
+    let early = tokio::time::timeout(Duration::from_millis(300), waiting.read(&mut buf)).await;
+    assert!(early.is_err(), "answered past the cap: {early:?}");
+    drop(open.pop());
+    let n = tokio::time::timeout(Duration::from_secs(10), waiting.read(&mut buf))
+        .await
+        .expect("answered once a place is free")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    drop(open);
+    crate::binary::terminate(&mut child);
 }
