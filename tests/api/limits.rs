@@ -245,16 +245,7 @@ async fn a_body_that_does_not_arrive_in_time_gets_408_and_the_connection_closes(
 
 /// Sends `GET /healthz` on `conn` (keep-alive) and waits for its answer's status line.
 async fn healthz(conn: &mut TcpStream) -> String {
-    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = vec![0u8; 4096];
-    let n = conn.read(&mut buf).await.unwrap();
-    String::from_utf8_lossy(&buf[..n])
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string()
+    status_line(conn, "GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n").await
 }
 
 #[tokio::test]
