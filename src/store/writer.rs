@@ -166,7 +166,19 @@ impl Tx<'_> {
 }
 
 /// Runs a change and hands back what to do once the fate of the transaction is known.
-type Job = Box<dyn FnOnce(&mut Tx) -> (bool, Done) + Send>;
+type Job = Box<dyn FnOnce(&mut Tx) -> (Ran, Done) + Send>;
+
+/// How a change's own run ended, before the transaction's fate is known.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ran {
+    /// It succeeded: keep it.
+    Kept,
+    /// It failed: roll it back alone.
+    Failed,
+    /// It failed for want of space: roll it back; if SQLite dropped the transaction with it,
+    /// the others in it were lost to a full disk too.
+    Full,
+}
 
 /// How much work a change may be: the writer runs at most one bulk change per transaction.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -220,7 +232,11 @@ impl Writer {
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |tx: &mut Tx| {
             let result = f(tx);
-            let ok = result.is_ok();
+            let ran = match &result {
+                Ok(_) => Ran::Kept,
+                Err(Error::InsufficientStorage) => Ran::Full,
+                Err(_) => Ran::Failed,
+            };
             let done = move |commit: Commit| {
                 let result = match (result, commit) {
                     (Ok(_), Commit::Full) => Err(Error::InsufficientStorage),
@@ -229,7 +245,7 @@ impl Writer {
                 };
                 let _ = reply.send(result);
             };
-            (ok, Box::new(done) as Done)
+            (ran, Box::new(done) as Done)
         });
         // Counted before it is queued, so the writer never takes it off a count it is not in.
         self.metrics.writer_queue.inc();
@@ -346,17 +362,19 @@ fn commit_batch(conn: &Connection, batch: Vec<Job>, hub: &Hub, metrics: &Metrics
             // Dropping the jobs drops their reply senders: each caller gets an internal error.
             return;
         }
-        let (finish, published, intact) = run_jobs(conn, &mut queue);
-        let commit = match intact.then(|| exec(conn, "COMMIT")) {
-            None => Commit::Lost,
-            Some(Ok(())) => Commit::Done,
-            Some(Err(e)) => {
-                tracing::error!("commit failed: {e}");
-                match crate::error::is_full(&e) {
-                    true => Commit::Full,
-                    false => Commit::Lost,
+        let (finish, published, lost) = run_jobs(conn, &mut queue);
+        let commit = match lost {
+            Some(lost) => lost,
+            None => match exec(conn, "COMMIT") {
+                Ok(()) => Commit::Done,
+                Err(e) => {
+                    tracing::error!("commit failed: {e}");
+                    match crate::error::is_full(&e) {
+                        true => Commit::Full,
+                        false => Commit::Lost,
+                    }
                 }
-            }
+            },
         };
         let committed = commit == Commit::Done;
         if !committed && !conn.is_autocommit() {
@@ -397,23 +415,25 @@ type Done = Box<dyn FnOnce(Commit) + Send>;
 type Changes = Vec<Published>;
 
 /// Runs queued changes inside the open transaction, each in its own savepoint, until the queue is
-/// empty or the transaction is lost. Returns the answers to give, the events to publish, and
-/// whether the transaction is still open.
-fn run_jobs(conn: &Connection, queue: &mut VecDeque<Job>) -> (Vec<Done>, Changes, bool) {
+/// empty or the transaction is lost. Returns the answers to give, the events to publish, and how
+/// the transaction was lost (`None`: it is still open): to a full disk when the change that ended
+/// it failed for want of space.
+fn run_jobs(conn: &Connection, queue: &mut VecDeque<Job>) -> (Vec<Done>, Changes, Option<Commit>) {
     let mut finish = Vec::new();
     let mut published = Vec::new();
     while let Some(job) = queue.pop_front() {
         if let Err(e) = exec(conn, "SAVEPOINT change") {
             tracing::error!("cannot open a savepoint: {e}");
             queue.push_front(job);
-            return (finish, published, false);
+            return (finish, published, Some(Commit::Lost));
         }
         let mut tx = Tx {
             conn,
             events: Vec::new(),
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| job(&mut tx)));
-        let keep = matches!(outcome, Ok((true, _)));
+        let ran = outcome.as_ref().map_or(Ran::Failed, |(ran, _)| *ran);
+        let keep = ran == Ran::Kept;
         let closed = if keep {
             exec(conn, "RELEASE change")
         } else {
@@ -429,13 +449,18 @@ fn run_jobs(conn: &Connection, queue: &mut VecDeque<Job>) -> (Vec<Done>, Changes
         if conn.is_autocommit() {
             // SQLite rolled the whole transaction back (or a failed savepoint ended it).
             tracing::error!("the transaction was lost; its changes are answered as failed");
-            return (finish, published, false);
+            let lost = if ran == Ran::Full {
+                Commit::Full
+            } else {
+                Commit::Lost
+            };
+            return (finish, published, Some(lost));
         }
         if keep {
             published.append(&mut tx.events);
         }
     }
-    (finish, published, true)
+    (finish, published, None)
 }
 
 #[cfg(test)]
@@ -481,7 +506,13 @@ mod tests {
         };
         let (_, a, b, c) = tokio::join!(hold, insert(1, 10), insert(2, 1 << 20), insert(3, 10));
 
-        assert!(b.is_err(), "the oversized change cannot commit");
+        assert!(
+            matches!(b, Err(Error::InsufficientStorage)),
+            "the oversized change cannot commit: {b:?}"
+        );
+        // SQLite dropped the whole transaction: the change before it was lost to the full disk
+        // too, and says so (507), not as an internal error (500).
+        assert!(matches!(a, Err(Error::InsufficientStorage)), "{a:?}");
         // Changes queued after the loss run in a new transaction.
         assert!(c.is_ok(), "{c:?}");
         for (x, result) in [(1, a), (3, c)] {
