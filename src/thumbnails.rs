@@ -40,6 +40,24 @@ impl Drop for Held<'_> {
     }
 }
 
+/// Runs `f` on the blocking pool; `None` (logged) when it fails or panics: the upload is then
+/// stored without a thumbnail.
+async fn off_runtime<T: Send + 'static>(
+    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> Option<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Some(v),
+        Ok(Err(e)) => {
+            tracing::info!("no thumbnail for an upload: {e}");
+            None
+        }
+        Err(e) => {
+            tracing::warn!("a thumbnail task failed: {e}");
+            None
+        }
+    }
+}
+
 impl Thumbnails {
     /// A bound of `decodes` at once within `budget` bytes.
     pub fn new(decodes: usize, budget: u64, metrics: ThumbnailMetrics) -> Arc<Self> {
@@ -56,17 +74,8 @@ impl Thumbnails {
     /// or `None` when the image cannot be decoded or would pass the budget alone.
     pub async fn make(self: &Arc<Self>, src: PathBuf, dst: PathBuf) -> Option<&'static str> {
         let probe = src.clone();
-        let need = match tokio::task::spawn_blocking(move || files::decoded_size(&probe)).await {
-            Ok(Ok(bytes)) => bytes.saturating_mul(RESERVE_FACTOR).div_ceil(1024).max(1),
-            Ok(Err(e)) => {
-                tracing::info!("no thumbnail for an upload: {e}");
-                return None;
-            }
-            Err(e) => {
-                tracing::warn!("thumbnail probe failed: {e}");
-                return None;
-            }
-        };
+        let bytes = off_runtime(move || Ok(files::decoded_size(&probe)?)).await?;
+        let need = bytes.saturating_mul(RESERVE_FACTOR).div_ceil(1024).max(1);
         if need > self.budget_kib {
             self.metrics.over_budget.inc();
             tracing::info!(
@@ -83,23 +92,12 @@ impl Thumbnails {
         };
         let _running = Held::new(&self.metrics.running);
         let limit = need * 1024;
-        let made = tokio::task::spawn_blocking(move || {
+        off_runtime(move || {
             let (bytes, mime) = files::make_thumbnail(&src, limit)?;
             std::fs::write(&dst, bytes)?;
-            Ok::<_, anyhow::Error>(mime)
+            Ok(mime)
         })
-        .await;
-        match made {
-            Ok(Ok(mime)) => Some(mime),
-            Ok(Err(e)) => {
-                tracing::info!("no thumbnail for an upload: {e}");
-                None
-            }
-            Err(e) => {
-                tracing::warn!("thumbnail decode failed: {e}");
-                None
-            }
-        }
+        .await
     }
 }
 
