@@ -52,6 +52,12 @@ pub enum Error {
         size: usize,
         limit: usize,
     },
+    /// 414: the request target (path and query) over the limit (in bytes).
+    #[error("the request target is {size} bytes, over the limit of {limit}")]
+    UriTooLong { size: usize, limit: usize },
+    /// 431: more header fields, or more header bytes, than the limit (the message says which).
+    #[error("{0}")]
+    HeadersTooLarge(String),
     /// 408: the request's body did not arrive within the body timeout.
     #[error("the request's body did not arrive within {} s", .0.as_secs())]
     RequestTimeout(std::time::Duration),
@@ -94,6 +100,8 @@ impl Error {
             Error::ChatClosed(_) => (409, "chat_closed"),
             Error::PayloadTooLarge(_) | Error::MessageTooLarge { .. } => (413, "payload_too_large"),
             Error::RequestTimeout(_) => (408, "request_timeout"),
+            Error::UriTooLong { .. } => (414, "uri_too_long"),
+            Error::HeadersTooLarge(_) => (431, "headers_too_large"),
             Error::RateLimited { .. } => (429, "rate_limited"),
             Error::Unavailable { .. } | Error::Unhealthy(_) => (503, "unavailable"),
             Error::RangeNotSatisfiable(_) => (416, "range_not_satisfiable"),
@@ -119,10 +127,16 @@ impl Error {
         }
     }
 
-    /// Whether the connection is closed after this answer: a body that did not arrive is
-    /// unread, and a server that is shutting down takes no more requests on the connection.
+    /// Whether the connection is closed after this answer: a body that did not arrive (or, after
+    /// an oversized head, was never read) is unread, and a server that is shutting down takes no more requests on the connection.
     pub fn closes_connection(&self) -> bool {
-        matches!(self, Error::RequestTimeout(_) | Error::Unavailable { .. })
+        matches!(
+            self,
+            Error::RequestTimeout(_)
+                | Error::Unavailable { .. }
+                | Error::UriTooLong { .. }
+                | Error::HeadersTooLarge(_)
+        )
     }
 
     /// The error body: `{"error": {"code", "reason", "message"}}`.

@@ -280,7 +280,9 @@ impl Connections {
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(Duration::from_secs(30))
-            .max_buf_size(CONNECTION_BUFFER);
+            .max_buf_size(CONNECTION_BUFFER)
+            // Above Chinwag's own bounds, so that those answer in the error envelope.
+            .max_headers(crate::http::head::HARD_MAX_HEADER_FIELDS);
         Connections {
             app,
             builder,

@@ -4,6 +4,7 @@
 pub mod accept;
 pub mod body;
 pub mod drain;
+pub mod head;
 pub mod limits;
 pub mod reply;
 pub mod sse;
@@ -123,6 +124,7 @@ async fn admit_then_route(
     if !(host_route && service_key(app, &req).is_ok()) {
         app.limits.check_ip(client_ip(app, &req, peer))?;
     }
+    head::check(&req)?;
     route(app, req).await
 }
 

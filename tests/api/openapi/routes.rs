@@ -82,6 +82,11 @@ fn every_error() -> Vec<chinwag::error::Error> {
             limit: 65_536,
         },
         Error::RequestTimeout(std::time::Duration::from_secs(30)),
+        Error::UriTooLong {
+            size: 9000,
+            limit: 8192,
+        },
+        Error::HeadersTooLarge("150 header fields".into()),
         Error::RateLimited {
             limit: "user_rate",
             retry_after: 2,
@@ -108,6 +113,8 @@ fn every_error() -> Vec<chinwag::error::Error> {
             | Error::PayloadTooLarge(_)
             | Error::MessageTooLarge { .. }
             | Error::RequestTimeout(_)
+            | Error::UriTooLong { .. }
+            | Error::HeadersTooLarge(_)
             | Error::RateLimited { .. }
             | Error::Unavailable { .. }
             | Error::RangeNotSatisfiable(_)
