@@ -48,6 +48,13 @@ impl Disk {
         self.dir.join(format!("tmp-{}", new_id()))
     }
 
+    /// Gives the finished upload at `temp` its file's name, durably: the rename counts only once
+    /// the directory holding the new name is synced. Blocking: call it off the runtime.
+    pub fn keep(&self, temp: &Path, id: &str) -> std::io::Result<()> {
+        std::fs::rename(temp, self.path(id))?;
+        std::fs::File::open(&self.dir)?.sync_all()
+    }
+
     /// Removes a file's bytes and thumbnail (missing ones are fine).
     pub fn remove(&self, id: &str) {
         let _ = std::fs::remove_file(self.path(id));

@@ -167,13 +167,12 @@ pub async fn upload(
         thumb_mime,
         created_at: crate::time::now_ms(),
     };
-    std::fs::rename(temp.keep(), disk.path(&id)).map_err(io("storing an upload"))?;
-    // The rename is durable only once the directory holding the new name is synced.
-    let dir = disk.dir().to_path_buf();
-    tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
+    let (kept, to) = (temp.keep(), disk.clone());
+    let name = id.clone();
+    tokio::task::spawn_blocking(move || to.keep(&kept, &name))
         .await
         .map_err(|e| Error::Internal(e.into()))?
-        .map_err(io("syncing the files directory"))?;
+        .map_err(io("storing an upload"))?;
     let stored = row.clone();
     if let Err(e) = app.store.write(move |tx| rows::insert(tx, &stored)).await {
         disk.remove(&id);

@@ -88,9 +88,31 @@ pub fn serve_with_file_limit(
     spawn_capturing(command)
 }
 
+/// Starts `chinwag serve ARGS` in `cwd` under `tracer` (a command and its arguments, e.g.
+/// strace's), which runs the server as its child; returns the tracer with the API's address.
+pub fn serve_under(cwd: &std::path::Path, tracer: &[&str], args: &[&str]) -> (Child, String) {
+    let mut command = Command::new(tracer[0]);
+    command.args(&tracer[1..]).arg(BIN);
+    let mut child = with_serve(command, cwd, args, &[])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {}: {e}", tracer[0]));
+    let banner = read_banner(&mut child, String::new);
+    (child, banner[0].clone())
+}
+
 /// `chinwag serve ARGS` in `cwd` with `env` added, its stdout piped for the banner.
 fn serve_command(cwd: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(BIN);
+    with_serve(Command::new(BIN), cwd, args, env)
+}
+
+/// `command` (the binary, or a tracer given the binary) with `serve ARGS`, `env` and `cwd`.
+fn with_serve(
+    mut command: Command,
+    cwd: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Command {
     command
         .arg("serve")
         .args(args)

@@ -9,6 +9,7 @@ mod binary;
 mod bounds;
 mod chats;
 mod counters;
+mod durability;
 mod edits;
 mod errors;
 mod feed;

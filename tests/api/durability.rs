@@ -1,0 +1,106 @@
+//! What a `201` promises is on disk: an upload's bytes are synced, its new name is synced with
+//! the directory that holds it, and only then is its row committed. Watched through the real
+//! binary's system calls (strace), since only a power cut would show it otherwise.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::binary;
+
+/// The system calls traced: the renames and syncs that make an upload durable.
+const TRACED: &str = "trace=rename,renameat,renameat2,fsync,fdatasync";
+
+/// Whether strace can run here; CI installs it, so there its absence is a failure.
+fn strace_available() -> bool {
+    let found = Command::new("strace").arg("-V").output().is_ok();
+    if !found && std::env::var_os("CI").is_some() {
+        panic!("strace is not installed (CI installs it: see .ci/run)");
+    }
+    found
+}
+
+/// Ends the server that `tracer` runs as its child (SIGTERM), then waits for the tracer.
+fn stop_traced(tracer: &mut std::process::Child) {
+    let pid = tracer.id();
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    let server: libc::pid_t = children.split_whitespace().next().unwrap().parse().unwrap();
+    // SAFETY: signals the server the tracer started for this test, which is still running.
+    assert_eq!(unsafe { libc::kill(server, libc::SIGTERM) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tracer.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the traced server did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The index of the first line at or after `from` where a call that `starts` begins.
+fn first(lines: &[&str], from: usize, starts: impl Fn(&str) -> bool) -> Option<usize> {
+    lines[from..]
+        .iter()
+        .position(|line| {
+            // "PID call(args…": the call's name and arguments, after the thread id.
+            line.split_once(' ').is_some_and(|(_, call)| starts(call))
+        })
+        .map(|i| i + from)
+}
+
+#[tokio::test]
+async fn an_upload_is_synced_then_renamed_then_its_directory_synced_before_its_row_commits() {
+    if !strace_available() {
+        eprintln!("skipped: strace is not installed");
+        return;
+    }
+    // Arrange
+    let cwd = tempfile::tempdir().unwrap();
+    let trace = cwd.path().join("trace.txt");
+    let trace_arg = trace.to_str().unwrap();
+    let tracer = ["strace", "-f", "-y", "-qq", "-e", TRACED, "-o", trace_arg];
+    let (mut child, addr) = binary::serve_under(cwd.path(), &tracer, &["--listen", "127.0.0.1:0"]);
+    let token = binary::token(cwd.path(), &["--user", "alice"]);
+
+    // Act
+    let res = crate::helpers::http_client()
+        .post(format!("{addr}/v1/files?name=notes.txt"))
+        .bearer_auth(&token)
+        .body("the minutes of the meeting")
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let body: serde_json::Value = res.json().await.unwrap();
+    stop_traced(&mut child);
+
+    // Assert
+    assert_eq!(status, 201, "{body}");
+    let id = body["data"]["id"].as_str().unwrap();
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let stored = format!("chinwag-data/files/{id}\"");
+    let rename = first(&lines, 0, |c| {
+        c.starts_with("rename") && c.contains(&stored)
+    })
+    .unwrap_or_else(|| panic!("no rename to {stored} in:\n{text}"));
+    let temp = lines[rename]
+        .split('"')
+        .nth(1)
+        .and_then(|p| p.rsplit('/').next())
+        .unwrap();
+    assert!(temp.starts_with("tmp-"), "{}", lines[rename]);
+    let synced_bytes = first(&lines, 0, |c| c.starts_with("fsync(") && c.contains(temp));
+    assert!(
+        synced_bytes.is_some_and(|i| i < rename),
+        "the upload's bytes were not synced before its rename:\n{text}"
+    );
+    let synced_dir = first(&lines, rename, |c| {
+        c.starts_with("fsync(") && c.contains("chinwag-data/files>")
+    })
+    .unwrap_or_else(|| panic!("the files directory was not synced after the rename:\n{text}"));
+    let committed = first(&lines, rename, |c| {
+        c.starts_with("fdatasync(") && c.contains("chinwag.db-wal>")
+    })
+    .unwrap_or_else(|| panic!("no commit after the rename:\n{text}"));
+    assert!(
+        synced_dir < committed,
+        "the row committed before the directory was synced:\n{text}"
+    );
+}
