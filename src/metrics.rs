@@ -63,6 +63,7 @@ pub const LIMITS: &[&str] = &[
     "body_timeout",
     "connections",
     "connections_per_ip",
+    "accept_failed",
 ];
 
 /// Every metric the server exports. Cheap to share behind an `Arc`.

@@ -253,6 +253,7 @@ impl Acceptor {
                 Err(e) => {
                     drop(permit);
                     let wait = self.backoff.failed();
+                    self.metrics.limited("accept_failed");
                     tracing::warn!("accept failed: {e}; trying again in {wait:?}");
                     tokio::time::sleep(wait).await;
                 }

@@ -1,6 +1,7 @@
 //! What a `201` promises is on disk: an upload's bytes are synced, its new name is synced with
-//! the directory that holds it, and only then is its row committed. Watched through the real
-//! binary's system calls (strace), since only a power cut would show it otherwise.
+//! the directory that holds it, and only then is its row committed (watched through the real
+//! binary's system calls, since only a power cut would show it otherwise); and an upload that
+//! finds the disk full is `507` and leaves nothing behind.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -10,11 +11,14 @@ use crate::binary;
 /// The system calls traced: the renames and syncs that make an upload durable.
 const TRACED: &str = "trace=rename,renameat,renameat2,fsync,fdatasync";
 
-/// Whether strace can run here; CI installs it, so there its absence is a failure.
-fn strace_available() -> bool {
-    let found = Command::new("strace").arg("-V").output().is_ok();
+/// Whether `tool` (with `args`) runs here; CI has it, so there its absence is a failure.
+fn available(tool: &str, args: &[&str]) -> bool {
+    let found = Command::new(tool)
+        .args(args)
+        .output()
+        .is_ok_and(|out| out.status.success());
     if !found && std::env::var_os("CI").is_some() {
-        panic!("strace is not installed (CI installs it: see .ci/run)");
+        panic!("{tool} {args:?} does not run here (see .ci/run)");
     }
     found
 }
@@ -46,7 +50,7 @@ fn first(lines: &[&str], from: usize, starts: impl Fn(&str) -> bool) -> Option<u
 
 #[tokio::test]
 async fn an_upload_is_synced_then_renamed_then_its_directory_synced_before_its_row_commits() {
-    if !strace_available() {
+    if !available("strace", &["-V"]) {
         eprintln!("skipped: strace is not installed");
         return;
     }
@@ -103,4 +107,49 @@ async fn an_upload_is_synced_then_renamed_then_its_directory_synced_before_its_r
         synced_dir < committed,
         "the row committed before the directory was synced:\n{text}"
     );
+}
+
+/// Runs the server (`"$@"`) in its own mount namespace, with a 256 KiB tmpfs over its files
+/// directory (`$0`).
+const SMALL_FILES_DIR: &str = "mount -t tmpfs -o size=256k tmpfs \"$0\" && exec \"$@\"";
+
+/// An upload of `bytes` bytes as `token`'s user: status and body.
+async fn upload(addr: &str, token: &str, bytes: usize) -> (u16, serde_json::Value) {
+    let res = crate::helpers::http_client()
+        .post(format!("{addr}/v1/files?name=big.bin"))
+        .bearer_auth(token)
+        .body(vec![7u8; bytes])
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn an_upload_that_fills_the_disk_is_507_and_leaves_no_partial_file() {
+    if !available("unshare", &["-rm", "true"]) {
+        eprintln!("skipped: no mount namespaces here");
+        return;
+    }
+    // Arrange: the files directory is a 256 KiB file system; the database is not on it
+    let cwd = tempfile::tempdir().unwrap();
+    let files = cwd.path().join("chinwag-data/files");
+    std::fs::create_dir_all(&files).unwrap();
+    let files = files.to_str().unwrap();
+    let namespace = ["unshare", "-rm", "sh", "-c", SMALL_FILES_DIR, files];
+    let args = ["--listen", "127.0.0.1:0"];
+    let (mut child, addr) = binary::serve_under(cwd.path(), &namespace, &args);
+    let token = binary::token(cwd.path(), &["--user", "alice"]);
+
+    // Act
+    let (full_status, full_body) = upload(&addr, &token, 400 * 1024).await;
+    let (fits_status, fits_body) = upload(&addr, &token, 150 * 1024).await;
+    let (chats, _) = binary::post(&addr, &token, "chats", serde_json::json!({})).await;
+    binary::terminate(&mut child);
+
+    // Assert: refused in the envelope; its partial bytes were removed, so a smaller one fits
+    assert_eq!(full_status, 507, "{full_body}");
+    assert_eq!(full_body["error"]["reason"], "insufficient_storage");
+    assert_eq!(fits_status, 201, "{fits_body}");
+    assert_eq!(chats, 200);
 }

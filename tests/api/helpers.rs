@@ -11,6 +11,26 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::StreamExt;
 
+/// Waits at most `secs` for `probe` to give a value, asking every 20 ms; panics naming `what`
+/// when it never does. The one way tests wait for something that happens in the background.
+pub async fn wait_for<T, F, Fut>(what: &str, secs: f64, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(secs);
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "waited {secs} s for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The token secret of every test server.
 pub const SECRET: &str = "test-secret";
 

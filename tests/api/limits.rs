@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::binary::serve_with_file_limit;
-use crate::helpers::{read, spawn_with, token, TestApp};
+use crate::helpers::{read, spawn_with, token, wait_for, TestApp};
 use crate::metrics::{page, value};
 
 /// A bucket of `burst` requests that refills too slowly to matter within a test.
@@ -421,5 +421,40 @@ async fn under_a_small_open_file_limit_the_default_cap_keeps_files_for_the_datab
         .unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     drop(open);
+    crate::binary::terminate(&mut child);
+}
+
+#[tokio::test]
+async fn out_of_open_files_the_server_pauses_accepting_and_serves_again_once_they_are_free() {
+    // Arrange: 128 files, and a connection cap set above what they allow
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--listen", "127.0.0.1:0", "--max-connections", "1000"];
+    let (mut child, base, log) = serve_with_file_limit(dir.path(), &args, 128);
+    let addr = base.trim_start_matches("http://").to_string();
+
+    // Act: more connections than the server has descriptors
+    let mut open = Vec::new();
+    for _ in 0..160 {
+        open.push(TcpStream::connect(&addr).await.unwrap());
+    }
+    wait_for("a failed accept in the log", 10.0, || async {
+        let log = log.lock().unwrap();
+        let failed =
+            log.contains("accept failed: Too many open files (os error 24); trying again in");
+        failed.then_some(())
+    })
+    .await;
+    drop(open);
+
+    // Assert: it is still running, and serves again once the descriptors are free
+    let mut conn = TcpStream::connect(&addr).await.unwrap();
+    let answered = tokio::time::timeout(Duration::from_secs(10), healthz(&mut conn)).await;
+    assert_eq!(answered.expect("served again").as_str(), "HTTP/1.1 200 OK");
+    assert!(child.try_wait().unwrap().is_none(), "the server exited");
+    wait_for("accepting again in the log", 10.0, || async {
+        let log = log.lock().unwrap();
+        log.contains("accepting connections again").then_some(())
+    })
+    .await;
     crate::binary::terminate(&mut child);
 }
