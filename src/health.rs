@@ -43,19 +43,42 @@ pub fn check(listen: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
     }
 }
 
+/// This process's soft and hard limits on open files.
+#[cfg(unix)]
+pub fn open_files() -> std::io::Result<(u64, u64)> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct passed to it.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // rlim_t is u64 on the platforms served, not on every one.
+    #[allow(clippy::unnecessary_cast)]
+    Ok((limit.rlim_cur as u64, limit.rlim_max as u64))
+}
+
+/// Sets this process's soft and hard limits on open files. Only setrlimit runs (it is
+/// async-signal-safe), so a parent may call it between fork and exec to limit a child.
+#[cfg(unix)]
+pub fn set_open_files(soft: u64, hard: u64) -> std::io::Result<()> {
+    let limit = libc::rlimit {
+        rlim_cur: soft as libc::rlim_t,
+        rlim_max: hard as libc::rlim_t,
+    };
+    // SAFETY: setrlimit only reads the struct passed to it.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// This process's soft limit on open files, if it can tell.
 pub fn open_files_limit() -> Option<u64> {
     #[cfg(unix)]
     {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit only writes the struct passed to it.
-        let r = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-        // rlim_t is u64 on the platforms served, not on every one.
-        #[allow(clippy::unnecessary_cast)]
-        (r == 0).then_some(limit.rlim_cur as u64)
+        open_files().ok().map(|(soft, _)| soft)
     }
     #[cfg(not(unix))]
     {
@@ -68,31 +91,16 @@ pub fn open_files_limit() -> Option<u64> {
 pub fn raise_open_files_limit() {
     #[cfg(unix)]
     {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
+        let Ok((before, hard)) = open_files() else {
+            tracing::warn!("cannot read the open-file limit");
+            return;
         };
-        // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
-        unsafe {
-            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-                tracing::warn!("cannot read the open-file limit");
+        if before < hard {
+            if let Err(e) = set_open_files(hard, hard) {
+                tracing::warn!("open-file limit: {before}; raising it to {hard} failed: {e}");
                 return;
             }
-            let before = limit.rlim_cur;
-            if limit.rlim_cur < limit.rlim_max {
-                limit.rlim_cur = limit.rlim_max;
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                    tracing::warn!(
-                        "open-file limit: {before}; raising it to {} failed",
-                        limit.rlim_max
-                    );
-                    return;
-                }
-            }
-            tracing::info!(
-                "open-file limit: {} (was {before}); each open stream takes one",
-                limit.rlim_cur
-            );
         }
+        tracing::info!("open-file limit: {hard} (was {before}); each open stream takes one");
     }
 }

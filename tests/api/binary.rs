@@ -74,16 +74,7 @@ pub fn serve_with_file_limit(
     // SAFETY: between fork and exec only setrlimit runs, which is async-signal-safe.
     unsafe {
         use std::os::unix::process::CommandExt;
-        command.pre_exec(move || {
-            let limit = libc::rlimit {
-                rlim_cur: files,
-                rlim_max: files,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+        command.pre_exec(move || chinwag::health::set_open_files(files, files));
     }
     spawn_capturing(command)
 }

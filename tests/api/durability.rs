@@ -42,8 +42,9 @@ fn first(lines: &[&str], from: usize, starts: impl Fn(&str) -> bool) -> Option<u
     lines[from..]
         .iter()
         .position(|line| {
-            // "PID call(args…": the call's name and arguments, after the thread id.
-            line.split_once(' ').is_some_and(|(_, call)| starts(call))
+            // "PID call(args…": the call's name and arguments, after the thread id (padded).
+            line.split_once(' ')
+                .is_some_and(|(_, call)| starts(call.trim_start()))
         })
         .map(|i| i + from)
 }

@@ -409,17 +409,11 @@ async fn the_open_file_limit_is_raised_to_the_hard_limit_at_start() {
         .current_dir(cwd.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    // SAFETY: only setrlimit between fork and exec, on the child's own limits.
+    // SAFETY: only getrlimit and setrlimit between fork and exec, on the child's own limits.
     unsafe {
         cmd.pre_exec(|| {
-            let mut l = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            libc::getrlimit(libc::RLIMIT_NOFILE, &mut l);
-            l.rlim_cur = 256.min(l.rlim_max);
-            libc::setrlimit(libc::RLIMIT_NOFILE, &l);
-            Ok(())
+            let (_, hard) = chinwag::health::open_files()?;
+            chinwag::health::set_open_files(256.min(hard), hard)
         });
     }
     let mut child = cmd.spawn().unwrap();

@@ -43,8 +43,8 @@ const PROBE_EVERY: Duration = Duration::from_millis(25);
 /// What one stream or poll may hold (a page in its feed and one chunk in its connection's buffer)
 /// and the page caches of the database connections (8 readers of 1 MiB, the writer's 2 MiB),
 /// in KiB: the documented bound of the unread resumes.
-const PER_CONNECTION_KIB: f64 = 128.0;
-const CACHES_KIB: f64 = 10.0 * 1024.0;
+pub const PER_CONNECTION_KIB: f64 = 128.0;
+pub const CACHES_KIB: f64 = 10.0 * 1024.0;
 /// The server's default --thumbnail-memory, in MiB: the bound of the bombs.
 const THUMBNAIL_BUDGET_MIB: f64 = 256.0;
 /// Target: another user's send is answered within this while an attack runs.
@@ -75,16 +75,26 @@ fn image_bomb(side: u16) -> Result<Vec<u8>> {
     Ok(jpeg)
 }
 
-/// Another user's sends, one every `PROBE_EVERY`, each timed until its answer, until stopped.
+/// The other user whose sends are timed while an attack runs: one to `chat` every `every`.
+#[derive(Clone, Copy)]
+pub struct Victim<'a> {
+    pub api: &'a Api,
+    pub token: &'a str,
+    pub chat: i64,
+    pub every: Duration,
+}
+
+/// The victim's sends, each timed until its answer, until stopped.
 struct Probe {
     stop: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<Result<Vec<u64>>>,
 }
 
 impl Probe {
-    fn start(api: &Api, token: String, chat: i64) -> Probe {
+    fn start(victim: Victim) -> Probe {
         let stop = Arc::new(AtomicBool::new(false));
-        let (api, flag) = (api.clone(), stop.clone());
+        let (api, flag) = (victim.api.clone(), stop.clone());
+        let (token, chat, every) = (victim.token.to_string(), victim.chat, victim.every);
         let task = tokio::spawn(async move {
             let mut took = Vec::new();
             let deadline = Instant::now() + Duration::from_secs(600);
@@ -93,7 +103,7 @@ impl Probe {
                 api.send(&token, chat, &format!("probe-{}", took.len()))
                     .await?;
                 took.push(at.elapsed().as_nanos() as u64);
-                tokio::time::sleep(PROBE_EVERY).await;
+                tokio::time::sleep(every).await;
             }
             Ok(took)
         });
@@ -123,19 +133,19 @@ fn sample_peak(pid: u32) -> (Arc<AtomicBool>, tokio::task::JoinHandle<u64>) {
 }
 
 /// One attack's outcome: its peak memory over the baseline, and the other user's sends meanwhile.
-struct Outcome {
-    peak_growth_mib: f64,
-    probe: Percentiles,
+pub struct Outcome {
+    pub peak_growth_mib: f64,
+    pub probe: Percentiles,
 }
 
 /// Runs `attack` while memory is sampled and the other user's sends are timed.
-async fn during<F, T>(server: &Server, probe: (&Api, &str, i64), attack: F) -> Result<(Outcome, T)>
+pub async fn during<F, T>(server: &Server, victim: Victim<'_>, attack: F) -> Result<(Outcome, T)>
 where
     F: std::future::Future<Output = Result<T>>,
 {
     let base = status_field(server.pid(), "VmRSS")?;
     let (stop, peak) = sample_peak(server.pid());
-    let timed = Probe::start(probe.0, probe.1.to_string(), probe.2);
+    let timed = Probe::start(victim);
     // However quick the attack, the other user's sends are timed for a second at least.
     let (result, ()) = tokio::join!(attack, tokio::time::sleep(MIN_PROBE));
     let probe = timed.finish().await?;
@@ -150,11 +160,11 @@ where
 
 /// The rows of one attack: peak memory growth within `bound_mib`, and the other user's answer
 /// times.
-fn rows(name: &str, o: &Outcome, bound_mib: f64) -> Vec<Row> {
+pub fn rows(part: &'static str, name: &str, o: &Outcome, bound_mib: f64) -> Vec<Row> {
     let worst = o.probe.max;
     vec![
         Row::info(
-            "attacks",
+            part,
             format!("{name}: peak VmRSS growth"),
             format!("+{:.1} MiB", o.peak_growth_mib),
         )
@@ -163,7 +173,7 @@ fn rows(name: &str, o: &Outcome, bound_mib: f64) -> Vec<Row> {
             o.peak_growth_mib <= bound_mib,
         ),
         Row::info(
-            "attacks",
+            part,
             format!("{name}: another user's send p50 / max"),
             format!("{:.2} / {worst:.1} ms", o.probe.p50),
         )
@@ -196,7 +206,12 @@ pub async fn part(args: &Args) -> Result<Vec<Row>> {
         api.send_texts(&attacker, stored_chat, &texts).await?;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let probe = (&api, victim.as_str(), probe_chat);
+    let probe = Victim {
+        api: &api,
+        token: &victim,
+        chat: probe_chat,
+        every: PROBE_EVERY,
+    };
     let mut out = Vec::new();
 
     // Streams and polls from 0 that read nothing, held open together.
@@ -226,7 +241,7 @@ pub async fn part(args: &Args) -> Result<Vec<Row>> {
         held.probe.line()
     );
     let bound = ((RESUMERS + POLLERS) as f64 * PER_CONNECTION_KIB + CACHES_KIB) / 1024.0;
-    out.extend(rows("unread resumes from 0", &held, bound));
+    out.extend(rows("attacks", "unread resumes from 0", &held, bound));
     drop(_sockets);
 
     // Image bombs, all at once.
@@ -258,7 +273,7 @@ pub async fn part(args: &Args) -> Result<Vec<Row>> {
             bombed.probe.line()
         );
         let name = format!("{BOMBS} bombs of {side}x{side}");
-        out.extend(rows(&name, &bombed, THUMBNAIL_BUDGET_MIB));
+        out.extend(rows("attacks", &name, &bombed, THUMBNAIL_BUDGET_MIB));
         out.push(Row::info(
             "attacks",
             format!("{name}: answered in; thumbnails"),
@@ -287,7 +302,12 @@ pub async fn part(args: &Args) -> Result<Vec<Row>> {
         calls.line(),
         grown.probe.line()
     );
-    out.extend(rows("addMembers to 10,000", &grown, CACHES_KIB / 1024.0));
+    out.extend(rows(
+        "attacks",
+        "addMembers to 10,000",
+        &grown,
+        CACHES_KIB / 1024.0,
+    ));
     out.push(Row::info(
         "attacks",
         format!("addMembers of {ADD_IDS}: p50 / max"),

@@ -37,9 +37,16 @@ pub struct Api {
 
 impl Api {
     pub fn new(server: &Server) -> Result<Api> {
+        Api::from_address(server, None)
+    }
+
+    /// A client whose connections come from `local` (another loopback address, so that the
+    /// server's per-address limits tell it apart), or from the default one.
+    pub fn from_address(server: &Server, local: Option<std::net::IpAddr>) -> Result<Api> {
         let http = reqwest::Client::builder()
             .no_proxy()
             .tcp_nodelay(true)
+            .local_address(local)
             .connect_timeout(Duration::from_secs(5))
             .build()?;
         Ok(Api {
@@ -185,6 +192,19 @@ impl Api {
         page.lines()
             .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
             .with_context(|| format!("no {sample} in /metrics"))
+    }
+
+    /// The status of `POST /v1/chats` (the chat list), whatever it is.
+    pub async fn chats_status(&self, token: &str) -> Result<u16> {
+        let res = self
+            .http
+            .post(format!("{}/v1/chats", self.base))
+            .bearer_auth(token)
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .context("POST /v1/chats")?;
+        Ok(res.status().as_u16())
     }
 
     /// Sends one text message.

@@ -18,6 +18,9 @@
 //!   meanwhile, and how soon after the last message the stall timeout has closed them all.
 //! - `attacks`: one user's unread streams and polls from event 0, image bombs and a group grown
 //!   to 10,000: the server's peak memory, and another user's send times meanwhile.
+//! - `floods`: with every limit at its default and 1,024 open files, from a second loopback
+//!   address: 1,100 slow bodies, 500 streams of one user and 5,000 requests of one token; what
+//!   the server held, and another user's send times meanwhile.
 //!
 //! Every message's client id carries the time it was sent, so a listener computes latency
 //! without shared state. Every loop ends on a count or a deadline, and the server is killed
@@ -28,6 +31,7 @@
 mod attacks;
 mod client;
 mod fanout;
+mod floods;
 mod groups;
 mod latency;
 mod load;
@@ -119,6 +123,7 @@ enum Part {
     Resume,
     Stall,
     Attacks,
+    Floods,
 }
 
 impl Args {
@@ -209,6 +214,9 @@ async fn run_parts(args: &Args) -> Result<()> {
     }
     if args.runs(Part::Attacks) {
         rows.extend(attacks::part(args).await.context("attacks part")?);
+    }
+    if args.runs(Part::Floods) {
+        rows.extend(floods::part(args).await.context("floods part")?);
     }
     print_table(&rows);
     Ok(())

@@ -38,6 +38,26 @@ impl Server {
         sync: SyncMode,
         flags: &[&str],
     ) -> Result<Server> {
+        Server::launch(exe, sync, flags, None)
+    }
+
+    /// A server with every per-caller limit at its default (the other parts turn the rates and
+    /// the per-address connection cap off) and an open-file limit of `open_files`, soft and
+    /// hard, as a small container gives it.
+    pub fn start_defended(
+        exe: Option<&std::path::Path>,
+        sync: SyncMode,
+        open_files: u64,
+    ) -> Result<Server> {
+        Server::launch(exe, sync, &[], Some(open_files))
+    }
+
+    fn launch(
+        exe: Option<&std::path::Path>,
+        sync: SyncMode,
+        flags: &[&str],
+        defended: Option<u64>,
+    ) -> Result<Server> {
         let exe = match exe {
             Some(exe) => exe.to_path_buf(),
             None => std::env::current_exe()?.with_file_name("chinwag"),
@@ -61,11 +81,16 @@ impl Server {
                 cmd.env_remove(name);
             }
         }
-        // The load tool measures the server, not its per-caller limits (it sends as many users
-        // from one address); variables, not flags, so that older servers still start.
-        cmd.env("CHINWAG_RATE_PER_USER", "0")
-            .env("CHINWAG_RATE_PER_IP", "0")
-            .env("CHINWAG_MAX_CONNECTIONS_PER_IP", "0");
+        match defended {
+            // The load tool measures the server, not its per-caller limits (it sends as many
+            // users from one address); variables, not flags, so that older servers still start.
+            None => {
+                cmd.env("CHINWAG_RATE_PER_USER", "0")
+                    .env("CHINWAG_RATE_PER_IP", "0")
+                    .env("CHINWAG_MAX_CONNECTIONS_PER_IP", "0");
+            }
+            Some(files) => limit_open_files(&mut cmd, files),
+        }
         cmd.env("CHINWAG_SECRET", &secret)
             .env("RUST_LOG", "chinwag=warn")
             .stdin(Stdio::null())
@@ -176,31 +201,27 @@ fn random_secret() -> Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// Gives the process `cmd` starts an open-file limit of `files`, soft and hard.
+fn limit_open_files(cmd: &mut Command, files: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec only setrlimit runs, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || chinwag::health::set_open_files(files, files));
+    }
+}
+
 /// Raises this process's open-file limit to at least `needed` (up to the hard limit); the server
 /// inherits it.
 pub fn raise_fd_limit(needed: usize) -> Result<()> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we pass and reads nothing else.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        bail!("getrlimit: {}", std::io::Error::last_os_error());
-    }
-    let needed = needed as libc::rlim_t;
-    if lim.rlim_cur >= needed {
+    let (soft, hard) = chinwag::health::open_files().context("getrlimit")?;
+    let needed = needed as u64;
+    if soft >= needed {
         return Ok(());
     }
-    if lim.rlim_max < needed {
+    if hard < needed {
         eprintln!(
-            "warning: the open-file limit is at most {}, below the {needed} this run needs",
-            lim.rlim_max
+            "warning: the open-file limit is at most {hard}, below the {needed} this run needs"
         );
     }
-    lim.rlim_cur = needed.min(lim.rlim_max);
-    // SAFETY: setrlimit only reads the struct we pass.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
-        bail!("setrlimit: {}", std::io::Error::last_os_error());
-    }
-    Ok(())
+    chinwag::health::set_open_files(needed.min(hard), hard).context("setrlimit")
 }
