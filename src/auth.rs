@@ -189,6 +189,37 @@ fn explain(e: JwtError) -> String {
     }
 }
 
+/// The server's two secrets: the key client tokens are signed with and the host's service key.
+pub struct Keys {
+    secret: String,
+    service_key: String,
+}
+
+impl Keys {
+    pub fn new(secret: String, service_key: String) -> Keys {
+        Keys {
+            secret,
+            service_key,
+        }
+    }
+
+    /// Verifies a client token (see [`verify`]).
+    pub fn verify(&self, token: &str, leeway_s: u64) -> Result<Claims, String> {
+        verify(&self.secret, token, leeway_s)
+    }
+
+    /// A client token for `user` valid for `ttl` seconds, and its expiry (Unix seconds).
+    pub fn mint(&self, user: &UserId, ttl: u64) -> (String, i64) {
+        let token = mint(&self.secret, user, ttl);
+        (token, crate::time::now_ms() / 1000 + ttl as i64)
+    }
+
+    /// Whether `presented` is the host backend's service key (compared in constant time).
+    pub fn is_service_key(&self, presented: &str) -> bool {
+        service_key_matches(&self.service_key, presented)
+    }
+}
+
 /// Compares a presented service key with the real one in constant time.
 pub fn service_key_matches(expected: &str, presented: &str) -> bool {
     // Comparing MACs of both keeps the time independent of where they differ and of their lengths.

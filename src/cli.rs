@@ -458,7 +458,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         // Held until the process exits: a second server on this directory would split the users.
         let _lock = config.lock_data_dir()?;
         // Before the banner: once it says "listening", the database and the kept secrets exist.
-        let app = crate::server::App::open(config)?;
+        let app = crate::app::App::open(config)?;
         let shutdown = shutdown_signal()?;
         println!("chinwag listening on http://{addr}");
         tracing::info!(%addr, "listening");

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::Result;
-use crate::server::App;
+use crate::app::App;
 use crate::store;
 
 /// Events deleted per write transaction, so pruning never holds the writer for long.

@@ -27,10 +27,12 @@
 //! - [`error`] is the protocol's table of error reasons; [`model`] the wire types.
 
 pub mod api;
+pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod deliveries;
+pub mod drain;
 pub mod error;
 pub mod feed;
 pub mod files;
@@ -38,6 +40,7 @@ pub mod health;
 pub mod http;
 pub mod hub;
 pub mod janitor;
+pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod presence;

@@ -1,170 +1,26 @@
-//! The running server: the shared [`App`] state, the accept loop with graceful shutdown, and the
-//! background tasks (maintenance, delivered receipts, webhooks). The caller binds the listener and
-//! decides when to stop.
+//! The running server: the accept loop with graceful shutdown, and the background tasks
+//! (maintenance, delivered receipts, webhooks, the ping clock) over a shared [`App`]. The caller
+//! binds the listener and decides when to stop.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::app::App;
 use crate::config::Config;
-use crate::deliveries::Deliveries;
-use crate::error::{Error, Result};
 use crate::http::accept::{Accepted, Acceptor};
-use crate::http::drain::Drain;
-use crate::http::limits::Limits;
 use crate::http::stall::Stall;
-use crate::hub::Hub;
-use crate::model::{Profile, User, UserId};
-use crate::presence::Presence;
-use crate::store::{self, Store};
-use crate::webhooks::Webhooks;
 
 /// Most bytes hyper buffers for one connection, each way: a response waiting for a client that
 /// reads slowly or not at all holds at most this (past the kernel's socket buffer) until the
 /// stall timeout closes it; it also caps a request's headers.
 const CONNECTION_BUFFER: usize = 64 * 1024;
-
-/// Everything a request handler may use.
-pub struct App {
-    /// The settings the server runs with.
-    pub config: Config,
-    /// The database.
-    pub store: Store,
-    /// Per-user fan-out of events.
-    pub hub: Arc<Hub>,
-    /// Who is online.
-    pub presence: Arc<Presence>,
-    /// Delivered receipts for what reached recipients' streams and polls.
-    pub deliveries: Arc<Deliveries>,
-    secret: String,
-    service_key: String,
-    stop_tx: watch::Sender<bool>,
-    /// Ticks every `ping_interval`: one clock for every stream's keep-alive, not a timer each.
-    ping_tx: watch::Sender<()>,
-    /// Users seen by this process, with a hash of the profile last stored for them.
-    seen: Mutex<HashMap<UserId, u64>>,
-    /// Webhook settings and the outbox worker's wake-up.
-    pub webhooks: Arc<Webhooks>,
-    /// What `/metrics` exports.
-    pub metrics: Arc<crate::metrics::Metrics>,
-    /// The bound on thumbnail decodes.
-    pub thumbnails: Arc<crate::thumbnails::Thumbnails>,
-    /// What one caller may take: request rates and open streams.
-    pub limits: Arc<Limits>,
-    /// Shutdown as requests see it: refused once it begins, counted until answered.
-    pub drain: Drain,
-}
-
-impl App {
-    /// Opens the data directory (database, migrations, secrets) and builds the state.
-    pub fn open(config: Config) -> anyhow::Result<Arc<App>> {
-        let metrics = Arc::new(crate::metrics::Metrics::new());
-        let (store, hub) = Store::open(&config, metrics.clone())?;
-        let secret = config.token_secret()?;
-        let service_key = config.host_key()?;
-        let presence = Presence::new(
-            store.clone(),
-            hub.clone(),
-            config.poll_presence,
-            config.presence_group_limit,
-        );
-        let deliveries = Deliveries::new(store.clone());
-        let webhooks = Webhooks::new(&config)?;
-        let thumbnails = crate::thumbnails::Thumbnails::new(
-            config.thumbnail_decodes,
-            config.thumbnail_memory,
-            metrics.thumbnails.clone(),
-        );
-        let limits = Limits::new(&config, metrics.clone());
-        Ok(Arc::new(App {
-            config,
-            store,
-            hub,
-            presence,
-            deliveries,
-            secret,
-            service_key,
-            stop_tx: watch::channel(false).0,
-            ping_tx: watch::channel(()).0,
-            seen: Mutex::default(),
-            webhooks,
-            metrics,
-            thumbnails,
-            limits,
-            drain: Drain::default(),
-        }))
-    }
-
-    /// Verifies a client token and stores the user (and their profile, if the token has one) the
-    /// first time this process sees them or their profile changes.
-    pub async fn authenticate(&self, token: &str) -> Result<UserId> {
-        let leeway = self.config.token_leeway.as_secs();
-        let claims =
-            crate::auth::verify(&self.secret, token, leeway).map_err(Error::TokenInvalid)?;
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        claims.profile.hash(&mut h);
-        let hash = h.finish();
-        let known = self.seen.lock().unwrap().get(&claims.user) == Some(&hash);
-        if !known {
-            self.see_user(&claims.user, claims.profile.clone()).await?;
-            self.seen.lock().unwrap().insert(claims.user.clone(), hash);
-        }
-        Ok(claims.user)
-    }
-
-    /// Records that `user` exists, with the profile fields given (absent ones keep their value),
-    /// and gives them their support chat when there is a support user; returns their public
-    /// profile. Runs in the writer, so concurrent first requests still make one support chat.
-    pub async fn see_user(&self, user: &UserId, profile: Option<Profile>) -> Result<User> {
-        let user = user.clone();
-        let support = self.config.support_user.clone();
-        self.store
-            .write(move |tx| {
-                match &profile {
-                    Some(p) => store::users::upsert_profile(tx, &user, p)?,
-                    None => store::users::ensure(tx, &user)?,
-                }
-                if let Some(support) = support.filter(|s| s != &user) {
-                    crate::api::chats::ensure_support_chat(tx, &user, &support)?;
-                }
-                Ok(store::users::profiles(tx, [user.as_str()])?.remove(0))
-            })
-            .await
-    }
-
-    /// A client token for `user` valid for `ttl` seconds, and its expiry (Unix seconds).
-    pub fn mint_token(&self, user: &UserId, ttl: u64) -> (String, i64) {
-        let token = crate::auth::mint(&self.secret, user, ttl);
-        (token, crate::time::now_ms() / 1000 + ttl as i64)
-    }
-
-    /// Whether `presented` is the host backend's service key (compared in constant time).
-    pub fn is_service_key(&self, presented: &str) -> bool {
-        crate::auth::service_key_matches(&self.service_key, presented)
-    }
-
-    /// Changes every ping interval: streams send a keep-alive comment when it does.
-    pub fn pings(&self) -> watch::Receiver<()> {
-        let mut rx = self.ping_tx.subscribe();
-        rx.mark_unchanged();
-        rx
-    }
-
-    /// Becomes true when the server starts shutting down: streams end, polls answer. Wait on it
-    /// with `wait_for(|s| *s)`, which also sees a shutdown that began before the call.
-    pub fn stopping(&self) -> watch::Receiver<bool> {
-        self.stop_tx.subscribe()
-    }
-}
 
 /// How long the server keeps taking connections once draining has begun and its requests are
 /// answered, while new ones still come: each is answered `503` (clients that had a request on

@@ -18,7 +18,7 @@ use crate::config::{self, Config};
 use crate::error::{Error, Result};
 use crate::hub::Hub;
 use crate::model::{Message, UserId};
-use crate::server::App;
+use crate::app::App;
 use crate::store::outbox::{self, Delivery};
 use crate::store::{Store, Tx};
 

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::{bounded, id, Out};
 use crate::error::{Error, Result};
 use crate::model::{Chat, Member, UserId};
-use crate::server::App;
+use crate::app::App;
 use crate::store::chats::{self, NewChat};
 use crate::store::users;
 use crate::store::Tx;

@@ -16,7 +16,7 @@ use crate::error::{io, Error, Result};
 use crate::files::{self, Disk};
 use crate::http::{body, reply, Body};
 use crate::model::UserId;
-use crate::server::App;
+use crate::app::App;
 use crate::store::files::{self as rows, FileRow};
 
 /// Chunk size of downloads.

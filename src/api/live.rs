@@ -10,7 +10,7 @@ use super::{id, Out};
 use crate::error::{Error, Result};
 use crate::hub::Frame;
 use crate::model::{OrderId, UserId};
-use crate::server::App;
+use crate::app::App;
 use crate::store::chats;
 
 /// Longest typing preview, in characters.

@@ -10,7 +10,7 @@ use super::chats::{push_chat, push_members, with_profiles};
 use super::{id, Out};
 use crate::error::{Error, Result};
 use crate::model::UserId;
-use crate::server::App;
+use crate::app::App;
 use crate::store::chats::{self, ChatRow};
 
 /// Most users one `addMembers` may add.

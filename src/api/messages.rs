@@ -10,7 +10,7 @@ use super::{bounded, id, Out};
 use crate::error::{Error, Result};
 use crate::hub::Hub;
 use crate::model::{Message, Params, UserId};
-use crate::server::App;
+use crate::app::App;
 use crate::store::messages::{Mark, Marked, NewMessage, Page};
 use crate::store::{chats, files, messages, users, Tx};
 use crate::webhooks::Webhooks;

@@ -2,7 +2,7 @@
 //! database's size) from their owners, then encodes every metric in the Prometheus text format.
 
 use crate::error::Result;
-use crate::server::App;
+use crate::app::App;
 use crate::store::outbox;
 
 /// The metrics page, current as of this call.

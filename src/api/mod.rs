@@ -1,6 +1,7 @@
 //! Client request handlers, one module per protocol area, and the dispatch on the request type.
 //! Every handler has the same shape: validate, one store call, publish, reply.
 
+pub mod caller;
 pub mod chats;
 pub mod files;
 pub mod host;
@@ -17,7 +18,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::model::UserId;
-use crate::server::App;
+use crate::app::App;
 
 /// A handler's answer: the status and, unless it is 204, the response's `data`.
 #[derive(Debug)]

@@ -14,12 +14,12 @@ use tokio::sync::watch;
 
 use crate::error::{Error, Result};
 use crate::feed::{Feed, Sources};
-use crate::http::limits::Slot;
+use crate::limits::Slot;
 use crate::http::{sse, Body};
 use crate::hub::Frame;
 use crate::model::UserId;
 use crate::presence::{Connection, Kind};
-use crate::server::App;
+use crate::app::App;
 
 /// Reconnect delay sent to SSE clients.
 const RETRY_MS: u64 = 3000;

@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::Error;
-use crate::http::limits::ip_key;
+use crate::limits::ip_key;
 use crate::metrics::Metrics;
 
 /// How long a refused connection's 429 may take to write before the socket is dropped.

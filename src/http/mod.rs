@@ -3,9 +3,7 @@
 
 pub mod accept;
 pub mod body;
-pub mod drain;
 pub mod head;
-pub mod limits;
 pub mod reply;
 pub mod sse;
 pub mod stall;
@@ -21,7 +19,7 @@ use hyper::body::Incoming;
 use crate::api;
 use crate::error::{Error, Result};
 use crate::model::UserId;
-use crate::server::App;
+use crate::app::App;
 
 pub use reply::Body;
 
@@ -91,10 +89,10 @@ fn drained(req: &Request<Incoming>) -> Result<Response<Body>> {
         return Ok(reply::preflight());
     }
     if req.uri().path() == "/v1/events" && req.method() == Method::GET {
-        return Ok(api::stream::restarting(drain::RETRY_AFTER));
+        return Ok(api::stream::restarting(crate::drain::RETRY_AFTER));
     }
     Err(Error::Unavailable {
-        retry_after: drain::RETRY_AFTER,
+        retry_after: crate::drain::RETRY_AFTER,
     })
 }
 
@@ -243,7 +241,7 @@ async fn caller(app: &App, req: &Request<Incoming>, query_token: bool) -> Result
             }))
         }
     };
-    let user = app.authenticate(&token).await?;
+    let user = api::caller::authenticate(app, &token).await?;
     tracing::Span::current().record("user", user.as_str());
     app.limits.check_user(&user)?;
     Ok(user)
@@ -412,7 +410,7 @@ pub async fn handle_metrics(app: Arc<App>, req: Request<Incoming>) -> Response<B
 /// Checks that the caller presents the host backend's service key.
 fn service_key(app: &App, req: &Request<Incoming>) -> Result<()> {
     match bearer(req)? {
-        Some(key) if app.is_service_key(key) => Ok(()),
+        Some(key) if app.keys.is_service_key(key) => Ok(()),
         Some(_) => Err(Error::TokenInvalid("the service key does not match".into())),
         None => Err(Error::TokenInvalid(
             "this endpoint needs Authorization: Bearer <service key>".into(),

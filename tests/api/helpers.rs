@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chinwag::config::Config;
-use chinwag::server::App;
+use chinwag::app::App;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};

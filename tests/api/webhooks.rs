@@ -286,7 +286,7 @@ async fn a_webhook_url_without_a_secret_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::new(dir.path().join("data"));
     config.webhook_url = Some("http://127.0.0.1:9/hooks".into());
-    let err = chinwag::server::App::open(config)
+    let err = chinwag::app::App::open(config)
         .err()
         .expect("no secret, no start");
     assert!(format!("{err:#}").contains("--webhook-secret"), "{err:#}");

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::server::App;
+use crate::app::App;
 
 /// Every path the host API serves (under `/v1/server`) and its methods: the list that tells a
 /// wrong method from an unknown path, and that the API description is checked against.

@@ -13,7 +13,7 @@ use crate::api::messages::{announce, validate, OutgoingMessage};
 use crate::api::{bounded, id};
 use crate::error::{Error, Result};
 use crate::model::{Member, OrderId, Params, UserId};
-use crate::server::App;
+use crate::app::App;
 use crate::store::chats::{self, NewChat};
 use crate::store::messages::{self, Page};
 use crate::store::{users, Tx};

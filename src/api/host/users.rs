@@ -10,7 +10,7 @@ use crate::api::chats::push_chat;
 use crate::api::messages::announce;
 use crate::error::{Error, Result};
 use crate::model::{AsSent, OrderId, Params, Profile, UserId};
-use crate::server::App;
+use crate::app::App;
 use crate::store::messages::{self, NewMessage};
 use crate::store::{chats, users};
 
@@ -112,7 +112,7 @@ pub async fn upsert(app: &Arc<App>, req: UserRequest) -> Result<Value> {
         email: req.email,
         phone: req.phone,
     };
-    let user = app.see_user(&req.user_id, Some(profile)).await?;
+    let user = crate::api::caller::see_user(app, &req.user_id, Some(profile)).await?;
     Ok(json!({"user": user}))
 }
 
@@ -130,7 +130,7 @@ pub async fn token(app: &Arc<App>, req: TokenRequest) -> Result<Value> {
             "body.ttl_seconds must be 1 to {MAX_TTL}"
         )));
     }
-    let (token, expires) = app.mint_token(&req.user_id, ttl);
+    let (token, expires) = app.keys.mint(&req.user_id, ttl);
     Ok(json!({"token": token, "expiresAt": crate::time::rfc3339(expires * 1000)}))
 }
 
