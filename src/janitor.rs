@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::Result;
 use crate::app::App;
+use crate::error::Result;
 use crate::store;
 
 /// Events deleted per write transaction, so pruning never holds the writer for long.

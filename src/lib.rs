@@ -46,6 +46,7 @@ pub mod model;
 pub mod presence;
 pub mod reports;
 pub mod server;
+pub mod sse;
 pub mod store;
 pub mod thumbnails;
 pub mod time;

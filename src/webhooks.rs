@@ -14,11 +14,11 @@ use sha2::Sha256;
 use tokio::sync::{Mutex, Notify};
 use tokio::task::JoinSet;
 
+use crate::app::App;
 use crate::config::{self, Config};
 use crate::error::{Error, Result};
 use crate::hub::Hub;
 use crate::model::{Message, UserId};
-use crate::app::App;
 use crate::store::outbox::{self, Delivery};
 use crate::store::{Store, Tx};
 

@@ -6,9 +6,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{bounded, id, Out};
+use crate::app::App;
 use crate::error::{Error, Result};
 use crate::model::{Chat, Member, UserId};
-use crate::app::App;
 use crate::store::chats::{self, NewChat};
 use crate::store::users;
 use crate::store::Tx;

@@ -12,11 +12,11 @@ use hyper::body::Incoming;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio_stream::{Stream, StreamExt};
 
+use crate::app::App;
 use crate::error::{io, Error, Result};
 use crate::files::{self, Disk};
 use crate::http::{body, reply, Body};
 use crate::model::UserId;
-use crate::app::App;
 use crate::store::files::{self as rows, FileRow};
 
 /// Chunk size of downloads.

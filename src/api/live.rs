@@ -7,10 +7,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{id, Out};
+use crate::app::App;
 use crate::error::{Error, Result};
 use crate::hub::Frame;
 use crate::model::{OrderId, UserId};
-use crate::app::App;
 use crate::store::chats;
 
 /// Longest typing preview, in characters.

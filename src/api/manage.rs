@@ -8,9 +8,9 @@ use serde_json::json;
 
 use super::chats::{push_chat, push_members, with_profiles};
 use super::{id, Out};
+use crate::app::App;
 use crate::error::{Error, Result};
 use crate::model::UserId;
-use crate::app::App;
 use crate::store::chats::{self, ChatRow};
 
 /// Most users one `addMembers` may add.

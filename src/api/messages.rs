@@ -7,10 +7,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{bounded, id, Out};
+use crate::app::App;
 use crate::error::{Error, Result};
 use crate::hub::Hub;
 use crate::model::{Message, Params, UserId};
-use crate::app::App;
 use crate::store::messages::{Mark, Marked, NewMessage, Page};
 use crate::store::{chats, files, messages, users, Tx};
 use crate::webhooks::Webhooks;

@@ -1,8 +1,8 @@
 //! `GET /metrics`: sets the gauges that describe state (who is online, the webhook outbox, the
 //! database's size) from their owners, then encodes every metric in the Prometheus text format.
 
-use crate::error::Result;
 use crate::app::App;
+use crate::error::Result;
 use crate::store::outbox;
 
 /// The metrics page, current as of this call.

@@ -3,6 +3,7 @@
 
 pub mod caller;
 pub mod chats;
+pub mod decode;
 pub mod files;
 pub mod host;
 pub mod live;
@@ -16,9 +17,9 @@ use std::sync::Arc;
 use http::StatusCode;
 use serde_json::Value;
 
+use crate::app::App;
 use crate::error::{Error, Result};
 use crate::model::UserId;
-use crate::app::App;
 
 /// A handler's answer: the status and, unless it is 204, the response's `data`.
 #[derive(Debug)]
@@ -82,7 +83,7 @@ pub fn is_client_type(kind: &str) -> bool {
 
 /// Runs client request `kind` for `user`.
 pub async fn client(app: &Arc<App>, user: &UserId, kind: &str, data: Value) -> Result<Out> {
-    use crate::http::body::data as decode;
+    use decode::data as decode;
     match kind {
         "message" => messages::send(app, user, decode(data)?).await,
         "messageStatus" => messages::status(app, user, decode(data)?).await,

@@ -2,24 +2,21 @@
 //! over one [`Feed`]: no gap, no duplicate, the same events either way.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Response};
-use http_body_util::{BodyExt, StreamBody};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
+use crate::app::App;
 use crate::error::{Error, Result};
 use crate::feed::{Feed, Sources};
-use crate::limits::Slot;
-use crate::http::{sse, Body};
 use crate::hub::Frame;
+use crate::limits::Slot;
 use crate::model::UserId;
 use crate::presence::{Connection, Kind};
-use crate::app::App;
+use crate::sse;
 
 /// Reconnect delay sent to SSE clients.
 const RETRY_MS: u64 = 3000;
@@ -90,13 +87,13 @@ impl Drop for Opened {
     }
 }
 
-/// Opens an SSE stream for `user`.
+/// Opens an SSE stream for `user`: its chunks, each ready to send as it is.
 pub async fn sse(
     app: &Arc<App>,
     user: UserId,
     query: HashMap<String, String>,
     last_event_id: Option<String>,
-) -> Result<Response<Body>> {
+) -> Result<impl tokio_stream::Stream<Item = Bytes> + Send + Sync + 'static> {
     let cursor = match (last_event_id.as_deref(), query.get("since")) {
         (Some(s), _) if !s.trim().is_empty() => Some(parse_cursor("Last-Event-ID", s)?),
         (_, Some(s)) if !s.trim().is_empty() => Some(parse_cursor("since", s)?),
@@ -117,32 +114,15 @@ pub async fn sse(
         None
     };
     let opened = Opened::new(app, &user, Kind::Stream, cursor);
-    let body = StreamBody::new(events(app.clone(), feed, snapshot, opened, stop));
-    let mut res = Response::new(BodyExt::boxed(body));
-    stream_headers(&mut res);
-    Ok(res)
+    Ok(events(app.clone(), feed, snapshot, opened, stop))
 }
 
-/// The answer to `GET /v1/events` while the server drains: a stream that asks the client to
+/// The whole of `GET /v1/events` while the server drains: a stream that asks the client to
 /// reconnect after `secs` seconds and ends at once.
-pub fn restarting(secs: u64) -> Response<Body> {
+pub fn restarting(secs: u64) -> Bytes {
     let mut first = sse::retry(secs * 1000).to_vec();
     first.extend_from_slice(&sse::comment("the server is restarting; reconnect"));
-    let body = http_body_util::Full::new(Bytes::from(first));
-    let mut res = Response::new(BodyExt::boxed(body));
-    stream_headers(&mut res);
-    res
-}
-
-/// The headers of every event stream: its type, and no caching or buffering on the way.
-fn stream_headers(res: &mut Response<Body>) {
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Bytes::from(first)
 }
 
 /// Resolves once the server is shutting down (at once if it already is).
@@ -169,14 +149,14 @@ fn events(
     snapshot: Option<Frame>,
     mut opened: Opened,
     mut stop: watch::Receiver<bool>,
-) -> impl tokio_stream::Stream<Item = std::result::Result<hyper::body::Frame<Bytes>, Infallible>> {
+) -> impl tokio_stream::Stream<Item = Bytes> + Send + Sync + 'static {
     async_stream::stream! {
         // A reset comes before the snapshot: the client drops its state, then takes the fresh one.
         let reset = feed.take_reset();
         let first: Vec<&Frame> = reset.iter().chain(snapshot.iter()).collect();
         let first = sse::chunk(&sse::retry(RETRY_MS), &first);
         drop((reset, snapshot));
-        yield Ok(hyper::body::Frame::data(first));
+        yield first;
         let mut ping = app.pings();
         loop {
             let wake = tokio::select! {
@@ -192,21 +172,21 @@ fn events(
                     opened.sent += frames.len();
                     drop(refs);
                     drop(frames);
-                    yield Ok(hyper::body::Frame::data(out));
+                    yield out;
                 }
                 Wake::Events(Err(e)) => {
                     tracing::warn!("the feed of {} failed: {e:?}", opened.user);
                     opened.conn.close_cleanly();
                     return;
                 }
-                Wake::Ping => yield Ok(hyper::body::Frame::data(sse::ping())),
+                Wake::Ping => yield sse::ping(),
                 Wake::Stop => {
                     opened.conn.close_cleanly();
                     return;
                 }
                 Wake::Replaced => {
                     let note = "closed: this user opened more streams than the server allows";
-                    yield Ok(hyper::body::Frame::data(sse::comment(note)));
+                    yield sse::comment(note);
                     opened.conn.close_cleanly();
                     return;
                 }

@@ -5,7 +5,6 @@ pub mod accept;
 pub mod body;
 pub mod head;
 pub mod reply;
-pub mod sse;
 pub mod stall;
 pub mod strict;
 
@@ -17,9 +16,9 @@ use http::{header, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::api;
+use crate::app::App;
 use crate::error::{Error, Result};
 use crate::model::UserId;
-use crate::app::App;
 
 pub use reply::Body;
 
@@ -89,7 +88,8 @@ fn drained(req: &Request<Incoming>) -> Result<Response<Body>> {
         return Ok(reply::preflight());
     }
     if req.uri().path() == "/v1/events" && req.method() == Method::GET {
-        return Ok(api::stream::restarting(crate::drain::RETRY_AFTER));
+        let once = api::stream::restarting(crate::drain::RETRY_AFTER);
+        return Ok(reply::event_stream(tokio_stream::once(once)));
     }
     Err(Error::Unavailable {
         retry_after: crate::drain::RETRY_AFTER,
@@ -290,7 +290,8 @@ async fn route(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>>
                 .get("last-event-id")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
-            api::stream::sse(app, user, query(&req), last_event_id).await
+            let chunks = api::stream::sse(app, user, query(&req), last_event_id).await?;
+            Ok(reply::event_stream(chunks))
         }
         "/v1/poll" => {
             only(&method, Method::GET, "GET")?;

@@ -34,6 +34,24 @@ pub fn typed(
     res
 }
 
+/// An event stream of `chunks` (SSE), with the headers every stream has: its type, and no
+/// caching or buffering on the way.
+pub fn event_stream(
+    chunks: impl tokio_stream::Stream<Item = Bytes> + Send + Sync + 'static,
+) -> Response<Body> {
+    use tokio_stream::StreamExt;
+    let frames = chunks.map(|chunk| Ok(hyper::body::Frame::data(chunk)));
+    let mut res = Response::new(http_body_util::StreamBody::new(frames).boxed());
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    res
+}
+
 /// An empty response with `status`.
 pub fn empty(status: StatusCode) -> Response<Body> {
     let mut res = Response::new(full(Bytes::new()));

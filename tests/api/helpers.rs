@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chinwag::config::Config;
 use chinwag::app::App;
+use chinwag::config::Config;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};

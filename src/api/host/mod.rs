@@ -11,8 +11,8 @@ use http::Method;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::error::{Error, Result};
 use crate::app::App;
+use crate::error::{Error, Result};
 
 /// Every path the host API serves (under `/v1/server`) and its methods: the list that tells a
 /// wrong method from an unknown path, and that the API description is checked against.
@@ -39,7 +39,7 @@ pub const ROUTES: &[(&str, &str)] = &[
 
 /// Decodes a host body; errors name the field as `body.chat_id`.
 fn decode<T: DeserializeOwned>(body: Value) -> Result<T> {
-    crate::http::body::decode_at(body, "body")
+    crate::api::decode::decode_at(body, "body")
 }
 
 /// Runs host request `method path` with its body (JSON, or the query string turned into JSON).

@@ -8,9 +8,9 @@ use serde_json::{json, Value};
 
 use crate::api::chats::push_chat;
 use crate::api::messages::announce;
+use crate::app::App;
 use crate::error::{Error, Result};
 use crate::model::{AsSent, OrderId, Params, Profile, UserId};
-use crate::app::App;
 use crate::store::messages::{self, NewMessage};
 use crate::store::{chats, users};
 
