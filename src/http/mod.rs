@@ -3,6 +3,7 @@
 
 pub mod accept;
 pub mod body;
+pub mod files;
 pub mod head;
 pub mod reply;
 pub mod stall;
@@ -307,7 +308,7 @@ async fn route(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>>
             only(&method, Method::POST, "POST")?;
             let user = caller(app, &req, false).await?;
             let name = query(&req).remove("name");
-            api::files::upload(app, user, req, name).await
+            files::upload(app, user, req, name).await
         }
         p if p.len() > "/v1/files/".len() && p.starts_with("/v1/files/") => {
             // HEAD: the same headers as GET, no body (a player asking a file's size).
@@ -321,7 +322,7 @@ async fn route(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>>
                 Some(id) => (id, true),
                 None => (rest, false),
             };
-            let mut res = api::files::download(app, user, id, thumbnail, req.headers()).await?;
+            let mut res = files::download(app, user, id, thumbnail, req.headers()).await?;
             if method == Method::HEAD {
                 *res.body_mut() = reply::full(bytes::Bytes::new());
             }
