@@ -22,7 +22,7 @@ async fn others(app: &App, user: &UserId, chat_id: i64) -> Result<Vec<UserId>> {
     app.store
         .read(move |c| {
             chats::member_chat(c, chat_id, &user)?;
-            Ok(chats::member_ids(c, chat_id)?
+            Ok(crate::store::members::member_ids(c, chat_id)?
                 .into_iter()
                 .filter(|m| m != &user)
                 .collect())

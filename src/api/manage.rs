@@ -119,7 +119,7 @@ pub async fn remove_member(app: &Arc<App>, user: &UserId, req: RemoveRequest) ->
                     chat.kind
                 )));
             }
-            let before = chats::member_ids(tx, chat_id)?;
+            let before = crate::store::members::member_ids(tx, chat_id)?;
             if !before.contains(&gone) {
                 return Err(Error::BadRequest(format!(
                     "{gone} is not a member of chat {chat_id}"
@@ -162,7 +162,7 @@ pub async fn delete(app: &Arc<App>, user: &UserId, req: DeleteRequest) -> Result
             if chat.kind == "group" {
                 group_admin(&chat, &me, "delete it")?;
             }
-            let members = chats::member_ids(tx, chat_id)?;
+            let members = crate::store::members::member_ids(tx, chat_id)?;
             chats::delete(tx, chat_id)?;
             tx.emit(&members, "chatDeleted", &json!({"chatId": chat_id}))?;
             Ok(Out::no_content())
@@ -195,7 +195,7 @@ pub async fn clear(app: &Arc<App>, user: &UserId, req: ClearRequest) -> Result<O
                         )))
                     }
                 }
-                chats::member_ids(tx, chat_id)?
+                crate::store::members::member_ids(tx, chat_id)?
             } else {
                 vec![me.clone()]
             };

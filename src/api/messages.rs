@@ -104,7 +104,7 @@ pub fn announce(tx: &mut Tx, hub: &Hub, webhooks: &Webhooks, msg: &Message) -> R
     if !webhooks.enabled() {
         return Ok(());
     }
-    let members = chats::member_ids(tx, msg.chat_id)?;
+    let members = crate::store::members::member_ids(tx, msg.chat_id)?;
     crate::webhooks::queue_message(tx, hub, webhooks, msg, &members)
 }
 

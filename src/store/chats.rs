@@ -5,6 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::error::{Error, Result};
 use crate::model::{Chat, Member, UserId};
+use crate::store::members::{member_ids, receipts};
 use crate::store::{messages, Tx};
 
 /// How many members a Chat object lists; `memberCount` has the total and `members` pages
@@ -25,17 +26,6 @@ pub struct ChatRow {
     /// The role of the member it was looked up for.
     pub role: String,
     /// That member's clear mark.
-    pub cleared: i64,
-}
-
-/// One member's role and receipt marks.
-#[derive(Debug, Clone)]
-pub struct Receipt {
-    pub user: String,
-    pub role: String,
-    pub delivered: i64,
-    pub read: i64,
-    /// Messages up to this id are cleared (hidden) for this member.
     pub cleared: i64,
 }
 
@@ -70,32 +60,6 @@ pub fn member_chat(conn: &Connection, chat_id: i64, user: &UserId) -> Result<Cha
         .ok_or(Error::ChatNotFound(chat_id))
 }
 
-/// Members of a chat with their roles and receipt marks, in joining order.
-pub fn receipts(conn: &Connection, chat_id: i64) -> Result<Vec<Receipt>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT user_id, role, delivered_up_to, read_up_to, cleared_up_to FROM members
-         WHERE chat_id = ?1 ORDER BY joined_at, user_id",
-    )?;
-    let rows = stmt.query_map([chat_id], |r| {
-        Ok(Receipt {
-            user: r.get(0)?,
-            role: r.get(1)?,
-            delivered: r.get(2)?,
-            read: r.get(3)?,
-            cleared: r.get(4)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
-/// Member ids of a chat.
-pub fn member_ids(conn: &Connection, chat_id: i64) -> Result<Vec<UserId>> {
-    Ok(receipts(conn, chat_id)?
-        .into_iter()
-        .filter_map(|r| UserId::parse(&r.user).ok())
-        .collect())
-}
-
 /// The chat as `user` sees it: members, last message, the user's unread count.
 pub fn view(conn: &Connection, row: ChatRow, user: &UserId) -> Result<Chat> {
     view_as(conn, row, Some(user))
@@ -105,7 +69,7 @@ pub fn view(conn: &Connection, row: ChatRow, user: &UserId) -> Result<Chat> {
 fn view_as(conn: &Connection, row: ChatRow, user: Option<&UserId>) -> Result<Chat> {
     let receipts = receipts(conn, row.id)?;
     let (read, cleared) = user
-        .and_then(|u| receipts.iter().find(|r| r.user == u.as_str()))
+        .and_then(|u| receipts.iter().find(|r| &r.user == u))
         .map_or((0, 0), |r| (r.read, r.cleared));
     let unread = match user {
         Some(u) => messages::unread(conn, row.id, u, read.max(cleared))?,
@@ -120,7 +84,7 @@ fn view_as(conn: &Connection, row: ChatRow, user: Option<&UserId>) -> Result<Cha
             .into_iter()
             .take(LISTED_MEMBERS)
             .map(|r| Member {
-                id: r.user,
+                id: r.user.to_string(),
                 role: r.role,
             })
             .collect(),
@@ -494,14 +458,11 @@ pub fn partners(conn: &Connection, user: &UserId, limit: usize) -> Result<Vec<(i
          WHERE m.user_id = ?1 AND o.user_id != ?1 AND c.member_count <= ?2 ORDER BY m.chat_id",
     )?;
     let mut out: Vec<(i64, Vec<UserId>)> = Vec::new();
-    let rows = stmt.query_map(params![user.as_str(), limit as i64], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+    let rows = stmt.query_map(params![user, limit as i64], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, UserId>(1)?))
     })?;
     for row in rows {
         let (chat, other) = row?;
-        let Ok(other) = UserId::parse(&other) else {
-            continue;
-        };
         match out.last_mut() {
             Some((c, v)) if *c == chat => v.push(other),
             _ => out.push((chat, vec![other])),

@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::error::{Error, Result};
 use crate::model::{File, Message, Params, UserId};
-use crate::store::chats::{self, Receipt};
+use crate::store::members::{self, Receipt};
 
 /// A message to store, already validated.
 #[derive(Debug, Clone)]
@@ -26,12 +26,11 @@ const COLUMNS: &str = "id, chat_id, user_id, sender, client_message_id, type, te
 
 /// A message as stored, before its status is known.
 fn from_row(r: &Row) -> rusqlite::Result<Message> {
-    let user: Option<String> = r.get(2)?;
     let params: String = r.get(7)?;
     Ok(Message {
         id: r.get(0)?,
         chat_id: r.get(1)?,
-        user_id: user.and_then(|u| UserId::parse(&u).ok()),
+        user_id: r.get(2)?,
         sender: r.get(3)?,
         client_message_id: r.get(4)?,
         kind: r.get(5)?,
@@ -65,10 +64,9 @@ fn file_from_row(r: &Row) -> rusqlite::Result<Option<File>> {
 
 /// `sent`, `delivered` or `read`: the least advanced of the members other than the author.
 pub fn status_for(m: &Message, receipts: &[Receipt]) -> &'static str {
-    let author = m.user_id.as_ref().map(UserId::as_str);
     let mut others = receipts
         .iter()
-        .filter(|r| Some(r.user.as_str()) != author)
+        .filter(|r| Some(&r.user) != m.user_id.as_ref())
         .peekable();
     if others.peek().is_none() {
         return "sent";
@@ -103,7 +101,7 @@ fn one(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> Result<Opti
     else {
         return Ok(None);
     };
-    let receipts = chats::receipts(conn, m.chat_id)?;
+    let receipts = members::receipts(conn, m.chat_id)?;
     Ok(with_status(vec![m], &receipts).pop())
 }
 
@@ -251,7 +249,7 @@ pub fn history(
     if page.after.is_none() {
         rows.reverse();
     }
-    let receipts = chats::receipts(conn, chat_id)?;
+    let receipts = members::receipts(conn, chat_id)?;
     Ok((with_status(rows, &receipts), more))
 }
 
@@ -351,7 +349,7 @@ impl<'c> Renderer<'c> {
         let receipts = match self.receipts.entry(m.chat_id) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(chats::receipts(self.conn, m.chat_id)?)
+                e.insert(members::receipts(self.conn, m.chat_id)?)
             }
         };
         m.status = status_for(&m, receipts).to_string();
@@ -397,14 +395,6 @@ pub fn authors_between(
         "SELECT DISTINCT user_id FROM messages
          WHERE chat_id = ?1 AND id > ?2 AND id <= ?3 AND user_id IS NOT NULL AND user_id != ?4",
     )?;
-    let rows = stmt.query_map(params![chat_id, after, up_to, except.as_str()], |r| {
-        r.get::<_, String>(0)
-    })?;
-    let mut out = Vec::new();
-    for id in rows {
-        if let Ok(user) = UserId::parse(&id?) {
-            out.push(user);
-        }
-    }
-    Ok(out)
+    let rows = stmt.query_map(params![chat_id, after, up_to, except], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

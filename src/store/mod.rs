@@ -11,8 +11,10 @@ pub mod backup;
 pub mod chats;
 pub mod events;
 pub mod files;
+pub mod members;
 pub mod messages;
 pub mod outbox;
+mod types;
 pub mod users;
 
 use std::sync::Arc;

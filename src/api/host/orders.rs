@@ -238,7 +238,7 @@ pub async fn subscribe(app: &Arc<App>, req: SubscribeRequest) -> Result<Value> {
     app.store
         .write(move |tx| {
             let kind = chats::host_view(tx, chat_id)?.kind;
-            let members = chats::member_ids(tx, chat_id)?;
+            let members = crate::store::members::member_ids(tx, chat_id)?;
             if kind == "direct" && !members.contains(&req.user_id) {
                 return Err(Error::Forbidden(format!(
                     "chat {chat_id} is a direct chat of two users; it takes no other member"
@@ -291,7 +291,7 @@ pub async fn hand_over(app: &Arc<App>, req: HandOverRequest) -> Result<Value> {
     app.store
         .write(move |tx| {
             chats::require(tx, chat_id)?;
-            let members = chats::member_ids(tx, chat_id)?;
+            let members = crate::store::members::member_ids(tx, chat_id)?;
             require_member(&members, &req.old_user_id, "old_user_id", chat_id)?;
             if members.contains(&req.new_user_id) {
                 return Err(Error::BadRequest(format!(
@@ -323,7 +323,7 @@ pub async fn unsubscribe(app: &Arc<App>, req: UnsubscribeRequest) -> Result<Valu
     app.store
         .write(move |tx| {
             chats::require(tx, chat_id)?;
-            let members = chats::member_ids(tx, chat_id)?;
+            let members = crate::store::members::member_ids(tx, chat_id)?;
             require_member(&members, &req.user_id, "user_id", chat_id)?;
             chats::remove_member(tx, chat_id, &req.user_id)?;
             changed(tx, chat_id, &[], Some(&req.user_id))
