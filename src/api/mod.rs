@@ -1,5 +1,6 @@
-//! Client request handlers, one module per protocol area, and the dispatch on the request type.
-//! Every handler has the same shape: validate, one store call, publish, reply.
+//! Client request handlers, one module per protocol area, and the one table of client request
+//! types they are dispatched from. Every handler has the same shape: validate, one store call,
+//! publish, reply.
 
 pub mod caller;
 pub mod chats;
@@ -54,60 +55,66 @@ impl Out {
     }
 }
 
-/// The request types `POST /v1/{type}` accepts.
-pub const CLIENT_TYPES: &[&str] = &[
-    "message",
-    "messageStatus",
-    "opponentStatus",
-    "typing",
-    "join",
-    "createChat",
-    "chats",
-    "chat",
-    "members",
-    "history",
-    "renameChat",
-    "addMembers",
-    "removeMember",
-    "deleteChat",
-    "clearChat",
-    "editMessage",
-    "deleteMessage",
-    "call",
-];
+/// Declares the client requests from one table: the [`ClientRequest`] enum, the list of type
+/// names [`CLIENT_TYPES`], decoding a type's `data` into its variant and running it.
+macro_rules! client_requests {
+    ($($name:literal => $variant:ident($request:ty) => $handler:path,)*) => {
+        /// A client request, decoded once at the edge from its type and `data`.
+        pub enum ClientRequest {
+            $($variant($request),)*
+        }
+
+        /// The request types `POST /v1/{type}` accepts, in the table's order.
+        pub const CLIENT_TYPES: &[&str] = &[$($name,)*];
+
+        impl ClientRequest {
+            /// Decodes `data` as the request of type `kind`; an unknown type is 404, a
+            /// malformed `data` 400 naming the field.
+            pub fn decode(kind: &str, data: Value) -> Result<ClientRequest> {
+                match kind {
+                    $($name => Ok(ClientRequest::$variant(decode::data(data)?)),)*
+                    other => Err(Error::TypeNotFound(format!(
+                        "unknown request type {other:?}; known types: {}",
+                        CLIENT_TYPES.join(", ")
+                    ))),
+                }
+            }
+
+            /// Runs the request for `user`.
+            pub async fn run(self, app: &Arc<App>, user: &UserId) -> Result<Out> {
+                match self {
+                    $(ClientRequest::$variant(request) => $handler(app, user, request).await,)*
+                }
+            }
+        }
+    };
+}
+
+// The one table of client requests: type, variant and request, handler.
+client_requests! {
+    "message" => Message(messages::SendRequest) => messages::send,
+    "messageStatus" => MessageStatus(messages::StatusRequest) => messages::status,
+    "opponentStatus" => OpponentStatus(live::OpponentRequest) => live::opponent_status,
+    "typing" => Typing(live::TypingRequest) => live::typing,
+    "join" => Join(live::JoinRequest) => live::join,
+    "createChat" => CreateChat(chats::CreateRequest) => chats::create,
+    "chats" => Chats(chats::ListRequest) => chats::list,
+    "chat" => Chat(chats::GetRequest) => chats::get,
+    "members" => Members(chats::MembersRequest) => chats::members,
+    "history" => History(messages::HistoryRequest) => messages::history,
+    "renameChat" => RenameChat(manage::RenameRequest) => manage::rename,
+    "addMembers" => AddMembers(manage::AddRequest) => manage::add_members,
+    "removeMember" => RemoveMember(manage::RemoveRequest) => manage::remove_member,
+    "deleteChat" => DeleteChat(manage::DeleteRequest) => manage::delete,
+    "clearChat" => ClearChat(manage::ClearRequest) => manage::clear,
+    "editMessage" => EditMessage(messages::EditRequest) => messages::edit,
+    "deleteMessage" => DeleteMessage(messages::DeleteRequest) => messages::delete,
+    "call" => Call(live::CallRequest) => live::call,
+}
 
 /// Whether `kind` is a client request type.
 pub fn is_client_type(kind: &str) -> bool {
     CLIENT_TYPES.contains(&kind)
-}
-
-/// Runs client request `kind` for `user`.
-pub async fn client(app: &Arc<App>, user: &UserId, kind: &str, data: Value) -> Result<Out> {
-    use decode::data as decode;
-    match kind {
-        "message" => messages::send(app, user, decode(data)?).await,
-        "messageStatus" => messages::status(app, user, decode(data)?).await,
-        "history" => messages::history(app, user, decode(data)?).await,
-        "opponentStatus" => live::opponent_status(app, user, decode(data)?).await,
-        "typing" => live::typing(app, user, decode(data)?).await,
-        "join" => live::join(app, user, decode(data)?).await,
-        "createChat" => chats::create(app, user, decode(data)?).await,
-        "chats" => chats::list(app, user, decode(data)?).await,
-        "chat" => chats::get(app, user, decode(data)?).await,
-        "members" => chats::members(app, user, decode(data)?).await,
-        "renameChat" => manage::rename(app, user, decode(data)?).await,
-        "addMembers" => manage::add_members(app, user, decode(data)?).await,
-        "removeMember" => manage::remove_member(app, user, decode(data)?).await,
-        "deleteChat" => manage::delete(app, user, decode(data)?).await,
-        "clearChat" => manage::clear(app, user, decode(data)?).await,
-        "editMessage" => messages::edit(app, user, decode(data)?).await,
-        "deleteMessage" => messages::delete(app, user, decode(data)?).await,
-        "call" => live::call(app, user, decode(data)?).await,
-        other => Err(Error::TypeNotFound(format!(
-            "unknown request type {other:?}; known types: {}",
-            CLIENT_TYPES.join(", ")
-        ))),
-    }
 }
 
 /// Checks a bounded count parameter, naming the field by its whole path as the caller sent it

@@ -367,7 +367,12 @@ async fn client_request(
         (None, Some(body)) => body,
         (None, None) => return Err(Error::BadRequest("type is required".into())),
     };
-    let out = match api::client(app, &user, &kind, env.data).await {
+    let request = api::ClientRequest::decode(&kind, env.data);
+    let ran = match request {
+        Ok(request) => request.run(app, &user).await,
+        Err(e) => Err(e),
+    };
+    let out = match ran {
         // Fields beside `data` are the usual slip of a hand-written request: say so.
         Err(Error::BadRequest(m)) if !env.stray.is_empty() => {
             return Err(Error::BadRequest(format!(

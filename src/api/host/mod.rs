@@ -13,84 +13,85 @@ use serde_json::Value;
 
 use crate::app::App;
 use crate::error::{Error, Result};
-
-/// Every path the host API serves (under `/v1/server`) and its methods: the list that tells a
-/// wrong method from an unknown path, and that the API description is checked against.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("/chats/chats", "GET"),
-    ("/chats/chat", "GET"),
-    ("/order/chats", "GET"),
-    ("/chats/info", "GET"),
-    ("/chats/chat/recent", "GET"),
-    ("/chats/messages/update", "GET"),
-    ("/chats/chat/history", "GET"),
-    ("/chats/messages/history", "GET"),
-    ("/chats/new", "POST"),
-    ("/chats/user/subscribe", "POST, PUT"),
-    ("/chats/user/unsubscribe", "POST"),
-    ("/chats/message", "POST"),
-    ("/chats/status", "POST"),
-    ("/ws/client/message", "POST"),
-    ("/ws/client/consultation/update", "POST"),
-    ("/users", "POST"),
-    ("/tokens", "POST"),
-    ("/notifications", "POST"),
-];
+use orders::Direction::{After, Before};
 
 /// Decodes a host body; errors name the field as `body.chat_id`.
 fn decode<T: DeserializeOwned>(body: Value) -> Result<T> {
     crate::api::decode::decode_at(body, "body")
 }
 
-/// Runs host request `method path` with its body (JSON, or the query string turned into JSON).
-/// `None` means 204.
-pub async fn handle(
-    app: &Arc<App>,
-    method: &Method,
-    path: &str,
-    body: Value,
-) -> Result<Option<Value>> {
-    use orders::Direction::{After, Before};
-    let m = method.as_str();
-    let out = match (m, path) {
-        ("GET", "/chats/chats") => orders::user_chats(app, decode(body)?).await?,
-        ("GET", "/chats/chat") => orders::user_chat(app, decode(body)?).await?,
-        ("GET", "/chats/info") => orders::info(app, decode(body)?).await?,
-        ("GET", "/order/chats") => orders::order_chats(app, body).await?,
-        ("GET", "/chats/chat/recent" | "/chats/messages/update") => {
-            orders::messages(app, decode(body)?, After).await?
-        }
-        ("GET", "/chats/chat/history" | "/chats/messages/history") => {
-            orders::messages(app, decode(body)?, Before).await?
-        }
-        ("POST", "/chats/new") => orders::new_chat(app, decode(body)?).await?,
-        ("POST", "/chats/user/subscribe") => orders::subscribe(app, decode(body)?).await?,
-        ("PUT", "/chats/user/subscribe") => orders::hand_over(app, decode(body)?).await?,
-        ("POST", "/chats/user/unsubscribe") => orders::unsubscribe(app, decode(body)?).await?,
-        ("POST", "/chats/message") => orders::post_message(app, decode(body)?).await?,
-        ("POST", "/chats/status") => orders::close(app, decode(body)?).await?,
-        ("POST", "/ws/client/message") => {
-            return users::push(app, decode(body)?).await.map(|_| None)
-        }
-        ("POST", "/ws/client/consultation/update") => {
-            return users::consultation_update(app, decode(body)?)
-                .await
-                .map(|_| None)
-        }
-        ("POST", "/users") => users::upsert(app, decode(body)?).await?,
-        ("POST", "/tokens") => users::token(app, decode(body)?).await?,
-        ("POST", "/notifications") => users::notify(app, decode(body)?).await?,
-        (_, p) => {
-            return Err(match ROUTES.iter().find(|(path, _)| *path == p) {
-                Some((_, allowed)) => Error::MethodNotAllowed {
-                    method: m.to_string(),
-                    allowed,
-                },
-                None => Error::TypeNotFound(format!("no such host endpoint: {m} /v1/server{p}")),
-            })
+/// Declares the host routes from one table: [`ROUTES`] (each path with its methods, which
+/// tells a wrong method from an unknown path and which the API description is checked against)
+/// and [`handle`], which runs them. Each route's expression sees the request as `app` and
+/// `body` and gives the answer's JSON, or `None` for 204.
+macro_rules! host_routes {
+    ($app:ident, $body:ident;
+     $($path:literal { $m1:literal => $run1:expr $(, $m:literal => $run:expr)* $(,)? },)*) => {
+        /// Every path the host API serves (under `/v1/server`) and its methods.
+        pub const ROUTES: &[(&str, &str)] = &[$(($path, concat!($m1 $(, ", ", $m)*)),)*];
+
+        /// Runs host request `method path` with its body (JSON, or the query string turned
+        /// into JSON).
+        pub async fn handle(
+            $app: &Arc<App>,
+            method: &Method,
+            path: &str,
+            $body: Value,
+        ) -> Result<Option<Value>> {
+            match (method.as_str(), path) {
+                $(
+                    ($m1, $path) => Ok($run1),
+                    $(($m, $path) => Ok($run),)*
+                )*
+                (m, p) => Err(match ROUTES.iter().find(|(path, _)| *path == p) {
+                    Some((_, allowed)) => Error::MethodNotAllowed {
+                        method: m.to_string(),
+                        allowed,
+                    },
+                    None => Error::TypeNotFound(format!(
+                        "no such host endpoint: {m} /v1/server{p}"
+                    )),
+                }),
+            }
         }
     };
-    Ok(Some(out))
+}
+
+// The one table of host routes: seed 001's Bus API.
+host_routes! { app, body;
+    "/chats/chats" { "GET" => Some(orders::user_chats(app, decode(body)?).await?) },
+    "/chats/chat" { "GET" => Some(orders::user_chat(app, decode(body)?).await?) },
+    "/order/chats" { "GET" => Some(orders::order_chats(app, body).await?) },
+    "/chats/info" { "GET" => Some(orders::info(app, decode(body)?).await?) },
+    "/chats/chat/recent" { "GET" => Some(orders::messages(app, decode(body)?, After).await?) },
+    "/chats/messages/update" { "GET" => Some(orders::messages(app, decode(body)?, After).await?) },
+    "/chats/chat/history" { "GET" => Some(orders::messages(app, decode(body)?, Before).await?) },
+    "/chats/messages/history" {
+        "GET" => Some(orders::messages(app, decode(body)?, Before).await?)
+    },
+    "/chats/new" { "POST" => Some(orders::new_chat(app, decode(body)?).await?) },
+    "/chats/user/subscribe" {
+        "POST" => Some(orders::subscribe(app, decode(body)?).await?),
+        "PUT" => Some(orders::hand_over(app, decode(body)?).await?),
+    },
+    "/chats/user/unsubscribe" { "POST" => Some(orders::unsubscribe(app, decode(body)?).await?) },
+    "/chats/message" { "POST" => Some(orders::post_message(app, decode(body)?).await?) },
+    "/chats/status" { "POST" => Some(orders::close(app, decode(body)?).await?) },
+    "/ws/client/message" {
+        "POST" => {
+            users::push(app, decode(body)?).await?;
+            None
+        }
+    },
+    "/ws/client/consultation/update" {
+        "POST" => {
+            users::consultation_update(app, decode(body)?).await?;
+            None
+        }
+    },
+    "/users" { "POST" => Some(users::upsert(app, decode(body)?).await?) },
+    "/tokens" { "POST" => Some(users::token(app, decode(body)?).await?) },
+    "/notifications" { "POST" => Some(users::notify(app, decode(body)?).await?) },
 }
 
 /// A query string as a JSON object for GET routes: whole numbers become numbers, `true`/`false`
