@@ -52,15 +52,21 @@ pub async fn prune_files_once(app: &App) -> Result<usize> {
                 Ok(gone)
             })
             .await?;
-        for id in &gone {
-            disk.remove(id);
-        }
         total += gone.len();
+        let files = disk.clone();
+        let removed =
+            tokio::task::spawn_blocking(move || gone.iter().for_each(|id| files.remove(id)));
+        if let Err(e) = removed.await {
+            tracing::warn!("janitor: removing files failed: {e}");
+        }
         if n < PRUNE_BATCH {
             break;
         }
     }
-    remove_stale_temporaries(disk.dir(), app.config.orphan_ttl);
+    let (dir, age) = (disk.dir().to_path_buf(), app.config.orphan_ttl);
+    if let Err(e) = tokio::task::spawn_blocking(move || remove_stale_temporaries(&dir, age)).await {
+        tracing::warn!("janitor: removing upload temporaries failed: {e}");
+    }
     Ok(total)
 }
 

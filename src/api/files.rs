@@ -41,7 +41,14 @@ pub struct Upload {
 impl Drop for Upload {
     fn drop(&mut self) {
         if let Some(p) = self.temp.take() {
-            let _ = std::fs::remove_file(p);
+            let remove = move || {
+                let _ = std::fs::remove_file(p);
+            };
+            // Off the runtime when there is one (always, but in a unit test).
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn_blocking(remove)),
+                Err(_) => remove(),
+            }
         }
     }
 }
@@ -133,7 +140,12 @@ impl Upload {
         self.temp = None;
         let stored = row.clone();
         if let Err(e) = app.store.write(move |tx| rows::insert(tx, &stored)).await {
-            self.disk.remove(&id);
+            let disk = self.disk.clone();
+            blocking("removing an upload", move || {
+                disk.remove(&id);
+                Ok(())
+            })
+            .await?;
             return Err(e);
         }
         Ok(row.to_file())
