@@ -144,6 +144,80 @@ impl<T> Serialize for AsSent<T> {
 /// Message string parameters: an object of string to string.
 pub type Params = BTreeMap<String, String>;
 
+/// What a chat is, which decides who may change it: made by clients (`direct`, `group`), by
+/// the server for each user (`support`, `notifications`), or by the host for an order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChatKind {
+    Direct,
+    Group,
+    Support,
+    Notifications,
+    Order,
+}
+
+/// Whether a chat takes new messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChatStatus {
+    Open,
+    Closed,
+}
+
+/// How far a message got with the members other than its author: the least advanced of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageStatus {
+    Sent,
+    Delivered,
+    Read,
+}
+
+/// The protocol's word for each value of these enums, as the wire and the database spell it.
+macro_rules! words {
+    ($($ty:ident { $($variant:ident = $word:literal),* })*) => {
+        $(
+            impl $ty {
+                /// Every value, in declaration order.
+                pub const ALL: &[$ty] = &[$($ty::$variant),*];
+
+                /// The protocol's word for it.
+                pub fn as_str(self) -> &'static str {
+                    match self {
+                        $($ty::$variant => $word,)*
+                    }
+                }
+
+                /// The value `word` names, if any.
+                pub fn parse(word: &str) -> Option<$ty> {
+                    match word {
+                        $($word => Some($ty::$variant),)*
+                        _ => None,
+                    }
+                }
+            }
+
+            impl fmt::Display for $ty {
+                fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str(self.as_str())
+                }
+            }
+        )*
+    };
+}
+
+words! {
+    ChatKind {
+        Direct = "direct",
+        Group = "group",
+        Support = "support",
+        Notifications = "notifications",
+        Order = "order"
+    }
+    ChatStatus { Open = "open", Closed = "closed" }
+    MessageStatus { Sent = "sent", Delivered = "delivered", Read = "read" }
+}
+
 /// A message as every endpoint and stream shows it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -155,7 +229,7 @@ pub struct Message {
     pub chat_id: i64,
     pub user_id: Option<UserId>,
     pub sender: String,
-    pub status: String,
+    pub status: MessageStatus,
     #[serde(rename = "type")]
     pub kind: String,
     pub text: String,
@@ -235,7 +309,7 @@ pub struct Member {
 #[serde(rename_all = "camelCase")]
 pub struct Chat {
     pub id: i64,
-    pub kind: String,
+    pub kind: ChatKind,
     pub name: Option<String>,
     pub order_id: Option<String>,
     /// The first members in joining order, up to a cap; `member_count` is the total.
@@ -244,7 +318,7 @@ pub struct Chat {
     pub admin: Option<String>,
     pub last_message: Option<Message>,
     pub unread: i64,
-    pub status: String,
+    pub status: ChatStatus,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -261,6 +335,21 @@ pub struct UserStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_words_round_trip_through_json_and_text() {
+        for kind in ChatKind::ALL {
+            let json = serde_json::to_string(kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+            assert_eq!(ChatKind::parse(kind.as_str()), Some(*kind));
+        }
+        for status in MessageStatus::ALL {
+            let back: MessageStatus = serde_json::from_str(&format!("\"{status}\"")).unwrap();
+            assert_eq!(back, *status);
+        }
+        assert_eq!(ChatStatus::parse("closed"), Some(ChatStatus::Closed));
+        assert_eq!(ChatStatus::parse("Closed"), None);
+    }
 
     #[test]
     fn user_ids_accept_strings_and_numbers() {

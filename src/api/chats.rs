@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::{bounded, id, Out};
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::model::{Chat, Member, UserId};
+use crate::model::{Chat, ChatKind, Member, UserId};
 use crate::store::chats::{self, NewChat};
 use crate::store::users;
 use crate::store::Tx;
@@ -47,7 +47,7 @@ pub fn push_members(tx: &mut Tx, chat_id: i64, added: &[Member], removed: &[User
 /// both get the new `chat`.
 pub fn ensure_support_chat(tx: &mut Tx, user: &UserId, support: &UserId) -> Result<()> {
     let members = [(user.clone(), "client"), (support.clone(), "support")];
-    let (chat_id, created) = chats::personal_chat(tx, "support", user, &members)?;
+    let (chat_id, created) = chats::personal_chat(tx, ChatKind::Support, user, &members)?;
     if created {
         push_chat(tx, chat_id)?;
     }
@@ -217,7 +217,11 @@ pub async fn create(app: &Arc<App>, user: &UserId, req: CreateRequest) -> Result
                     let id = chats::create(
                         tx,
                         &NewChat {
-                            kind: if direct { "direct" } else { "group" },
+                            kind: if direct {
+                                ChatKind::Direct
+                            } else {
+                                ChatKind::Group
+                            },
                             name: name.as_deref(),
                             order_id: None,
                             admin: (!direct).then_some(&me),

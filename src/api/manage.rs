@@ -10,7 +10,7 @@ use super::chats::{push_chat, push_members, with_profiles};
 use super::{id, Out};
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::model::UserId;
+use crate::model::{ChatKind, UserId};
 use crate::store::chats::{self, ChatRow};
 
 /// Most users one `addMembers` may add.
@@ -18,13 +18,16 @@ const MAX_ADD: usize = 500;
 
 /// Chats the host owns: clients may not delete or rename them.
 fn host_owned(chat: &ChatRow) -> bool {
-    matches!(chat.kind.as_str(), "support" | "notifications" | "order")
+    matches!(
+        chat.kind,
+        ChatKind::Support | ChatKind::Notifications | ChatKind::Order
+    )
 }
 
 /// Allows only the admin of a group. `action` is what the admin does, in the active voice
 /// ("rename it"), so both refusals read forwards: "only the admin of chat 3 can rename it".
 fn group_admin(chat: &ChatRow, user: &UserId, action: &str) -> Result<()> {
-    if chat.kind != "group" {
+    if chat.kind != ChatKind::Group {
         return Err(Error::Forbidden(format!(
             "chat {} is a {} chat, not a group: only a group's admin can {action}",
             chat.id, chat.kind
@@ -113,7 +116,7 @@ pub async fn remove_member(app: &Arc<App>, user: &UserId, req: RemoveRequest) ->
             let chat = chats::member_chat(tx, chat_id, &me)?;
             if gone != me {
                 group_admin(&chat, &me, "remove other members from it")?;
-            } else if chat.kind != "group" {
+            } else if chat.kind != ChatKind::Group {
                 return Err(Error::Forbidden(format!(
                     "only group chats can be left; chat {chat_id} is {}",
                     chat.kind
@@ -159,7 +162,7 @@ pub async fn delete(app: &Arc<App>, user: &UserId, req: DeleteRequest) -> Result
                     chat.kind
                 )));
             }
-            if chat.kind == "group" {
+            if chat.kind == ChatKind::Group {
                 group_admin(&chat, &me, "delete it")?;
             }
             let members = crate::store::members::member_ids(tx, chat_id)?;
@@ -186,9 +189,9 @@ pub async fn clear(app: &Arc<App>, user: &UserId, req: ClearRequest) -> Result<O
         .write(move |tx| {
             let chat = chats::member_chat(tx, chat_id, &me)?;
             let targets = if for_all {
-                match chat.kind.as_str() {
-                    "direct" => {}
-                    "group" => group_admin(&chat, &me, "clear it for all")?,
+                match chat.kind {
+                    ChatKind::Direct => {}
+                    ChatKind::Group => group_admin(&chat, &me, "clear it for all")?,
                     other => {
                         return Err(Error::Forbidden(format!(
                             "{other} chats cannot be cleared for all by clients"

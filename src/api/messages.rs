@@ -10,7 +10,7 @@ use super::{bounded, id, Out};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::hub::Hub;
-use crate::model::{Message, Params, UserId};
+use crate::model::{ChatKind, ChatStatus, Message, Params, UserId};
 use crate::store::messages::{Mark, Marked, NewMessage, Page};
 use crate::store::{chats, files, messages, users, Tx};
 use crate::webhooks::Webhooks;
@@ -150,7 +150,7 @@ pub async fn send(app: &Arc<App>, user: &UserId, req: SendRequest) -> Result<Out
                     continue;
                 }
                 let chat = chats::member_chat(tx, m.chat_id, &user)?;
-                if chat.status == "closed" {
+                if chat.status == ChatStatus::Closed {
                     return Err(Error::ChatClosed(chat.id));
                 }
                 if let Some(file) = &m.file_id {
@@ -160,7 +160,7 @@ pub async fn send(app: &Arc<App>, user: &UserId, req: SendRequest) -> Result<Out
                         _ => return Err(Error::FileNotFound(file.clone())),
                     }
                 }
-                if chat.kind == "notifications" {
+                if chat.kind == ChatKind::Notifications {
                     return Err(Error::Forbidden(format!(
                         "chat {} is a notifications chat: it can be read, not written",
                         chat.id
@@ -277,7 +277,7 @@ fn own_chat_message(tx: &Tx, user: &UserId, message_id: i64) -> Result<(Message,
         Error::ChatNotFound(_) => Error::MessageNotFound(message_id),
         other => other,
     })?;
-    if chat.status == "closed" {
+    if chat.status == ChatStatus::Closed {
         return Err(Error::ChatClosed(chat.id));
     }
     Ok((msg, chat))
@@ -337,7 +337,7 @@ pub async fn delete(app: &Arc<App>, user: &UserId, req: DeleteRequest) -> Result
         .write(move |tx| {
             let (msg, chat) = own_chat_message(tx, &me, message_id)?;
             let author = msg.user_id.as_ref() == Some(&me);
-            let admin = chat.kind == "group" && chat.admin.as_deref() == Some(me.as_str());
+            let admin = chat.kind == ChatKind::Group && chat.admin.as_deref() == Some(me.as_str());
             if !author && !admin {
                 return Err(Error::Forbidden(format!(
                     "only the author or the group's admin can delete message {message_id}"

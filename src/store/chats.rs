@@ -4,7 +4,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::error::{Error, Result};
-use crate::model::{Chat, Member, UserId};
+use crate::model::{Chat, ChatKind, ChatStatus, Member, UserId};
 use crate::store::members::{member_ids, receipts};
 use crate::store::{messages, Tx};
 
@@ -16,11 +16,11 @@ pub const LISTED_MEMBERS: usize = 100;
 #[derive(Debug, Clone)]
 pub struct ChatRow {
     pub id: i64,
-    pub kind: String,
+    pub kind: ChatKind,
     pub name: Option<String>,
     pub order_id: Option<String>,
     pub admin: Option<String>,
-    pub status: String,
+    pub status: ChatStatus,
     pub created_at: i64,
     pub updated_at: i64,
     /// The role of the member it was looked up for.
@@ -210,7 +210,7 @@ pub fn hand_over(
 /// `members` the first time it is asked for. Returns its id and whether it was created now.
 pub fn personal_chat(
     conn: &mut Tx,
-    kind: &str,
+    kind: ChatKind,
     user: &UserId,
     members: &[(UserId, &str)],
 ) -> Result<(i64, bool)> {
@@ -277,7 +277,7 @@ pub fn find_direct(conn: &Connection, a: &UserId, b: &UserId) -> Result<Option<i
 /// What a new chat is.
 #[derive(Debug, Clone)]
 pub struct NewChat<'a> {
-    pub kind: &'a str,
+    pub kind: ChatKind,
     pub name: Option<&'a str>,
     pub order_id: Option<&'a str>,
     pub admin: Option<&'a UserId>,
@@ -289,7 +289,7 @@ pub struct NewChat<'a> {
 pub fn create(conn: &mut Tx, new: &NewChat) -> Result<i64> {
     let now = crate::time::now_ms();
     let key = match (new.kind, new.members) {
-        ("direct", [(a, _), (b, _)]) => Some(direct_key(a, b)),
+        (ChatKind::Direct, [(a, _), (b, _)]) => Some(direct_key(a, b)),
         _ => None,
     };
     conn.prepare_cached(

@@ -4,7 +4,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::error::{Error, Result};
-use crate::model::{File, Message, Params, UserId};
+use crate::model::{File, Message, MessageStatus, Params, UserId};
 use crate::store::members::{self, Receipt};
 
 /// A message to store, already validated.
@@ -40,7 +40,8 @@ fn from_row(r: &Row) -> rusqlite::Result<Message> {
         deleted: r.get(8)?,
         insert_date: crate::time::rfc3339(r.get(9)?),
         edit_date: r.get::<_, Option<i64>>(10)?.map(crate::time::rfc3339),
-        status: String::new(),
+        // Until its receipts are read: see `status_for`.
+        status: MessageStatus::Sent,
     })
 }
 
@@ -63,13 +64,13 @@ fn file_from_row(r: &Row) -> rusqlite::Result<Option<File>> {
 }
 
 /// `sent`, `delivered` or `read`: the least advanced of the members other than the author.
-pub fn status_for(m: &Message, receipts: &[Receipt]) -> &'static str {
+pub fn status_for(m: &Message, receipts: &[Receipt]) -> MessageStatus {
     let mut others = receipts
         .iter()
         .filter(|r| Some(&r.user) != m.user_id.as_ref())
         .peekable();
     if others.peek().is_none() {
-        return "sent";
+        return MessageStatus::Sent;
     }
     let (mut all_read, mut all_delivered) = (true, true);
     for r in others {
@@ -77,17 +78,17 @@ pub fn status_for(m: &Message, receipts: &[Receipt]) -> &'static str {
         all_delivered &= r.delivered >= m.id;
     }
     if all_read {
-        "read"
+        MessageStatus::Read
     } else if all_delivered {
-        "delivered"
+        MessageStatus::Delivered
     } else {
-        "sent"
+        MessageStatus::Sent
     }
 }
 
 fn with_status(mut msgs: Vec<Message>, receipts: &[Receipt]) -> Vec<Message> {
     for m in &mut msgs {
-        m.status = status_for(m, receipts).to_string();
+        m.status = status_for(m, receipts);
     }
     msgs
 }
@@ -174,7 +175,7 @@ pub fn insert(
         chat_id: m.chat_id,
         user_id: user.cloned(),
         sender: sender.to_string(),
-        status: "sent".to_string(),
+        status: MessageStatus::Sent,
         kind: m.kind.clone(),
         text: m.text.clone(),
         params: m.params.clone(),
@@ -352,7 +353,7 @@ impl<'c> Renderer<'c> {
                 e.insert(members::receipts(self.conn, m.chat_id)?)
             }
         };
-        m.status = status_for(&m, receipts).to_string();
+        m.status = status_for(&m, receipts);
         Ok(Some(m))
     }
 }

@@ -1,9 +1,9 @@
-//! How the protocol's types are stored: a user id is TEXT, and one that does not parse back is
-//! an error, never a row that silently loses its user.
+//! How the protocol's types are stored: a user id, a chat's kind and status as TEXT; one that
+//! does not parse back is an error, never a row that silently loses its user or its kind.
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
-use crate::model::UserId;
+use crate::model::{ChatKind, ChatStatus, UserId};
 
 impl ToSql for UserId {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
@@ -16,6 +16,30 @@ impl FromSql for UserId {
         UserId::parse(value.as_str()?).map_err(|e| FromSqlError::Other(e.into()))
     }
 }
+
+/// Stores an enum of protocol words as its word.
+macro_rules! stored_as_word {
+    ($($ty:ty),*) => {
+        $(
+            impl ToSql for $ty {
+                fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                    Ok(ToSqlOutput::from(self.as_str()))
+                }
+            }
+
+            impl FromSql for $ty {
+                fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+                    let word = value.as_str()?;
+                    <$ty>::parse(word).ok_or_else(|| {
+                        FromSqlError::Other(format!("unknown {} {word:?}", stringify!($ty)).into())
+                    })
+                }
+            }
+        )*
+    };
+}
+
+stored_as_word!(ChatKind, ChatStatus);
 
 #[cfg(test)]
 mod tests {
@@ -31,5 +55,18 @@ mod tests {
         assert!(bad.is_err(), "{bad:?}");
         let none: Option<UserId> = conn.query_row("SELECT NULL", [], |r| r.get(0)).unwrap();
         assert_eq!(none, None);
+    }
+
+    #[test]
+    fn chat_words_round_trip_and_an_unknown_one_is_an_error() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        for kind in ChatKind::ALL {
+            let back: ChatKind = conn.query_row("SELECT ?1", [kind], |r| r.get(0)).unwrap();
+            assert_eq!(back, *kind);
+        }
+        let bad = conn.query_row("SELECT 'channel'", [], |r| r.get::<_, ChatKind>(0));
+        assert!(bad.is_err(), "{bad:?}");
+        let closed: ChatStatus = conn.query_row("SELECT 'closed'", [], |r| r.get(0)).unwrap();
+        assert_eq!(closed, ChatStatus::Closed);
     }
 }

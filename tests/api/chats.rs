@@ -169,7 +169,7 @@ async fn clients_cannot_delete_rename_or_leave_chats_the_host_owns() {
                 chinwag::store::chats::create(
                     tx,
                     &chinwag::store::chats::NewChat {
-                        kind,
+                        kind: chinwag::model::ChatKind::parse(kind).unwrap(),
                         name: None,
                         order_id: (kind == "order").then_some("77"),
                         admin: None,

@@ -13,7 +13,7 @@ use crate::api::messages::{announce, validate, OutgoingMessage};
 use crate::api::{bounded, id};
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::model::{Member, OrderId, Params, UserId};
+use crate::model::{ChatKind, ChatStatus, Member, OrderId, Params, UserId};
 use crate::store::chats::{self, NewChat};
 use crate::store::messages::{self, Page};
 use crate::store::{users, Tx};
@@ -195,7 +195,7 @@ pub async fn new_chat(app: &Arc<App>, req: NewChatRequest) -> Result<Value> {
                 None => chats::create(
                     tx,
                     &NewChat {
-                        kind: "order",
+                        kind: ChatKind::Order,
                         name: None,
                         order_id: Some(order),
                         admin: None,
@@ -239,7 +239,7 @@ pub async fn subscribe(app: &Arc<App>, req: SubscribeRequest) -> Result<Value> {
         .write(move |tx| {
             let kind = chats::host_view(tx, chat_id)?.kind;
             let members = crate::store::members::member_ids(tx, chat_id)?;
-            if kind == "direct" && !members.contains(&req.user_id) {
+            if kind == ChatKind::Direct && !members.contains(&req.user_id) {
                 return Err(Error::Forbidden(format!(
                     "chat {chat_id} is a direct chat of two users; it takes no other member"
                 )));
@@ -387,7 +387,7 @@ pub async fn post_message(app: &Arc<App>, req: PostRequest) -> Result<Value> {
                 }
             }
             let chat = chats::host_view(tx, new.chat_id)?;
-            if chat.status == "closed" {
+            if chat.status == ChatStatus::Closed {
                 return Err(Error::ChatClosed(chat.id));
             }
             let sender = match &author {

@@ -10,7 +10,7 @@ use crate::api::chats::push_chat;
 use crate::api::messages::announce;
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::model::{AsSent, OrderId, Params, Profile, UserId};
+use crate::model::{AsSent, ChatKind, OrderId, Params, Profile, UserId};
 use crate::store::messages::{self, NewMessage};
 use crate::store::{chats, users};
 
@@ -156,8 +156,12 @@ pub async fn notify(app: &Arc<App>, req: NotifyRequest) -> Result<Value> {
     app.store
         .write(move |tx| {
             let user = req.user_id;
-            let (chat_id, created) =
-                chats::personal_chat(tx, "notifications", &user, &[(user.clone(), "member")])?;
+            let (chat_id, created) = chats::personal_chat(
+                tx,
+                ChatKind::Notifications,
+                &user,
+                &[(user.clone(), "member")],
+            )?;
             if created {
                 push_chat(tx, chat_id)?;
             }
