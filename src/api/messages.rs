@@ -6,106 +6,20 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::posting::{check_size, post, validate, OutgoingMessage, Poster};
 use super::{bounded, id, Out};
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::hub::Hub;
 use crate::model::{ChatKind, ChatStatus, Message, Params, UserId};
-use crate::store::messages::{Mark, Marked, NewMessage, Page};
-use crate::store::{chats, files, messages, users, Tx};
-use crate::webhooks::Webhooks;
+use crate::store::messages::{Mark, Marked, Page};
+use crate::store::{chats, messages, users, Tx};
 
 /// Largest batch of one `message` request.
 const MAX_BATCH: usize = 100;
-/// Longest client message id.
-const MAX_CLIENT_ID: usize = 128;
 
 #[derive(Deserialize)]
 pub struct SendRequest {
     messages: Vec<OutgoingMessage>,
-}
-
-/// One message as a client sends it.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OutgoingMessage {
-    pub client_message_id: String,
-    pub chat_id: u64,
-    #[serde(rename = "type")]
-    pub kind: Option<String>,
-    #[serde(default)]
-    pub text: String,
-    #[serde(default)]
-    pub params: Params,
-    pub file_id: Option<String>,
-}
-
-/// Refuses (413) a message whose text plus params' keys and values pass `limit` bytes; `field`
-/// names the text for the error.
-pub fn check_size(text: &str, params: &Params, limit: usize, field: String) -> Result<()> {
-    let size = text.len() + params.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
-    if size > limit {
-        return Err(Error::MessageTooLarge { field, size, limit });
-    }
-    Ok(())
-}
-
-/// Checks a message to send, at most `max_bytes` of text and params; `field` names a field for
-/// errors (`data.messages[0].text`).
-pub fn validate(
-    m: OutgoingMessage,
-    max_bytes: usize,
-    field: &dyn Fn(&str) -> String,
-) -> Result<NewMessage> {
-    if m.client_message_id.is_empty() || m.client_message_id.chars().count() > MAX_CLIENT_ID {
-        return Err(Error::BadRequest(format!(
-            "{} must be 1 to {MAX_CLIENT_ID} characters",
-            field("clientMessageId")
-        )));
-    }
-    let kind = m.kind.unwrap_or_else(|| "text".into());
-    crate::model::check_message_type(&kind, &field("type")).map_err(Error::BadRequest)?;
-    if m.file_id
-        .as_ref()
-        .is_some_and(|f| f.is_empty() || f.len() > 64)
-    {
-        return Err(Error::BadRequest(format!(
-            "{} must be a file id",
-            field("fileId")
-        )));
-    }
-    if matches!(kind.as_str(), "image" | "file") && m.file_id.is_none() {
-        return Err(Error::BadRequest(format!(
-            "{} is required for a message of type {kind}",
-            field("fileId")
-        )));
-    }
-    if m.text.is_empty() && m.file_id.is_none() {
-        return Err(Error::BadRequest(format!(
-            "{} must not be empty (it may be only with a fileId)",
-            field("text")
-        )));
-    }
-    check_size(&m.text, &m.params, max_bytes, field("text"))?;
-    Ok(NewMessage {
-        client_message_id: m.client_message_id,
-        chat_id: id(m.chat_id),
-        kind,
-        text: m.text,
-        params: m.params,
-        file_id: m.file_id,
-    })
-}
-
-/// Tells a new message to its chat: a stored `message` event for every member, and a webhook
-/// for each member with no open connection. Every way a message is posted ends here.
-pub fn announce(tx: &mut Tx, hub: &Hub, webhooks: &Webhooks, msg: &Message) -> Result<()> {
-    tx.emit_message(msg)?;
-    if !webhooks.enabled() {
-        return Ok(());
-    }
-    let members = crate::store::members::member_ids(tx, msg.chat_id)?;
-    crate::webhooks::queue_message(tx, hub, webhooks, msg, &members)
 }
 
 /// Stores a batch of messages from `user` and pushes each to its chat's members.
@@ -145,29 +59,7 @@ pub async fn send(app: &Arc<App>, user: &UserId, req: SendRequest) -> Result<Out
         .write(move |tx| {
             let mut sent = Vec::with_capacity(batch.len());
             for m in &batch {
-                if let Some(existing) = messages::by_client_id(tx, &user, &m.client_message_id)? {
-                    sent.push(existing);
-                    continue;
-                }
-                let chat = chats::member_chat(tx, m.chat_id, &user)?;
-                if chat.status == ChatStatus::Closed {
-                    return Err(Error::ChatClosed(chat.id));
-                }
-                if let Some(file) = &m.file_id {
-                    // Only one's own uploads can be sent.
-                    match files::get(tx, file)? {
-                        Some(f) if f.owner == user.as_str() => {}
-                        _ => return Err(Error::FileNotFound(file.clone())),
-                    }
-                }
-                if chat.kind == ChatKind::Notifications {
-                    return Err(Error::Forbidden(format!(
-                        "chat {} is a notifications chat: it can be read, not written",
-                        chat.id
-                    )));
-                }
-                let msg = messages::insert(tx, Some(&user), &chat.role, m)?;
-                announce(tx, &hub, &webhooks, &msg)?;
+                let msg = post(tx, &hub, &webhooks, &Poster::Client(&user), m)?;
                 sent.push(msg);
             }
             let profiles = users::profiles(tx, [user.as_str()])?;

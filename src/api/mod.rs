@@ -11,6 +11,7 @@ pub mod live;
 pub mod manage;
 pub mod messages;
 pub mod metrics;
+pub mod posting;
 pub mod stream;
 
 use std::sync::Arc;

@@ -9,17 +9,16 @@ use serde_json::{json, Value};
 
 use super::decode;
 use crate::api::chats::{push_chat, push_members, snapshot, with_profiles};
-use crate::api::messages::{announce, validate, OutgoingMessage};
+use crate::api::posting::{post, validate, OutgoingMessage, Poster, SYSTEM};
 use crate::api::{bounded, id};
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::model::{ChatKind, ChatStatus, Member, OrderId, Params, UserId};
+use crate::model::{ChatKind, Member, OrderId, Params, UserId};
 use crate::store::chats::{self, NewChat};
 use crate::store::messages::{self, Page};
 use crate::store::{users, Tx};
 
 /// The sender role of messages the host posts without a user.
-const SYSTEM: &str = "system";
 
 #[derive(Deserialize)]
 pub struct UserChatsRequest {
@@ -374,38 +373,7 @@ pub async fn post_message(app: &Arc<App>, req: PostRequest) -> Result<Value> {
     let (hub, webhooks) = (app.hub.clone(), app.webhooks.clone());
     app.store
         .write(move |tx| {
-            let existing = match &author {
-                Some(user) => messages::by_client_id(tx, user, &new.client_message_id)?,
-                None => messages::system_by_client_id(tx, new.chat_id, &new.client_message_id)?,
-            };
-            if let Some(m) = existing {
-                return Ok(json!({"message": m}));
-            }
-            if let Some(file) = &new.file_id {
-                if crate::store::files::get(tx, file)?.is_none() {
-                    return Err(Error::FileNotFound(file.clone()));
-                }
-            }
-            let chat = chats::host_view(tx, new.chat_id)?;
-            if chat.status == ChatStatus::Closed {
-                return Err(Error::ChatClosed(chat.id));
-            }
-            let sender = match &author {
-                // Looked up directly: a Chat lists only the first members of a large group.
-                Some(user) => match chats::member_chat(tx, chat.id, user) {
-                    Ok(row) => row.role,
-                    Err(Error::ChatNotFound(_)) => {
-                        return Err(Error::BadRequest(format!(
-                            "body.user_id: {user} is not a member of chat {}",
-                            chat.id
-                        )))
-                    }
-                    Err(e) => return Err(e),
-                },
-                None => SYSTEM.to_string(),
-            };
-            let msg = messages::insert(tx, author.as_ref(), &sender, &new)?;
-            announce(tx, &hub, &webhooks, &msg)?;
+            let msg = post(tx, &hub, &webhooks, &Poster::Host(author.as_ref()), &new)?;
             Ok(json!({"message": msg}))
         })
         .await

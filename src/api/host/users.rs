@@ -7,11 +7,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::api::chats::push_chat;
-use crate::api::messages::announce;
+use crate::api::posting::{post, Poster};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::model::{AsSent, ChatKind, OrderId, Params, Profile, UserId};
-use crate::store::messages::{self, NewMessage};
+use crate::store::messages::NewMessage;
 use crate::store::{chats, users};
 
 /// Event types a host push may not use: the protocol's own.
@@ -173,8 +173,7 @@ pub async fn notify(app: &Arc<App>, req: NotifyRequest) -> Result<Value> {
                 params: req.params,
                 file_id: None,
             };
-            let msg = messages::insert(tx, None, "system", &new)?;
-            announce(tx, &hub, &webhooks, &msg)?;
+            let msg = post(tx, &hub, &webhooks, &Poster::Host(None), &new)?;
             Ok(json!({"message": msg}))
         })
         .await
