@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::posting::{check_size, post, validate, OutgoingMessage, Poster};
 use super::{bounded, id, Out};
@@ -144,9 +144,15 @@ pub async fn history(app: &Arc<App>, user: &UserId, req: HistoryRequest) -> Resu
         after: req.after.map(id),
         limit: bounded("data.limit", req.limit, 50, 200)?,
     };
-    let (user, chat_id) = (user.clone(), id(req.chat_id));
-    let (msgs, more, profiles) = app
-        .store
+    let page = history_page(app, user.clone(), id(req.chat_id), page).await?;
+    Ok(Out::ok(page))
+}
+
+/// A page of a chat's history as `user`, a member, sees it (nothing they cleared): the
+/// messages, their authors' profiles and whether there are more. The client's `history` and
+/// the host's message pages both read it here.
+pub async fn history_page(app: &App, user: UserId, chat_id: i64, page: Page) -> Result<Value> {
+    app.store
         .read(move |c| {
             let chat = chats::member_chat(c, chat_id, &user)?;
             let (msgs, more) = messages::history(c, chat_id, chat.cleared, page)?;
@@ -154,12 +160,9 @@ pub async fn history(app: &Arc<App>, user: &UserId, req: HistoryRequest) -> Resu
                 .iter()
                 .filter_map(|m| m.user_id.as_ref().map(UserId::as_str));
             let profiles = users::profiles(c, authors)?;
-            Ok((msgs, more, profiles))
+            Ok(json!({"messages": msgs, "users": profiles, "hasMore": more}))
         })
-        .await?;
-    Ok(Out::ok(
-        json!({"messages": msgs, "users": profiles, "hasMore": more}),
-    ))
+        .await
 }
 
 /// A message the caller may act on: it exists in a chat they are a member of, which is open.

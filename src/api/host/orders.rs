@@ -15,7 +15,7 @@ use crate::app::App;
 use crate::error::{Error, Result};
 use crate::model::{ChatKind, Member, OrderId, Params, UserId};
 use crate::store::chats::{self, NewChat};
-use crate::store::messages::{self, Page};
+use crate::store::messages::Page;
 use crate::store::{users, Tx};
 
 /// The sender role of messages the host posts without a user.
@@ -164,18 +164,7 @@ pub async fn messages(app: &Arc<App>, req: MessagesRequest, way: Direction) -> R
             limit,
         },
     };
-    let chat_id = id(req.chat_id);
-    app.store
-        .read(move |c| {
-            let chat = chats::member_chat(c, chat_id, &req.user_id)?;
-            let (msgs, more) = messages::history(c, chat_id, chat.cleared, page)?;
-            let authors = msgs
-                .iter()
-                .filter_map(|m| m.user_id.as_ref().map(UserId::as_str));
-            let profiles = users::profiles(c, authors)?;
-            Ok(json!({"messages": msgs, "users": profiles, "hasMore": more}))
-        })
-        .await
+    crate::api::messages::history_page(app, req.user_id, id(req.chat_id), page).await
 }
 
 #[derive(Deserialize)]
