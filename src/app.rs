@@ -10,14 +10,16 @@ use crate::auth::Keys;
 use crate::config::Config;
 use crate::deliveries::Deliveries;
 use crate::drain::Drain;
+use crate::files::Disk;
 use crate::hub::Hub;
+use crate::janitor::Janitor;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::model::UserId;
 use crate::presence::Presence;
 use crate::store::Store;
 use crate::thumbnails::Thumbnails;
-use crate::webhooks::Webhooks;
+use crate::webhooks::{self, Webhooks};
 
 /// Everything a request handler may use.
 pub struct App {
@@ -87,6 +89,28 @@ impl App {
             limits,
             drain: Drain::default(),
         }))
+    }
+
+    /// The handles maintenance uses.
+    pub fn janitor(&self) -> Janitor {
+        Janitor {
+            store: self.store.clone(),
+            files: Disk::new(self.config.files_dir()),
+            presence: self.presence.clone(),
+            limits: self.limits.clone(),
+            retention: self.config.retention,
+            orphan_ttl: self.config.orphan_ttl,
+            interval: self.config.janitor_interval,
+        }
+    }
+
+    /// The handles the webhook worker uses.
+    pub fn webhook_worker(&self) -> webhooks::Worker {
+        webhooks::Worker {
+            store: self.store.clone(),
+            webhooks: self.webhooks.clone(),
+            metrics: self.metrics.clone(),
+        }
     }
 
     /// Changes every ping interval: streams send a keep-alive comment when it does.

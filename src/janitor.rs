@@ -4,19 +4,37 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::app::App;
 use crate::error::Result;
-use crate::store;
+use crate::files::Disk;
+use crate::limits::Limits;
+use crate::presence::Presence;
+use crate::store::{self, Store};
 
 /// Events deleted per write transaction, so pruning never holds the writer for long.
 const PRUNE_BATCH: usize = 5_000;
 
+/// What maintenance uses: the database and the files directory, presence, the caller limits,
+/// and its settings.
+#[derive(Clone)]
+pub struct Janitor {
+    pub store: Store,
+    pub files: Disk,
+    pub presence: Arc<Presence>,
+    pub limits: Arc<Limits>,
+    /// How long events are kept (`--retention`).
+    pub retention: Duration,
+    /// How long an upload may wait to be sent (`--orphan-ttl`).
+    pub orphan_ttl: Duration,
+    /// How often pruning runs (`--janitor-interval`).
+    pub interval: Duration,
+}
+
 /// Deletes every event older than the retention window; returns how many.
-pub async fn prune_once(app: &App) -> Result<usize> {
-    let cutoff = crate::time::now_ms() - app.config.retention.as_millis() as i64;
+pub async fn prune_once(janitor: &Janitor) -> Result<usize> {
+    let cutoff = crate::time::now_ms() - janitor.retention.as_millis() as i64;
     let mut total = 0;
     loop {
-        let n = app
+        let n = janitor
             .store
             .write(move |tx| store::events::prune_before(tx, cutoff, PRUNE_BATCH))
             .await?;
@@ -29,17 +47,17 @@ pub async fn prune_once(app: &App) -> Result<usize> {
 
 /// Deletes uploads older than the orphan window that no message refers to (rows first, then the
 /// bytes), and upload temporaries left by a crash; returns how many files it deleted.
-pub async fn prune_files_once(app: &App) -> Result<usize> {
-    let cutoff = crate::time::now_ms() - app.config.orphan_ttl.as_millis() as i64;
-    let disk = crate::files::Disk::new(app.config.files_dir());
+pub async fn prune_files_once(janitor: &Janitor) -> Result<usize> {
+    let cutoff = crate::time::now_ms() - janitor.orphan_ttl.as_millis() as i64;
+    let disk = janitor.files.clone();
     let mut total = 0;
     loop {
-        let ids = app
+        let ids = janitor
             .store
             .read(move |c| store::files::orphans(c, cutoff, PRUNE_BATCH))
             .await?;
         let n = ids.len();
-        let gone = app
+        let gone = janitor
             .store
             .write(move |tx| {
                 // Checked again in the writer: a message may have attached one meanwhile.
@@ -63,7 +81,7 @@ pub async fn prune_files_once(app: &App) -> Result<usize> {
             break;
         }
     }
-    let (dir, age) = (disk.dir().to_path_buf(), app.config.orphan_ttl);
+    let (dir, age) = (disk.dir().to_path_buf(), janitor.orphan_ttl);
     if let Err(e) = tokio::task::spawn_blocking(move || remove_stale_temporaries(&dir, age)).await {
         tracing::warn!("janitor: removing upload temporaries failed: {e}");
     }
@@ -89,24 +107,24 @@ fn remove_stale_temporaries(dir: &std::path::Path, age: Duration) {
 
 /// Runs until aborted: presence sweeps every second, pruning (events, files, the rate limits'
 /// full buckets) every `janitor_interval`.
-pub async fn run(app: Arc<App>) {
+pub async fn run(janitor: Janitor) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last_prune = tokio::time::Instant::now();
-    if let Err(e) = prune_once(&app).await {
+    if let Err(e) = prune_once(&janitor).await {
         tracing::warn!("janitor: pruning failed: {e:?}");
     }
     loop {
         tick.tick().await;
-        app.presence.sweep();
-        if last_prune.elapsed() >= app.config.janitor_interval {
+        janitor.presence.sweep();
+        if last_prune.elapsed() >= janitor.interval {
             last_prune = tokio::time::Instant::now();
-            app.limits.prune();
-            match prune_once(&app).await {
+            janitor.limits.prune();
+            match prune_once(&janitor).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!("janitor: pruned {n} events past retention"),
                 Err(e) => tracing::warn!("janitor: pruning failed: {e:?}"),
             }
-            match prune_files_once(&app).await {
+            match prune_files_once(&janitor).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!("janitor: removed {n} files never sent"),
                 Err(e) => tracing::warn!("janitor: removing unsent files failed: {e:?}"),

@@ -49,9 +49,9 @@ pub async fn serve(
     app: Arc<App>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let maintenance = tokio::spawn(crate::janitor::run(app.clone()));
+    let maintenance = tokio::spawn(crate::janitor::run(app.janitor()));
     let deliveries = tokio::spawn(app.deliveries.clone().run());
-    let webhooks = tokio::spawn(crate::webhooks::run(app.clone()));
+    let webhooks = tokio::spawn(crate::webhooks::run(app.webhook_worker()));
     let pinger = {
         let app = app.clone();
         tokio::spawn(async move {

@@ -14,10 +14,10 @@ use sha2::Sha256;
 use tokio::sync::{Mutex, Notify};
 use tokio::task::JoinSet;
 
-use crate::app::App;
 use crate::config::{self, Config};
 use crate::error::{Error, Result};
 use crate::hub::Hub;
+use crate::metrics::Metrics;
 use crate::model::{Message, UserId};
 use crate::store::outbox::{self, Delivery};
 use crate::store::{Store, Tx};
@@ -190,16 +190,24 @@ pub fn queue_message(
     Ok(())
 }
 
+/// What the delivery worker uses: the outbox's database, the webhook settings, the metrics.
+#[derive(Clone)]
+pub struct Worker {
+    pub store: Store,
+    pub webhooks: Arc<Webhooks>,
+    pub metrics: Arc<Metrics>,
+}
+
 /// How many deliveries are waiting in the outbox, due or not.
-pub async fn pending(app: &App) -> Result<usize> {
-    app.store.read(outbox::pending).await
+pub async fn pending(store: &Store) -> Result<usize> {
+    store.read(outbox::pending).await
 }
 
 /// Sends every delivery due now (at most [`CONCURRENCY`] at a time) and records each outcome;
 /// returns how many were attempted. A failure that is retried later falls due after this pass.
 /// Waits for a pass already under way to finish first.
-pub async fn deliver_once(app: &App) -> Result<usize> {
-    let webhooks = &app.webhooks;
+pub async fn deliver_once(worker: &Worker) -> Result<usize> {
+    let (webhooks, store) = (&worker.webhooks, &worker.store);
     let Some(target) = &webhooks.target else {
         return Ok(0);
     };
@@ -207,7 +215,7 @@ pub async fn deliver_once(app: &App) -> Result<usize> {
     let now = crate::time::now_ms();
     let mut attempted = 0;
     loop {
-        let batch = app.store.read(move |c| outbox::due(c, BATCH, now)).await?;
+        let batch = store.read(move |c| outbox::due(c, BATCH, now)).await?;
         let read = batch.len();
         let mut rest = batch.into_iter();
         let mut running = JoinSet::new();
@@ -216,8 +224,8 @@ pub async fn deliver_once(app: &App) -> Result<usize> {
             while running.len() < CONCURRENCY {
                 let Some(d) = rest.next() else { break };
                 running.spawn(attempt(
-                    app.store.clone(),
-                    app.metrics.clone(),
+                    store.clone(),
+                    worker.metrics.clone(),
                     target.clone(),
                     webhooks.retry,
                     d,
@@ -298,18 +306,18 @@ async fn attempt(
 
 /// Runs until aborted: a pass whenever deliveries are queued or fall due. Returns at once when
 /// webhooks are off.
-pub async fn run(app: Arc<App>) {
-    let Some(target) = &app.webhooks.target else {
+pub async fn run(worker: Worker) {
+    let Some(target) = &worker.webhooks.target else {
         return;
     };
     // The host only: a path or query may hold a token of the receiver's.
     let host = target.url.host_str().unwrap_or_default();
     tracing::info!("webhooks: delivering to {}://{host}", target.url.scheme());
     loop {
-        if let Err(e) = deliver_once(&app).await {
+        if let Err(e) = deliver_once(&worker).await {
             tracing::warn!("webhooks: a delivery pass failed: {e:?}");
         }
-        let wait = match app.store.read(outbox::next_due).await {
+        let wait = match worker.store.read(outbox::next_due).await {
             Ok(Some(at)) => Duration::from_millis((at - crate::time::now_ms()).max(0) as u64),
             Ok(None) => IDLE_CHECK,
             Err(e) => {
@@ -321,11 +329,11 @@ pub async fn run(app: Arc<App>) {
             continue;
         }
         tokio::select! {
-            _ = app.webhooks.wake.notified() => {
+            _ = worker.webhooks.wake.notified() => {
                 // The poke comes from inside a transaction. An empty change queued now runs in
                 // the writer's next transaction, so once it is answered that one has committed
                 // and its deliveries are visible.
-                if let Err(e) = app.store.write(|_| Ok(())).await {
+                if let Err(e) = worker.store.write(|_| Ok(())).await {
                     tracing::warn!("webhooks: waiting for the commit failed: {e:?}");
                 }
             }

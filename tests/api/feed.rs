@@ -140,7 +140,9 @@ async fn a_stream_reset_while_behind_still_delivers_the_chats_joined_meanwhile()
     app.ok("alice", "message", json!({ "messages": flood }))
         .await;
     tokio::time::sleep(Duration::from_millis(1300)).await;
-    let pruned = chinwag::janitor::prune_once(&app.app).await.unwrap();
+    let pruned = chinwag::janitor::prune_once(&app.app.janitor())
+        .await
+        .unwrap();
     assert!(pruned >= 30, "pruned {pruned}");
     for r in readers {
         r.await.unwrap();

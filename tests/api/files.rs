@@ -841,7 +841,9 @@ async fn the_janitor_removes_uploads_never_sent_and_keeps_sent_ones() {
     tokio::time::sleep(Duration::from_millis(20)).await;
 
     // Act
-    let removed = chinwag::janitor::prune_files_once(&app.app).await.unwrap();
+    let removed = chinwag::janitor::prune_files_once(&app.app.janitor())
+        .await
+        .unwrap();
 
     // Assert
     assert_eq!(removed, 1);

@@ -226,7 +226,9 @@ async fn pruned_app() -> (TestApp, i64) {
         .as_i64()
         .unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let pruned = chinwag::janitor::prune_once(&app.app).await.unwrap();
+    let pruned = chinwag::janitor::prune_once(&app.app.janitor())
+        .await
+        .unwrap();
     // The new chat's event and the message's, each stored once for the chat.
     assert!(pruned >= 2, "pruned {pruned}");
     (app, first)

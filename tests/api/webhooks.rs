@@ -170,7 +170,7 @@ async fn a_failing_receiver_gets_the_delivery_after_a_restart_with_a_valid_signa
     // Act: alice sends; the first attempt fails and the retry waits a second.
     let msg = app.send_text("alice", chat, "c1", "are you there?").await;
     receiver.wait_for(1, 5).await;
-    assert_eq!(pending(&app.app).await.unwrap(), 1);
+    assert_eq!(pending(&app.app.store).await.unwrap(), 1);
 
     // A restart in between, with a backoff short enough to fail twice more, then succeed.
     let app = app
@@ -185,10 +185,10 @@ async fn a_failing_receiver_gets_the_delivery_after_a_restart_with_a_valid_signa
         "the delivery succeeded before the restart"
     );
     receiver.wait_for(4, 10).await;
-    deliver_once(&app.app).await.unwrap();
+    deliver_once(&app.app.webhook_worker()).await.unwrap();
 
     // Assert: four attempts of the same signed body, one success, nothing left.
-    assert_eq!(pending(&app.app).await.unwrap(), 0);
+    assert_eq!(pending(&app.app.store).await.unwrap(), 0);
     let hits = receiver.hits();
     let statuses: Vec<u16> = hits.iter().map(|h| h.status).collect();
     assert_eq!(statuses, [500, 500, 500, 200]);
@@ -218,10 +218,10 @@ async fn members_with_an_open_stream_and_the_author_get_no_webhook() {
 
     let msg = app.send_text("alice", chat, "c1", "hello team").await;
     receiver.wait_for(1, 5).await;
-    deliver_once(&app.app).await.unwrap();
+    deliver_once(&app.app.webhook_worker()).await.unwrap();
 
     // Everything queued with the message is due now, so the pass above sent all of it.
-    assert_eq!(pending(&app.app).await.unwrap(), 0);
+    assert_eq!(pending(&app.app.store).await.unwrap(), 0);
     let hits = receiver.hits();
     let recipients: Vec<Value> = hits.iter().map(|h| h.json()["userId"].clone()).collect();
     assert_eq!(recipients, ["carol"]);
@@ -235,8 +235,8 @@ async fn without_a_webhook_url_nothing_is_queued() {
     let chat = app.direct_chat("alice", "bob").await;
     app.send_text("alice", chat, "c1", "hi").await;
 
-    assert_eq!(pending(&app.app).await.unwrap(), 0);
-    assert_eq!(deliver_once(&app.app).await.unwrap(), 0);
+    assert_eq!(pending(&app.app.store).await.unwrap(), 0);
+    assert_eq!(deliver_once(&app.app.webhook_worker()).await.unwrap(), 0);
 }
 
 #[tokio::test]
@@ -252,9 +252,9 @@ async fn a_delivery_is_dropped_after_the_retry_limit() {
 
     receiver.wait_for(3, 10).await;
     // Waits for the worker's pass, which gives up after the third failure.
-    deliver_once(&app.app).await.unwrap();
+    deliver_once(&app.app.webhook_worker()).await.unwrap();
 
-    assert_eq!(pending(&app.app).await.unwrap(), 0);
+    assert_eq!(pending(&app.app.store).await.unwrap(), 0);
     assert_eq!(receiver.hits().len(), 3);
 }
 
@@ -278,7 +278,7 @@ async fn a_hanging_receiver_does_not_hold_up_sending() {
         .expect("20 sends while the receiver hangs");
 
     // None was answered, so all 21 are still waiting in the outbox.
-    assert_eq!(pending(&app.app).await.unwrap(), 21);
+    assert_eq!(pending(&app.app.store).await.unwrap(), 21);
 }
 
 #[tokio::test]
