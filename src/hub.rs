@@ -207,11 +207,6 @@ impl Hub {
             routes.send(user, Item::Frame(frame));
         }
     }
-
-    /// Whether `user` has any open stream or poll on this hub.
-    pub fn is_listening(&self, user: &UserId) -> bool {
-        self.routes.lock().unwrap().users.contains_key(user)
-    }
 }
 
 impl Drop for Subscription {
@@ -264,7 +259,7 @@ mod tests {
         assert_eq!(*frame(&mut sub.rx).unwrap(), *f);
         assert!(sub.rx.try_recv().is_err());
         drop(sub);
-        assert!(!hub.is_listening(&a));
+        assert!(!hub.routes.lock().unwrap().users.contains_key(&a));
         assert!(hub.routes.lock().unwrap().chats.is_empty());
     }
 

@@ -143,6 +143,13 @@ impl Presence {
         }
     }
 
+    /// Whether `user` has a stream open or a poll waiting on this server now (not merely online:
+    /// a poller between polls has none).
+    pub fn has_open(&self, user: &UserId) -> bool {
+        let users = self.users.lock().unwrap();
+        users.get(user).is_some_and(|e| e.conns > 0)
+    }
+
     /// How many users are online now.
     pub fn online_count(&self) -> usize {
         let users = self.users.lock().unwrap();

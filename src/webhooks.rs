@@ -16,9 +16,9 @@ use tokio::task::JoinSet;
 
 use crate::config::{self, Config};
 use crate::error::{Error, Result};
-use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::model::{Message, UserId};
+use crate::presence::Presence;
 use crate::store::outbox::{self, Delivery};
 use crate::store::{Store, Tx};
 
@@ -159,7 +159,7 @@ pub fn delivery_id(message_id: i64, user: &UserId) -> String {
 /// (or roll back) with it. Does nothing when webhooks are off.
 pub fn queue_message(
     tx: &mut Tx,
-    hub: &Hub,
+    presence: &Presence,
     webhooks: &Webhooks,
     msg: &Message,
     members: &[UserId],
@@ -171,7 +171,7 @@ pub fn queue_message(
     let mut data = None;
     let mut queued = false;
     for member in members {
-        if msg.user_id.as_ref() == Some(member) || hub.is_listening(member) {
+        if msg.user_id.as_ref() == Some(member) || presence.has_open(member) {
             continue;
         }
         let data = match &data {

@@ -53,13 +53,13 @@ pub async fn send(app: &Arc<App>, user: &UserId, req: SendRequest) -> Result<Out
         }
     }
     let user = user.clone();
-    let (hub, webhooks) = (app.hub.clone(), app.webhooks.clone());
+    let (presence, webhooks) = (app.presence.clone(), app.webhooks.clone());
     let (sent, profiles) = app
         .store
         .write(move |tx| {
             let mut sent = Vec::with_capacity(batch.len());
             for m in &batch {
-                let msg = post(tx, &hub, &webhooks, &Poster::Client(&user), m)?;
+                let msg = post(tx, &presence, &webhooks, &Poster::Client(&user), m)?;
                 sent.push(msg);
             }
             let profiles = users::profiles(tx, [user.as_str()])?;

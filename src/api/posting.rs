@@ -4,8 +4,8 @@
 
 use super::id;
 use crate::error::{Error, Result};
-use crate::hub::Hub;
 use crate::model::{ChatKind, ChatStatus, Message, Params, UserId};
+use crate::presence::Presence;
 use crate::store::messages::{self, NewMessage};
 use crate::store::{chats, files, Tx};
 use crate::webhooks::Webhooks;
@@ -90,13 +90,18 @@ pub fn validate(
 
 /// Tells a new message to its chat: a stored `message` event for every member, and a webhook
 /// for each member with no open connection. Every way a message is posted ends here.
-pub fn announce(tx: &mut Tx, hub: &Hub, webhooks: &Webhooks, msg: &Message) -> Result<()> {
+pub fn announce(
+    tx: &mut Tx,
+    presence: &Presence,
+    webhooks: &Webhooks,
+    msg: &Message,
+) -> Result<()> {
     tx.emit_message(msg)?;
     if !webhooks.enabled() {
         return Ok(());
     }
     let members = crate::store::members::member_ids(tx, msg.chat_id)?;
-    crate::webhooks::queue_message(tx, hub, webhooks, msg, &members)
+    crate::webhooks::queue_message(tx, presence, webhooks, msg, &members)
 }
 
 /// Who posts a message, which decides the rules.
@@ -113,7 +118,7 @@ pub enum Poster<'a> {
 /// message back), to a chat that is open, then told to its members (see [`announce`]).
 pub fn post(
     tx: &mut Tx,
-    hub: &Hub,
+    presence: &Presence,
     webhooks: &Webhooks,
     poster: &Poster,
     new: &NewMessage,
@@ -174,6 +179,6 @@ pub fn post(
         )));
     }
     let msg = messages::insert(tx, author, &sender, new)?;
-    announce(tx, hub, webhooks, &msg)?;
+    announce(tx, presence, webhooks, &msg)?;
     Ok(msg)
 }

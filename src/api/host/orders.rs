@@ -359,10 +359,16 @@ pub async fn post_message(app: &Arc<App>, req: PostRequest) -> Result<Value> {
     };
     let new = validate(draft, app.config.max_message_bytes, &rename)?;
     let author = req.user_id;
-    let (hub, webhooks) = (app.hub.clone(), app.webhooks.clone());
+    let (presence, webhooks) = (app.presence.clone(), app.webhooks.clone());
     app.store
         .write(move |tx| {
-            let msg = post(tx, &hub, &webhooks, &Poster::Host(author.as_ref()), &new)?;
+            let msg = post(
+                tx,
+                &presence,
+                &webhooks,
+                &Poster::Host(author.as_ref()),
+                &new,
+            )?;
             Ok(json!({"message": msg}))
         })
         .await

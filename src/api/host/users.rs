@@ -152,7 +152,7 @@ pub async fn notify(app: &Arc<App>, req: NotifyRequest) -> Result<Value> {
     }
     let kind = req.kind.unwrap_or_else(|| "text".into());
     crate::model::check_message_type(&kind, "body.type").map_err(Error::BadRequest)?;
-    let (hub, webhooks) = (app.hub.clone(), app.webhooks.clone());
+    let (presence, webhooks) = (app.presence.clone(), app.webhooks.clone());
     app.store
         .write(move |tx| {
             let user = req.user_id;
@@ -173,7 +173,7 @@ pub async fn notify(app: &Arc<App>, req: NotifyRequest) -> Result<Value> {
                 params: req.params,
                 file_id: None,
             };
-            let msg = post(tx, &hub, &webhooks, &Poster::Host(None), &new)?;
+            let msg = post(tx, &presence, &webhooks, &Poster::Host(None), &new)?;
             Ok(json!({"message": msg}))
         })
         .await
