@@ -84,13 +84,6 @@ async fn get(app: &TestApp, path: &str) -> (StatusCode, reqwest::header::HeaderM
     (status, headers, body)
 }
 
-/// The newest event id right now, as a client's cursor.
-async fn head(app: &TestApp, user: &str) -> i64 {
-    let (status, body) = app.poll(user, "timeout=0").await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["next"].as_i64().unwrap()
-}
-
 #[tokio::test]
 async fn honest_content_length_over_a_small_limit_is_refused() {
     // Arrange
@@ -554,7 +547,7 @@ async fn a_batch_with_one_foreign_chat_stores_and_pushes_nothing() {
     let app = spawn_app().await;
     let chat = app.direct_chat("alice", "bob").await;
     let foreign = app.direct_chat("bob", "carol").await;
-    let before = head(&app, "alice").await;
+    let before = app.cursor("alice").await;
     let batch = json!({"messages": [
         {"clientMessageId": "ok-1", "chatId": chat, "text": "first"},
         {"clientMessageId": "bad-1", "chatId": foreign, "text": "not my chat"},

@@ -6,21 +6,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_outcome, spawn_app, spawn_with, until_message, Event, Outcome, Sse, TestApp,
+    assert_outcome, concerns, polled, spawn_app, spawn_with, until_message, watch, Event, Outcome,
+    Sse, TestApp, BAD_REQUEST, NO_CHAT, OK,
 };
-
-const OK: Outcome = (200, None);
-const NO_CHAT: Outcome = (404, Some("chat_not_found"));
-const BAD_REQUEST: Outcome = (400, Some("bad_request"));
-
-/// Whether a pushed event of type `kind` is about chat `chat`.
-fn concerns(kind: &str, data: &Value, chat: i64) -> bool {
-    if kind == "chat" {
-        data["id"] == chat
-    } else {
-        data["chatId"] == chat
-    }
-}
 
 /// The ids of a list of objects with an `id` (members, users), in the order given.
 fn ids_of(list: &Value) -> Vec<String> {
@@ -29,13 +17,6 @@ fn ids_of(list: &Value) -> Vec<String> {
         .iter()
         .map(|m| m["id"].as_str().expect("a string id").to_string())
         .collect()
-}
-
-/// The events (`{id, type, data}`) a poll from `since` returns to `user`.
-async fn polled(app: &TestApp, user: &str, since: i64) -> Vec<Value> {
-    let (status, body) = app.poll(user, &format!("since={since}&timeout=0")).await;
-    assert_eq!(status, 200, "{body}");
-    body["events"].as_array().unwrap().clone()
 }
 
 /// The type and data of every stored event about `chat` a poll from `since` returns to `user`.
@@ -99,16 +80,6 @@ async fn next_read(sse: &mut Sse) -> Event {
             return e;
         }
     }
-}
-
-/// A stream for each of `users`, with their poll cursor taken just before it opened.
-async fn watch<'a>(app: &TestApp, users: &[&'a str]) -> Vec<(&'a str, Sse, i64)> {
-    let mut watching = Vec::new();
-    for &user in users {
-        let since = app.cursor(user).await;
-        watching.push((user, app.events(user, "snapshot=0", None).await, since));
-    }
-    watching
 }
 
 /// `n` member ids that sort in the order they are listed: `m001`, `m002`, ...

@@ -4,42 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{read, spawn_app, token, TestApp};
-
-/// The service key of every test server.
-const KEY: &str = "test-service-key";
-
-/// A host request with `key` (None: no Authorization header); the body as JSON unless Null.
-async fn host_as(
-    app: &TestApp,
-    key: Option<&str>,
-    method: Method,
-    path: &str,
-    body: Value,
-) -> (StatusCode, Value) {
-    let mut req = app
-        .client
-        .request(method, format!("{}/v1/server{path}", app.base));
-    if let Some(key) = key {
-        req = req.bearer_auth(key);
-    }
-    if !body.is_null() {
-        req = req.json(&body);
-    }
-    read(req.send().await.unwrap()).await
-}
-
-/// A host request with the right key.
-async fn host(app: &TestApp, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
-    host_as(app, Some(KEY), method, path, body).await
-}
-
-/// A host request that must succeed; returns the body.
-async fn host_ok(app: &TestApp, method: Method, path: &str, body: Value) -> Value {
-    let (status, out) = host(app, method, path, body).await;
-    assert!(status.is_success(), "{path}: {status} {out}");
-    out
-}
+use crate::helpers::{host, host_as, host_ok, read, spawn_app, token, SERVICE_KEY as KEY};
 
 /// Every route: (method, path, a good body, a bad body, the field the error must name).
 fn routes(chat: i64) -> Vec<(Method, &'static str, Value, Value, &'static str)> {

@@ -2,43 +2,15 @@
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{member_ids, message_field, spawn_app, until_message, Event, Sse, TestApp};
-
-/// A response status and, for a failure, its `error.reason`.
-type Outcome = (u16, Option<&'static str>);
-
-const OK: Outcome = (200, None);
-const NO_CONTENT: Outcome = (204, None);
-const FORBIDDEN: Outcome = (403, Some("forbidden"));
-const NO_CHAT: Outcome = (404, Some("chat_not_found"));
-const BAD_REQUEST: Outcome = (400, Some("bad_request"));
+use crate::helpers::{
+    assert_outcome, concerns, member_ids, message_field, polled_of, spawn_app, until_message,
+    Event, Outcome, Sse, TestApp, BAD_REQUEST, FORBIDDEN, NO_CHAT, NO_CONTENT, OK,
+};
 
 /// Some user ids.
 type Users = &'static [&'static str];
-
-/// Asserts a response's status and, for a failure, its `error.reason`.
-fn assert_outcome(case: &str, status: StatusCode, body: &Value, (want, reason): Outcome) {
-    assert_eq!(status.as_u16(), want, "{case}: status of {body}");
-    if let Some(reason) = reason {
-        assert_eq!(body["error"]["reason"], reason, "{case}: reason of {body}");
-    }
-}
-
-/// The `data` of every `kind` event a poll from `since` returns to `user`.
-async fn polled_of(app: &TestApp, user: &str, since: i64, kind: &str) -> Vec<Value> {
-    let (status, body) = app.poll(user, &format!("since={since}&timeout=0")).await;
-    assert_eq!(status, 200, "{body}");
-    body["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["type"] == kind)
-        .map(|e| e["data"].clone())
-        .collect()
-}
 
 /// Users watching for pushes both ways: a live SSE stream each, and a poll cursor taken before
 /// the action.
@@ -549,15 +521,6 @@ async fn clear_chat_pushes_chat_cleared_only_to_whom_it_was_cleared_for() {
                 .got_no(&app, user, "chatCleared", &sentinel["id"])
                 .await;
         }
-    }
-}
-
-/// Whether a pushed event concerns chat `chat`.
-fn concerns(kind: &str, data: &Value, chat: i64) -> bool {
-    if kind == "chat" {
-        data["id"] == chat
-    } else {
-        data["chatId"] == chat
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chinwag::config::Config;
 use chinwag::server::App;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
@@ -259,6 +259,79 @@ pub async fn read(res: reqwest::Response) -> (StatusCode, Value) {
     (status, body)
 }
 
+/// A host request with any method, with `key` (None: no Authorization header); the body as JSON
+/// unless Null.
+pub async fn host_as(
+    app: &TestApp,
+    key: Option<&str>,
+    method: Method,
+    path: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    let mut req = app
+        .client
+        .request(method, format!("{}/v1/server{path}", app.base));
+    if let Some(key) = key {
+        req = req.bearer_auth(key);
+    }
+    if !body.is_null() {
+        req = req.json(&body);
+    }
+    read(req.send().await.unwrap()).await
+}
+
+/// A host request with any method and the service key ([`TestApp::host`] is its `POST`).
+pub async fn host(app: &TestApp, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
+    host_as(app, Some(SERVICE_KEY), method, path, body).await
+}
+
+/// A host request that must succeed; returns the body.
+pub async fn host_ok(app: &TestApp, method: Method, path: &str, body: Value) -> Value {
+    let (status, out) = host(app, method, path, body).await;
+    assert!(status.is_success(), "{path}: {status} {out}");
+    out
+}
+
+/// The events (`{id, type, data}`) a poll from `since` returns to `user`.
+pub async fn polled(app: &TestApp, user: &str, since: i64) -> Vec<Value> {
+    let (status, body) = app.poll(user, &format!("since={since}&timeout=0")).await;
+    assert_eq!(status, 200, "{body}");
+    body["events"].as_array().unwrap().clone()
+}
+
+/// The `data` of every `kind` event in `events`.
+pub fn data_of(events: &[Value], kind: &str) -> Vec<Value> {
+    events
+        .iter()
+        .filter(|e| e["type"] == kind)
+        .map(|e| e["data"].clone())
+        .collect()
+}
+
+/// The `data` of every `kind` event a poll from `since` returns to `user`.
+pub async fn polled_of(app: &TestApp, user: &str, since: i64, kind: &str) -> Vec<Value> {
+    data_of(&polled(app, user, since).await, kind)
+}
+
+/// Whether a pushed event of type `kind` is about chat `chat`.
+pub fn concerns(kind: &str, data: &Value, chat: i64) -> bool {
+    if kind == "chat" {
+        data["id"] == chat
+    } else {
+        data["chatId"] == chat
+    }
+}
+
+/// A live SSE stream for each of `users`, with their poll cursor taken just before it opened.
+pub async fn watch<'a>(app: &TestApp, users: &[&'a str]) -> Vec<(&'a str, Sse, i64)> {
+    let mut watching = Vec::new();
+    for &user in users {
+        let since = app.cursor(user).await;
+        watching.push((user, app.events(user, "snapshot=0", None).await, since));
+    }
+    watching
+}
+
 /// One field of every message of a page (`{"messages": [...]}`), in order.
 pub fn message_field(page: &Value, field: &str) -> Vec<Value> {
     page["messages"]
@@ -283,6 +356,14 @@ pub fn member_ids(chat: &Value) -> Vec<String> {
 
 /// A response status and, for a failure, its `error.reason`.
 pub type Outcome = (u16, Option<&'static str>);
+
+pub const OK: Outcome = (200, None);
+pub const NO_CONTENT: Outcome = (204, None);
+pub const ACCEPTED: Outcome = (202, None);
+pub const BAD_REQUEST: Outcome = (400, Some("bad_request"));
+pub const FORBIDDEN: Outcome = (403, Some("forbidden"));
+pub const NO_CHAT: Outcome = (404, Some("chat_not_found"));
+pub const NO_MESSAGE: Outcome = (404, Some("message_not_found"));
 
 /// Asserts a response's status and, for a failure, its `error.reason`.
 pub fn assert_outcome(case: &str, status: StatusCode, body: &Value, (want, reason): Outcome) {
