@@ -87,13 +87,15 @@ async fn history_walks_never_skip_while_messages_keep_arriving() {
                 app.send_text("bob", chat, &format!("new{i}"), &format!("new {i}"))
                     .await;
                 sent.fetch_add(1, Ordering::SeqCst);
+                // One by one, so that the sends keep arriving during the walks.
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
         })
     };
-    while sent.load(Ordering::SeqCst) < 5 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    crate::helpers::wait_for("the sender's first 5 messages", 10.0, || async {
+        (sent.load(Ordering::SeqCst) >= 5).then_some(())
+    })
+    .await;
 
     // Act: walk backwards, then forwards, 7 at a time, while the sender goes on
     let sent_at_start = sent.load(Ordering::SeqCst);

@@ -229,6 +229,7 @@ async fn the_janitor_removes_uploads_never_sent_and_keeps_sent_ones() {
         sent["id"].as_str().unwrap().to_string(),
     );
     assert!(on_disk(&app).contains(&format!("{a}.thumb")));
+    // Past the orphan TTL of zero on purpose.
     tokio::time::sleep(Duration::from_millis(20)).await;
 
     // Act

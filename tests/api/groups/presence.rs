@@ -1,11 +1,9 @@
 //! Presence in groups larger and smaller than the presence limit.
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
 use super::events_within;
-use crate::helpers::{spawn_with, Event};
+use crate::helpers::{spawn_with, wait_for, Event};
 
 /// Whether an event is an `opponentStatus` that names chat `chat`.
 fn is_status_about(e: &Event, chat: i64) -> bool {
@@ -42,7 +40,10 @@ async fn dropping_off_in_a_group_larger_than_the_presence_limit_pushes_nothing()
     app.group("alice", &["bob", "carol", "dave"]).await;
     let bob = app.events("bob", "snapshot=0", None).await;
     let mut alice = app.events("alice", "snapshot=0", None).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_for("both streams open", 5.0, || async {
+        (app.app.metrics.open("sse").get() == 2).then_some(())
+    })
+    .await;
 
     // Act
     bob.close();
@@ -87,7 +88,15 @@ async fn opponent_status_answers_for_a_group_larger_than_the_presence_limit() {
     let app = spawn_with(|c| c.presence_group_limit = 3).await;
     let team = app.group("alice", &["bob", "carol", "dave"]).await;
     let _bob = app.events("bob", "snapshot=0", None).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait_for("bob online", 5.0, || async {
+        let answer = app
+            .ok("alice", "opponentStatus", json!({"chatId": team}))
+            .await;
+        let users = answer["users"].as_array().unwrap().clone();
+        let bob = users.iter().find(|u| u["userId"] == "bob").cloned();
+        bob.filter(|u| u["status"] == "online").map(|_| ())
+    })
+    .await;
 
     // Act
     let answer = app

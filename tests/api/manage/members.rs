@@ -142,6 +142,7 @@ async fn when_the_admin_leaves_the_longest_standing_member_becomes_admin() {
         json!({"chatId": team, "userId": "yan"}),
     )
     .await;
+    // abe joins at a later millisecond than zed did.
     tokio::time::sleep(Duration::from_millis(20)).await;
     app.ok(
         "alice",
