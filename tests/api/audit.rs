@@ -4,17 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{member_ids, read, spawn_app, TestApp};
-
-/// A host request with the test service key.
-async fn host(app: &TestApp, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
-    let req = app
-        .client
-        .request(method, format!("{}/v1/server{path}", app.base))
-        .bearer_auth("test-service-key")
-        .json(&body);
-    read(req.send().await.unwrap()).await
-}
+use crate::helpers::{host, member_ids, spawn_app};
 
 #[tokio::test]
 async fn admin_refusals_read_forwards() {

@@ -65,6 +65,7 @@ async fn a_group_has_its_creator_as_admin() {
 #[tokio::test]
 async fn chats_are_listed_by_latest_activity_with_last_message_and_unread() {
     let app = spawn_app().await;
+    // Each change at a later millisecond, so that the activity order is certain.
     let pause = || tokio::time::sleep(std::time::Duration::from_millis(5));
     let with_bob = app.direct_chat("alice", "bob").await;
     pause().await;

@@ -2,41 +2,10 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_outcome, spawn_app, until_message, Event, Outcome, Sse, TestApp};
-
-const OK: Outcome = (200, None);
-const NO_CONTENT: Outcome = (204, None);
-const ACCEPTED: Outcome = (202, None);
-const FORBIDDEN: Outcome = (403, Some("forbidden"));
-const NO_CHAT: Outcome = (404, Some("chat_not_found"));
-const NO_MESSAGE: Outcome = (404, Some("message_not_found"));
-const BAD_REQUEST: Outcome = (400, Some("bad_request"));
-
-/// A live SSE stream for each of `users`, with their poll cursor taken just before it opened.
-async fn watch<'a>(app: &TestApp, users: &[&'a str]) -> Vec<(&'a str, Sse, i64)> {
-    let mut watching = Vec::new();
-    for &user in users {
-        let since = app.cursor(user).await;
-        watching.push((user, app.events(user, "snapshot=0", None).await, since));
-    }
-    watching
-}
-
-/// The events (`{id, type, data}`) a poll from `since` returns to `user`.
-async fn polled(app: &TestApp, user: &str, since: i64) -> Vec<Value> {
-    let (status, body) = app.poll(user, &format!("since={since}&timeout=0")).await;
-    assert_eq!(status, 200, "{body}");
-    body["events"].as_array().unwrap().clone()
-}
-
-/// The `data` of every `kind` event in `events`.
-fn data_of(events: &[Value], kind: &str) -> Vec<Value> {
-    events
-        .iter()
-        .filter(|e| e["type"] == kind)
-        .map(|e| e["data"].clone())
-        .collect()
-}
+use crate::helpers::{
+    assert_outcome, data_of, polled, spawn_app, until_message, watch, Event, Outcome, TestApp,
+    ACCEPTED, BAD_REQUEST, FORBIDDEN, NO_CHAT, NO_CONTENT, NO_MESSAGE, OK,
+};
 
 /// The message with `id` as `user` finds it in the chat's history.
 async fn in_history(app: &TestApp, user: &str, chat: i64, id: &Value) -> Value {

@@ -2,11 +2,13 @@
 //! what it received, a stream reset in the middle while memberships changed, what a removed
 //! member is shown when resuming, and the host posting as any member of a large chat.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, spawn_with, TestApp};
+use crate::helpers::{spawn_app, spawn_with, wait_for, TestApp};
 
 /// How many connections the server's reader pool holds.
 const READERS: usize = 8;
@@ -15,12 +17,14 @@ const READERS: usize = 8;
 /// meanwhile waits that long. Returns once the connections are taken; await the handles to know
 /// they are given back.
 async fn hold_readers(app: &TestApp, hold: Duration) -> Vec<tokio::task::JoinHandle<()>> {
+    let taken = Arc::new(AtomicUsize::new(0));
     let handles = (0..READERS)
         .map(|_| {
-            let store = app.app.store.clone();
+            let (store, taken) = (app.app.store.clone(), taken.clone());
             tokio::spawn(async move {
                 store
                     .read(move |_| {
+                        taken.fetch_add(1, Ordering::SeqCst);
                         std::thread::sleep(hold);
                         Ok(())
                     })
@@ -29,7 +33,10 @@ async fn hold_readers(app: &TestApp, hold: Duration) -> Vec<tokio::task::JoinHan
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_for("every reader taken", 5.0, || async {
+        (taken.load(Ordering::SeqCst) == READERS).then_some(())
+    })
+    .await;
     handles
 }
 
@@ -61,6 +68,8 @@ async fn poll_through_a_slow_render(
     let query = format!("since={since}&timeout=1");
     let held = app.poll("bob", &query);
     let change = async {
+        // Lets the poll reach its wait: nothing outside the server shows that it has (the
+        // open-poll gauge counts it before it reads what is stored).
         tokio::time::sleep(Duration::from_millis(300)).await;
         let readers = hold_readers(app, Duration::from_millis(2500)).await;
         app.ok(
@@ -115,7 +124,11 @@ async fn a_stream_reset_while_behind_still_delivers_the_chats_joined_meanwhile()
     let app = spawn_with(|c| c.retention = Duration::from_secs(1)).await;
     let team = app.group("alice", &["bob", "carol"]).await;
     let mut bob = app.events("bob", "snapshot=0", None).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for("bob's stream idle (a ping)", 5.0, || async {
+        let control = bob.control.lock().unwrap();
+        control.iter().any(|l| l == ": ping").then_some(())
+    })
+    .await;
 
     // Act: while bob's feed waits on a slow read, he is added to a new group whose messages
     // overflow his channel, and everything so far passes retention and is pruned
@@ -139,6 +152,7 @@ async fn a_stream_reset_while_behind_still_delivers_the_chats_joined_meanwhile()
         .collect();
     app.ok("alice", "message", json!({ "messages": flood }))
         .await;
+    // Past the retention of 1 s on purpose.
     tokio::time::sleep(Duration::from_millis(1300)).await;
     let pruned = chinwag::janitor::prune_once(&app.app.janitor())
         .await

@@ -168,14 +168,10 @@ async fn a_stream_past_the_cap_closes_the_users_oldest() {
         })
     };
     let polls = app.app.metrics.open("poll");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while polls.get() == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the poll is not held"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for("the poll to be held", 5.0, || async {
+        (polls.get() != 0).then_some(())
+    })
+    .await;
     let mut fourth = app.events("alice", "", None).await;
     fourth.next_of("chats").await;
     let mut fifth = app.events("alice", "", None).await;
@@ -321,12 +317,10 @@ async fn past_the_per_address_cap_a_connection_gets_429_and_closes_while_others_
 
     // One of the two closes: once the server has seen it go, the address is served again.
     drop(one);
-    for _ in 0..500 {
-        if app.app.metrics.tcp_connections.get() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for("the server to see the connection go", 5.0, || async {
+        (app.app.metrics.tcp_connections.get() == 1).then_some(())
+    })
+    .await;
     assert_eq!(app.app.metrics.tcp_connections.get(), 1);
     let mut four = TcpStream::connect(&addr).await.unwrap();
     assert_eq!(healthz(&mut four).await, "HTTP/1.1 200 OK");

@@ -23,6 +23,7 @@ mod messaging;
 mod metrics;
 mod openapi;
 mod operator;
+mod paging;
 mod presence;
 mod reports;
 mod shutdown;

@@ -1,11 +1,9 @@
 //! `GET /metrics`: the service key guards it, and what it reports follows what the server does
 //! (requests by route template, open streams, online users, the writer's commits, stored events).
 
-use std::time::{Duration, Instant};
-
 use serde_json::json;
 
-use crate::helpers::{spawn_app, token, TestApp};
+use crate::helpers::{spawn_app, token, wait_for, TestApp};
 
 /// The metrics page, fetched with the service key.
 pub async fn page(app: &TestApp) -> String {
@@ -30,15 +28,11 @@ pub fn value(page: &str, sample: &str) -> Option<f64> {
 
 /// Waits (at most 5 s) until `sample` reads `want`.
 async fn settles(app: &TestApp, sample: &str, want: f64) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let p = page(app).await;
-        if value(&p, sample) == Some(want) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{sample} is not {want}:\n{p}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let what = format!("{sample} to read {want}");
+    wait_for(&what, 5.0, || async {
+        (value(&page(app).await, sample) == Some(want)).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]

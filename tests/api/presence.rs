@@ -55,7 +55,13 @@ async fn opponent_status_answers_for_the_other_members() {
     );
 
     let _bob = app.events("bob", "snapshot=0", None).await;
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    crate::helpers::wait_for("bob online", 5.0, || async {
+        let answer = app
+            .ok("alice", "opponentStatus", json!({"chatId": chat}))
+            .await;
+        (answer["users"][0]["status"] == "online").then_some(())
+    })
+    .await;
     let now = app
         .ok("alice", "opponentStatus", json!({"chatId": chat}))
         .await;

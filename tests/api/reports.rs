@@ -1,7 +1,7 @@
 //! Error reports: the real binary, given `--sentry-dsn` for a Sentry stand-in run by the test,
 //! reports a genuine 500 with its whole cause chain and the release, and sends no request data.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sentry::protocol::{EnvelopeItem, Event};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
@@ -142,13 +142,9 @@ async fn a_500_is_reported_with_its_cause_chain_and_release() {
 
     // The 500 is still logged, and the server stops cleanly with reports on.
     assert!(terminate(&mut child).success());
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !log.lock().unwrap().contains("creating the files directory") {
-        assert!(
-            Instant::now() < deadline,
-            "not logged: {}",
-            log.lock().unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    crate::helpers::wait_for("the 500 in the log", 5.0, || async {
+        let log = log.lock().unwrap();
+        log.contains("creating the files directory").then_some(())
+    })
+    .await;
 }

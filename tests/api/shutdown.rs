@@ -130,9 +130,10 @@ async fn sigterm_under_load_answers_every_request_it_took_and_keeps_every_2xx() 
             tokio::spawn(run)
         })
         .collect();
-    while sent.load(Ordering::Relaxed) < 300 {
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    crate::helpers::wait_for("300 messages sent", 30.0, || async {
+        (sent.load(Ordering::Relaxed) >= 300).then_some(())
+    })
+    .await;
     let status = tokio::task::spawn_blocking(move || terminate(&mut child))
         .await
         .unwrap();

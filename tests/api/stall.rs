@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 
-use crate::helpers::{spawn_with, token, TestApp};
+use crate::helpers::{spawn_with, token, wait_for, TestApp};
 use crate::metrics::{page, value};
 
 /// The stall timeout of these tests' servers.
@@ -26,14 +26,11 @@ async fn open_streams(app: &TestApp) -> f64 {
 
 /// Waits until `open_streams` reads `want`, or fails after `secs`.
 async fn streams_become(app: &TestApp, want: f64, secs: u64) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while open_streams(app).await != want {
-        assert!(
-            Instant::now() < deadline,
-            "open streams are not {want} after {secs} s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let what = format!("{want} open streams");
+    wait_for(&what, secs as f64, || async {
+        (open_streams(app).await == want).then_some(())
+    })
+    .await;
 }
 
 /// `GET /v1/events?snapshot=0` as `user` on a raw socket with a small receive buffer; nothing is

@@ -18,7 +18,11 @@ async fn sse_sends_the_protocol_headers_retry_and_pings() {
     assert_eq!(s.next().await.event, "chats");
 
     // The test server pings every 200 ms.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    crate::helpers::wait_for("two pings", 5.0, || async {
+        let control = s.control.lock().unwrap();
+        (control.iter().filter(|l| *l == ": ping").count() >= 2).then_some(())
+    })
+    .await;
     let control = s.control.lock().unwrap().clone();
     assert_eq!(control.first().map(String::as_str), Some("retry: 3000"));
     assert!(
@@ -105,6 +109,7 @@ async fn resume_during_concurrent_sends_has_no_gap_and_no_duplicate() {
                 app.send_text("alice", chat, &format!("k{i}"), &i.to_string())
                     .await;
                 if i % 20 == 0 {
+                    // Paces the sends, so that they overlap the reconnects.
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
             }
@@ -167,6 +172,8 @@ async fn a_held_poll_is_woken_by_a_message() {
         let app = app.clone();
         tokio::spawn(async move { app.poll("bob", &format!("since={head}&timeout=30")).await })
     };
+    // Lets the poll reach its wait: nothing outside the server shows that it has (the open-poll
+    // gauge counts it before it reads what is stored), and the message must wake it, not be read.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let sent = app.send_text("alice", chat, "w", "wake up").await;
@@ -225,6 +232,7 @@ async fn pruned_app() -> (TestApp, i64) {
     let first = app.poll("bob", "since=0&timeout=0").await.1["events"][0]["id"]
         .as_i64()
         .unwrap();
+    // Past the retention of 1 ms on purpose.
     tokio::time::sleep(Duration::from_millis(20)).await;
     let pruned = chinwag::janitor::prune_once(&app.app.janitor())
         .await
@@ -277,7 +285,10 @@ async fn shutdown_ends_open_streams_and_polls() {
         crate::helpers::token("bob")
     );
     let poll = tokio::spawn(async move { client.get(url).send().await.unwrap().status() });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    crate::helpers::wait_for("the poll to be open", 5.0, || async {
+        (app.app.metrics.open("poll").get() == 1).then_some(())
+    })
+    .await;
 
     tokio::time::timeout(Duration::from_secs(10), app.stop())
         .await

@@ -68,7 +68,13 @@ async fn every_pushed_event_fits_its_schema() {
     .await;
     // Alice connects (bob gets opponentStatus), then drops her stream (clientConnectionError).
     let alice = app.events("alice", "", None).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    crate::helpers::wait_for("alice online", 5.0, || async {
+        let answer = app
+            .ok("bob", "opponentStatus", json!({"chatId": direct}))
+            .await;
+        (answer["users"][0]["status"] == "online").then_some(())
+    })
+    .await;
     alice.close();
     let host = |path: &str, body: Value| {
         app.client

@@ -6,10 +6,13 @@ use std::time::Duration;
 
 use chinwag::app::App;
 use chinwag::config::Config;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, oneshot};
-use tokio_stream::StreamExt;
+use tokio::sync::oneshot;
+
+mod sse;
+
+pub use sse::{until_message, Event, Sse};
 
 /// Waits at most `secs` for `probe` to give a value, asking every 20 ms; panics naming `what`
 /// when it never does. The one way tests wait for something that happens in the background.
@@ -256,17 +259,77 @@ pub async fn read(res: reqwest::Response) -> (StatusCode, Value) {
     (status, body)
 }
 
-/// Every event `sse` receives up to and including the `message` event with `message_id`.
-pub async fn until_message(sse: &mut Sse, message_id: &Value) -> Vec<Event> {
-    let mut seen = Vec::new();
-    loop {
-        let e = sse.next().await;
-        let done = e.event == "message" && e.data()["id"] == *message_id;
-        seen.push(e);
-        if done {
-            return seen;
-        }
+/// A host request with any method, with `key` (None: no Authorization header); the body as JSON
+/// unless Null.
+pub async fn host_as(
+    app: &TestApp,
+    key: Option<&str>,
+    method: Method,
+    path: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    let mut req = app
+        .client
+        .request(method, format!("{}/v1/server{path}", app.base));
+    if let Some(key) = key {
+        req = req.bearer_auth(key);
     }
+    if !body.is_null() {
+        req = req.json(&body);
+    }
+    read(req.send().await.unwrap()).await
+}
+
+/// A host request with any method and the service key ([`TestApp::host`] is its `POST`).
+pub async fn host(app: &TestApp, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
+    host_as(app, Some(SERVICE_KEY), method, path, body).await
+}
+
+/// A host request that must succeed; returns the body.
+pub async fn host_ok(app: &TestApp, method: Method, path: &str, body: Value) -> Value {
+    let (status, out) = host(app, method, path, body).await;
+    assert!(status.is_success(), "{path}: {status} {out}");
+    out
+}
+
+/// The events (`{id, type, data}`) a poll from `since` returns to `user`.
+pub async fn polled(app: &TestApp, user: &str, since: i64) -> Vec<Value> {
+    let (status, body) = app.poll(user, &format!("since={since}&timeout=0")).await;
+    assert_eq!(status, 200, "{body}");
+    body["events"].as_array().unwrap().clone()
+}
+
+/// The `data` of every `kind` event in `events`.
+pub fn data_of(events: &[Value], kind: &str) -> Vec<Value> {
+    events
+        .iter()
+        .filter(|e| e["type"] == kind)
+        .map(|e| e["data"].clone())
+        .collect()
+}
+
+/// The `data` of every `kind` event a poll from `since` returns to `user`.
+pub async fn polled_of(app: &TestApp, user: &str, since: i64, kind: &str) -> Vec<Value> {
+    data_of(&polled(app, user, since).await, kind)
+}
+
+/// Whether a pushed event of type `kind` is about chat `chat`.
+pub fn concerns(kind: &str, data: &Value, chat: i64) -> bool {
+    if kind == "chat" {
+        data["id"] == chat
+    } else {
+        data["chatId"] == chat
+    }
+}
+
+/// A live SSE stream for each of `users`, with their poll cursor taken just before it opened.
+pub async fn watch<'a>(app: &TestApp, users: &[&'a str]) -> Vec<(&'a str, Sse, i64)> {
+    let mut watching = Vec::new();
+    for &user in users {
+        let since = app.cursor(user).await;
+        watching.push((user, app.events(user, "snapshot=0", None).await, since));
+    }
+    watching
 }
 
 /// One field of every message of a page (`{"messages": [...]}`), in order.
@@ -291,147 +354,16 @@ pub fn member_ids(chat: &Value) -> Vec<String> {
     ids
 }
 
-/// One SSE event as a client sees it.
-#[derive(Debug, Clone)]
-pub struct Event {
-    pub id: Option<i64>,
-    pub event: String,
-    /// The whole envelope (`{"type", "data"}`).
-    pub envelope: Value,
-}
-
-impl Event {
-    /// The envelope's `data`.
-    pub fn data(&self) -> &Value {
-        &self.envelope["data"]
-    }
-}
-
-/// An open SSE stream read by a background task.
-pub struct Sse {
-    pub status: StatusCode,
-    pub headers: reqwest::header::HeaderMap,
-    events: mpsc::UnboundedReceiver<Event>,
-    /// Raw lines that were not events (retry:, comments), in order.
-    pub control: Arc<std::sync::Mutex<Vec<String>>>,
-    reader: tokio::task::JoinHandle<()>,
-}
-
-impl Sse {
-    /// Reads an SSE response as it arrives.
-    pub fn new(res: reqwest::Response) -> Sse {
-        let status = res.status();
-        let headers = res.headers().clone();
-        let (tx, events) = mpsc::unbounded_channel();
-        let control = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let ctl = control.clone();
-        let reader = tokio::spawn(async move {
-            let mut stream = res.bytes_stream();
-            let mut buf = String::new();
-            while let Some(Ok(chunk)) = stream.next().await {
-                buf.push_str(&String::from_utf8_lossy(&chunk));
-                while let Some(end) = buf.find("\n\n") {
-                    let block: String = buf.drain(..end + 2).collect();
-                    let (mut id, mut event, mut data) = (None, String::new(), None);
-                    for line in block.lines() {
-                        if let Some(v) = line.strip_prefix("id: ") {
-                            id = v.parse().ok();
-                        } else if let Some(v) = line.strip_prefix("event: ") {
-                            event = v.to_string();
-                        } else if let Some(v) = line.strip_prefix("data: ") {
-                            data = Some(
-                                serde_json::from_str::<Value>(v).expect("data is one JSON line"),
-                            );
-                        } else if !line.is_empty() {
-                            ctl.lock().unwrap().push(line.to_string());
-                        }
-                    }
-                    if let Some(envelope) = data {
-                        if tx
-                            .send(Event {
-                                id,
-                                event,
-                                envelope,
-                            })
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                }
-            }
-        });
-        Sse {
-            status,
-            headers,
-            events,
-            control,
-            reader,
-        }
-    }
-
-    /// The next event, or None if none arrives within `secs` seconds or the stream ended.
-    pub async fn next_within(&mut self, secs: f64) -> Option<Event> {
-        tokio::time::timeout(Duration::from_secs_f64(secs), self.events.recv())
-            .await
-            .ok()
-            .flatten()
-    }
-
-    /// The next event (waiting up to 5 s); panics if there is none.
-    pub async fn next(&mut self) -> Event {
-        self.next_within(5.0).await.expect("an event within 5 s")
-    }
-
-    /// The next event of type `kind`, skipping others (up to 5 s).
-    pub async fn next_of(&mut self, kind: &str) -> Event {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match tokio::time::timeout(left, self.events.recv()).await {
-                Ok(Some(e)) if e.event == kind => return e,
-                Ok(Some(_)) => continue,
-                _ => panic!("no {kind} event within 5 s"),
-            }
-        }
-    }
-
-    /// Collects events until `n` of type `kind` arrived (up to `secs`); returns those.
-    pub async fn collect_of(&mut self, kind: &str, n: usize, secs: f64) -> Vec<Event> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(secs);
-        let mut out = Vec::new();
-        while out.len() < n {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match tokio::time::timeout(left, self.events.recv()).await {
-                Ok(Some(e)) if e.event == kind => out.push(e),
-                Ok(Some(_)) => {}
-                _ => break,
-            }
-        }
-        out
-    }
-
-    /// Whether the server ended the stream within `secs`.
-    pub async fn ended_within(&mut self, secs: f64) -> bool {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(secs);
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match tokio::time::timeout(left, self.events.recv()).await {
-                Ok(None) => return true,
-                Ok(Some(_)) => continue,
-                Err(_) => return false,
-            }
-        }
-    }
-
-    /// Closes the connection from the client side.
-    pub fn close(self) {
-        self.reader.abort();
-    }
-}
-
 /// A response status and, for a failure, its `error.reason`.
 pub type Outcome = (u16, Option<&'static str>);
+
+pub const OK: Outcome = (200, None);
+pub const NO_CONTENT: Outcome = (204, None);
+pub const ACCEPTED: Outcome = (202, None);
+pub const BAD_REQUEST: Outcome = (400, Some("bad_request"));
+pub const FORBIDDEN: Outcome = (403, Some("forbidden"));
+pub const NO_CHAT: Outcome = (404, Some("chat_not_found"));
+pub const NO_MESSAGE: Outcome = (404, Some("message_not_found"));
 
 /// Asserts a response's status and, for a failure, its `error.reason`.
 pub fn assert_outcome(case: &str, status: StatusCode, body: &Value, (want, reason): Outcome) {
