@@ -18,19 +18,16 @@ fn main() {
         .ok()
         .filter(|c| !c.trim().is_empty())
         .or_else(|| git(&["rev-parse", "--short=12", "HEAD"]));
-    if let Some(dir) = git(&["rev-parse", "--absolute-git-dir"]) {
-        // A new commit moves HEAD's ref (or packed-refs): rebuild the version string then.
-        for file in ["HEAD", "packed-refs"] {
-            let path = std::path::Path::new(&dir).join(file);
-            if path.exists() {
-                println!("cargo:rerun-if-changed={}", path.display());
-            }
-        }
-        if let Some(head) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            let path = std::path::Path::new(&dir).join(head);
-            if path.exists() {
-                println!("cargo:rerun-if-changed={}", path.display());
-            }
+    // A new commit moves HEAD's ref (or packed-refs): rebuild the version string then. Each
+    // path is asked of git, so that a linked worktree's branch ref (in the shared git
+    // directory) is watched, not a path under the worktree's own.
+    let watched = ["HEAD".to_string(), "packed-refs".to_string()]
+        .into_iter()
+        .chain(git(&["symbolic-ref", "-q", "HEAD"]));
+    for name in watched {
+        let path = git(&["rev-parse", "--path-format=absolute", "--git-path", &name]);
+        if let Some(path) = path.filter(|p| std::path::Path::new(p).exists()) {
+            println!("cargo:rerun-if-changed={path}");
         }
     }
     let full = match commit {
