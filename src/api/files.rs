@@ -105,7 +105,7 @@ pub async fn upload(
     }
     let disk = disk(app);
     disk.ensure().map_err(io("creating the files directory"))?;
-    let temp = Temp(Some(disk.temp()));
+    let temp = Temp(Some(disk.temp()?));
     let path = temp.0.clone().expect("set");
     let boundary = req
         .headers()
@@ -149,7 +149,7 @@ pub async fn upload(
         ));
     }
     let mime = files::sniff(&head);
-    let id = files::new_id();
+    let id = files::new_id()?;
     let thumb_mime = if files::has_thumbnail(&mime) {
         app.thumbnails
             .make(path.clone(), disk.thumbnail(&id))
