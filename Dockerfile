@@ -19,15 +19,17 @@ FROM rust:1-bookworm AS build
 WORKDIR /src
 
 # Dependencies first: build them against placeholder sources so this layer stays cached until
-# Cargo.toml or Cargo.lock changes. Every target named in Cargo.toml must exist to load it.
+# a Cargo.toml or Cargo.lock changes. Every target of every workspace member must exist to load
+# the workspace: the load tool (bench/) keeps its placeholder, since the image never builds it.
 COPY Cargo.toml Cargo.lock ./
+COPY bench/Cargo.toml ./bench/Cargo.toml
 # Build settings (SQLite syncs with fdatasync), before the dependencies are built.
 COPY .cargo ./.cargo
-RUN mkdir -p src/bin/bench \
+RUN mkdir -p src bench/src \
     && echo 'fn main() {}' > src/main.rs \
-    && echo 'fn main() {}' > src/bin/bench/main.rs \
+    && echo 'fn main() {}' > bench/src/main.rs \
     && touch src/lib.rs \
-    && cargo build --release --locked --bin chinwag \
+    && cargo build --release --locked -p chinwag --bin chinwag \
     && rm -rf src
 
 # The real sources. sql/ and docs/openapi.json are embedded into the binary (include_str!), so
@@ -41,7 +43,7 @@ COPY src ./src
 # COPY keeps the files' own modification times, which can be older than the placeholder build:
 # touch the crate roots so cargo rebuilds the crate itself.
 RUN touch src/main.rs src/lib.rs \
-    && cargo build --release --locked --bin chinwag \
+    && cargo build --release --locked -p chinwag --bin chinwag \
     && install -D -m 0755 target/release/chinwag /out/chinwag
 
 # ---- runtime ----------------------------------------------------------------------------------

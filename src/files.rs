@@ -44,8 +44,8 @@ impl Disk {
     }
 
     /// A new temporary path for an upload in progress.
-    pub fn temp(&self) -> PathBuf {
-        self.dir.join(format!("tmp-{}", new_id()))
+    pub fn temp(&self) -> crate::error::Result<PathBuf> {
+        Ok(self.dir.join(format!("tmp-{}", new_id()?)))
     }
 
     /// Gives the finished upload at `temp` its file's name, durably: the rename counts only once
@@ -63,10 +63,8 @@ impl Disk {
 }
 
 /// A new unguessable file id: 32 hex characters from the OS random source.
-pub fn new_id() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("the OS random source works");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+pub fn new_id() -> crate::error::Result<String> {
+    crate::random::random_hex(16)
 }
 
 /// Whether `id` has the shape of a file id (so it can be used as a path).
@@ -226,7 +224,7 @@ mod tests {
 
     #[test]
     fn ids_are_hex_and_checked() {
-        let id = new_id();
+        let id = new_id().unwrap();
         assert!(valid_id(&id));
         assert!(!valid_id("../secret"));
         assert!(!valid_id(&id.to_uppercase()));

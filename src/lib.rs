@@ -24,6 +24,7 @@
 //! - [`reports`] sends each 500's cause chain and each panic to Sentry when a DSN is configured.
 //! - [`health`] holds the process's own checks: `chinwag health` and the open-file limit.
 //! - [`store::backup`] copies a running server's database and files (`chinwag backup`).
+//! - [`random`] draws ids and secrets from the OS random source; its failure is a 500, not a panic.
 //! - [`error`] is the protocol's table of error reasons; [`model`] the wire types.
 
 pub mod api;
@@ -44,6 +45,7 @@ pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod presence;
+pub mod random;
 pub mod reports;
 pub mod server;
 pub mod sse;

@@ -55,7 +55,7 @@ impl Upload {
         let ensure = disk.clone();
         blocking("creating the files directory", move || ensure.ensure()).await?;
         Ok(Upload {
-            temp: Some(disk.temp()),
+            temp: Some(disk.temp()?),
             disk,
             limit: app.config.max_upload,
             written: None,
@@ -112,7 +112,7 @@ impl Upload {
             .clone()
             .expect("an upload's file until it is kept");
         let mime = files::sniff(&head);
-        let id = files::new_id();
+        let id = files::new_id()?;
         let thumb_mime = if files::has_thumbnail(&mime) {
             app.thumbnails
                 .make(path.clone(), self.disk.thumbnail(&id))

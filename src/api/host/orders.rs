@@ -333,11 +333,8 @@ pub struct PostRequest {
 }
 
 /// A client message id for a host message that came without one.
-pub fn fresh_client_id() -> String {
-    let mut bytes = [0u8; 12];
-    let _ = getrandom::fill(&mut bytes);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("host-{hex}")
+pub fn fresh_client_id() -> Result<String> {
+    Ok(format!("host-{}", crate::random::random_hex(12)?))
 }
 
 /// `POST /chats/message`: posts as a member (with their role as `sender`), or without `user_id`
@@ -349,8 +346,12 @@ pub async fn post_message(app: &Arc<App>, req: PostRequest) -> Result<Value> {
         "fileId" => "body.file_id".to_string(),
         other => format!("body.{other}"),
     };
+    let client_message_id = match req.client_message_id {
+        Some(id) => id,
+        None => fresh_client_id()?,
+    };
     let draft = OutgoingMessage {
-        client_message_id: req.client_message_id.unwrap_or_else(fresh_client_id),
+        client_message_id,
         chat_id: req.chat_id,
         kind: req.kind,
         text: req.message,

@@ -152,6 +152,7 @@ pub async fn notify(app: &Arc<App>, req: NotifyRequest) -> Result<Value> {
     }
     let kind = req.kind.unwrap_or_else(|| "text".into());
     crate::model::check_message_type(&kind, "body.type").map_err(Error::BadRequest)?;
+    let client_message_id = super::orders::fresh_client_id()?;
     let (presence, webhooks) = (app.presence.clone(), app.webhooks.clone());
     app.store
         .write(move |tx| {
@@ -166,7 +167,7 @@ pub async fn notify(app: &Arc<App>, req: NotifyRequest) -> Result<Value> {
                 push_chat(tx, chat_id)?;
             }
             let new = NewMessage {
-                client_message_id: super::orders::fresh_client_id(),
+                client_message_id,
                 chat_id,
                 kind,
                 text: req.text,

@@ -64,7 +64,7 @@ impl Server {
         };
         if !exe.exists() {
             bail!(
-                "{} not found: build both binaries (cargo build --release --bins)",
+                "{} not found: build the server too (cargo build --release --workspace), or pass --server",
                 exe.display()
             );
         }
