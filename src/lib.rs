@@ -2,30 +2,42 @@
 //!
 //! # Layout
 //!
-//! - [`cli`] parses flags and `CHINWAG_*` variables into a [`config::Config`]; nothing else reads
-//!   the environment.
-//! - [`server`] binds nothing itself: it serves a listener it is given until a shutdown future
-//!   resolves, and owns the background tasks.
-//! - [`http`] routes requests, reads bodies within their size and time limits and frames replies
-//!   and streams; it holds what one caller may take (request rates, open streams), accepts
-//!   connections under the cap, answers `503` while the server drains at shutdown, and closes
-//!   connections whose client stopped taking data.
-//! - [`api`] holds one module per protocol area; each handler validates, makes one store call,
-//!   and builds the reply.
+//! Every module, top layer first; a module imports only those below it.
+//!
+//! - [`cli`] parses flags and `CHINWAG_*` variables into a [`config::Config`] and runs the
+//!   commands; nothing else reads the environment. It alone uses [`server`].
+//! - [`server`] serves a listener it is given until a shutdown future resolves, drains, and runs
+//!   the background tasks (the [`janitor`], the [`webhooks`] worker, [`deliveries`], pings).
+//! - [`http`] is the HTTP edge: admission (address rate, head bounds, the [`drain`]), routes
+//!   (`http/routes.rs`: the fixed routes' table), credentials (tokens, the service key), bodies
+//!   within their size and time limits, uploads and ranged downloads (`http/files.rs`),
+//!   replies and stream headers, the connection cap, closing stalled connections.
+//! - [`api`] is the protocol: the client request table (`api/mod.rs`) and the host routes'
+//!   (`api/host/mod.rs`), one module per area, who is calling (`api/caller.rs`: token checks,
+//!   first-seen users and their support chat), the one posting core (`api/posting.rs`), the
+//!   receiving side (`api/stream.rs`) over the [`feed`].
+//! - [`app`] holds the shared handles, built once at start; no logic.
+//! - [`feed`] is the one cursor-keeping reader under SSE and long-poll; [`sse`] frames streams.
+//! - [`presence`] owns who is online and who has what open, and tells chat partners;
+//!   [`deliveries`] marks what reached a recipient as delivered; [`webhooks`] POSTs signed
+//!   events about new messages to the host for members with nothing open, from an outbox.
+//! - [`janitor`] prunes events past retention and uploads never sent, and sweeps presence.
+//! - [`limits`] is what one caller may take (request rates, open streams); [`drain`] is
+//!   shutdown as requests see it.
+//! - [`thumbnails`] makes upload thumbnails within a global bound; [`files`] is where uploads
+//!   live on disk and what type they are.
 //! - [`store`] is the only place with SQL: a pool of readers and one writer thread that commits
-//!   concurrent requests together (group commit) and publishes their events to the [`hub`].
+//!   concurrent requests together (group commit) and publishes their events to the [`hub`];
+//!   [`store::backup`] copies a running server's data (`chinwag backup`).
 //! - [`hub`] fans committed and live events out to each user's open streams and polls.
-//! - [`presence`] tracks who is online and tells their chat partners; [`deliveries`] marks what
-//!   reached a recipient as delivered.
-//! - [`webhooks`] POSTs signed events about new messages to the host for members who are offline,
-//!   from an outbox written in the message's transaction.
-//! - [`thumbnails`] makes upload thumbnails within a global bound on decodes and their memory.
-//! - [`metrics`] holds the Prometheus families every layer records into, served at `/metrics`.
-//! - [`reports`] sends each 500's cause chain and each panic to Sentry when a DSN is configured.
-//! - [`health`] holds the process's own checks: `chinwag health` and the open-file limit.
-//! - [`store::backup`] copies a running server's database and files (`chinwag backup`).
-//! - [`random`] draws ids and secrets from the OS random source; its failure is a 500, not a panic.
-//! - [`error`] is the protocol's table of error reasons; [`model`] the wire types.
+//! - [`auth`] mints and verifies client tokens and compares the service key.
+//! - [`metrics`] holds the Prometheus families every layer records into, served at `/metrics`;
+//!   [`reports`] sends each 500's cause chain and each panic to Sentry when a DSN is configured;
+//!   [`health`] holds the process's own checks (`chinwag health`, the open-file limit).
+//! - [`config`] holds the settings and the data directory's layout; [`random`] draws ids and
+//!   secrets from the OS random source; [`time`] formats and parses the protocol's times.
+//! - [`error`] is the protocol's table of error reasons; [`model`] the wire types and the
+//!   protocol's words (chat kinds and statuses, message statuses).
 
 pub mod api;
 pub mod app;
