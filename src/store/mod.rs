@@ -14,6 +14,7 @@ pub mod files;
 pub mod members;
 pub mod messages;
 pub mod outbox;
+mod tx;
 mod types;
 pub mod users;
 

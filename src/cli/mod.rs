@@ -9,6 +9,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod parse;
+
+use parse::*;
+
 use crate::config::{self, Config};
 
 #[derive(Parser, Debug)]
@@ -244,99 +248,6 @@ enum LogFormat {
 enum SyncArg {
     Full,
     Normal,
-}
-
-fn parse_user(s: &str) -> Result<crate::model::UserId, String> {
-    crate::model::UserId::parse(s)
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 7d, 12h, 90s)"))
-}
-
-/// A secret or key given on the command line or in the environment: never empty or blank (an
-/// empty HS256 key would let anyone mint tokens; `CHINWAG_SECRET=` is an easy slip).
-fn parse_key(s: &str) -> Result<String, String> {
-    if s.trim().is_empty() {
-        return Err(
-            "must not be empty: leave it unset to use the one kept in the data directory".into(),
-        );
-    }
-    Ok(s.to_string())
-}
-
-/// Requests a second: a number, 0 or more (0 turns the limit off).
-fn parse_rate(s: &str) -> Result<f64, String> {
-    match s.trim().parse::<f64>() {
-        Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
-        _ => Err(format!(
-            "not a rate: {s:?} (requests a second, e.g. 20 or 0.5; 0 for no limit)"
-        )),
-    }
-}
-
-fn parse_retention(s: &str) -> Result<Duration, String> {
-    let d = parse_duration(s)?;
-    if d < Duration::from_secs(1) {
-        return Err("must be at least 1s: events need to stay resumable for a while".into());
-    }
-    Ok(d)
-}
-
-fn parse_stall_timeout(s: &str) -> Result<Duration, String> {
-    let d = parse_duration(s)?;
-    if d.is_zero() {
-        return Err("must be more than 0: a client needs some time to accept data".into());
-    }
-    Ok(d)
-}
-
-fn parse_body_limit(s: &str) -> Result<usize, String> {
-    let n = config::parse_size(s)?;
-    if n < 1024 {
-        return Err(format!(
-            "{n} bytes is too small for any request: use at least 1KiB"
-        ));
-    }
-    Ok(n)
-}
-
-fn parse_upload_limit(s: &str) -> Result<usize, String> {
-    match config::parse_size(s)? {
-        0 => Err("must be at least 1 byte".into()),
-        n => Ok(n),
-    }
-}
-
-/// A token lifetime: a bare number is seconds (as before), anything else a duration.
-fn parse_ttl(s: &str) -> Result<Duration, String> {
-    let ttl = match s.trim().parse::<u64>() {
-        Ok(secs) => Duration::from_secs(secs),
-        Err(_) => parse_duration(s)?,
-    };
-    if ttl.as_secs() == 0 {
-        return Err("a token must live at least one second".into());
-    }
-    Ok(ttl)
-}
-
-/// `HOST:PORT`, `[IPv6]:PORT`, a name that resolves (`localhost:8080`), or `:PORT` for every
-/// interface (the form of the seed's `WEBSOCKET_PORT`).
-fn parse_listen(s: &str) -> Result<SocketAddr, String> {
-    let s = s.trim();
-    let full = match s.strip_prefix(':') {
-        Some(port) => format!("0.0.0.0:{port}"),
-        None => s.to_string(),
-    };
-    if let Ok(addr) = full.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
-    std::net::ToSocketAddrs::to_socket_addrs(&full)
-        .ok()
-        .and_then(|mut addrs| addrs.next())
-        .ok_or_else(|| {
-            format!("not an address: {s:?} (use HOST:PORT, e.g. 127.0.0.1:8080, or :8080)")
-        })
 }
 
 impl Common {
