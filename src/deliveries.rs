@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
 use crate::hub::Frame;
-use crate::model::UserId;
+use crate::model::{EventKind, UserId};
 use crate::store::messages::{self, Mark, Marked};
 use crate::store::Store;
 
@@ -96,7 +96,7 @@ impl Deliveries {
                         "messageId": message_id,
                         "userId": user,
                     });
-                    tx.emit(&authors, "messageStatus", &data)?;
+                    tx.emit(&authors, EventKind::MessageStatus, &data)?;
                 }
                 Ok(())
             })

@@ -14,7 +14,7 @@ use crate::deliveries::Deliveries;
 use crate::error::{Error, Result};
 use crate::hub::{Frame, Hub, Item, Subscription};
 use crate::metrics::Metrics;
-use crate::model::UserId;
+use crate::model::{EventKind, UserId};
 use crate::store::events::{self, Page, Span};
 use crate::store::{chats, Store};
 
@@ -59,7 +59,7 @@ pub fn reset_frame(head: i64) -> Frame {
     let data = json!({"reason": "the cursor is older than the retention window or unknown; refetch chats"});
     Frame {
         id: Some(head),
-        ..Frame::live("reset", &data)
+        ..Frame::live(EventKind::Reset, &data)
     }
 }
 

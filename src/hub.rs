@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 
-use crate::model::UserId;
+use crate::model::{EventKind, UserId};
 
 /// How many items a user's channel buffers before a slow receiver lags and re-reads the store.
 const CHANNEL_CAPACITY: usize = 16;
@@ -31,11 +31,11 @@ pub struct Frame {
 
 impl Frame {
     /// A live-only event (no id).
-    pub fn live(kind: &str, data: &serde_json::Value) -> Frame {
+    pub fn live(kind: EventKind, data: &serde_json::Value) -> Frame {
         Frame {
             id: None,
             chat: None,
-            kind: kind.into(),
+            kind: kind.as_str().into(),
             data: data.to_string().into(),
         }
     }
@@ -240,7 +240,10 @@ mod tests {
 
     #[test]
     fn envelopes_are_one_json_line() {
-        let f = Frame::live("typing", &serde_json::json!({"chatId": 1, "text": "a\nb"}));
+        let f = Frame::live(
+            EventKind::Typing,
+            &serde_json::json!({"chatId": 1, "text": "a\nb"}),
+        );
         let line = f.envelope();
         assert!(!line.contains('\n'));
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
@@ -254,7 +257,10 @@ mod tests {
         let a = UserId::parse("a").unwrap();
         let b = UserId::parse("b").unwrap();
         let mut sub = hub.subscribe(&a);
-        let f = Arc::new(Frame::live("x", &serde_json::json!({})));
+        let f = Arc::new(Frame::live(
+            EventKind::Custom("x".into()),
+            &serde_json::json!({}),
+        ));
         hub.publish([(&b, f.clone()), (&a, f.clone())]);
         assert_eq!(*frame(&mut sub.rx).unwrap(), *f);
         assert!(sub.rx.try_recv().is_err());
@@ -268,7 +274,10 @@ mod tests {
         let hub = Hub::new(0);
         let a = UserId::parse("a").unwrap();
         let mut sub = hub.subscribe(&a);
-        let f = Arc::new(Frame::live("x", &serde_json::json!({})));
+        let f = Arc::new(Frame::live(
+            EventKind::Custom("x".into()),
+            &serde_json::json!({}),
+        ));
         hub.publish_committed(&[Published::Chat(7, f.clone())]);
         assert!(
             sub.rx.try_recv().is_err(),

@@ -218,6 +218,81 @@ words! {
     MessageStatus { Sent = "sent", Delivered = "delivered", Read = "read" }
 }
 
+/// What an event is: one of the protocol's kinds, or a kind of the host's own that a host push
+/// (`POST /v1/server/ws/client/message`) names, which may be none of the protocol's.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    Message,
+    MessageStatus,
+    Chat,
+    Chats,
+    ChatDeleted,
+    ChatCleared,
+    ChatMembers,
+    ConsultationUpdate,
+    Typing,
+    OpponentStatus,
+    ClientConnectionError,
+    Call,
+    Reset,
+    /// A host's own kind, never one of the above.
+    Custom(String),
+}
+
+impl EventKind {
+    /// The protocol's own kinds (a host push may use none of them).
+    pub const PROTOCOL: &[EventKind] = &[
+        EventKind::Message,
+        EventKind::MessageStatus,
+        EventKind::Chat,
+        EventKind::Chats,
+        EventKind::ChatDeleted,
+        EventKind::ChatCleared,
+        EventKind::ChatMembers,
+        EventKind::ConsultationUpdate,
+        EventKind::Typing,
+        EventKind::OpponentStatus,
+        EventKind::ClientConnectionError,
+        EventKind::Call,
+        EventKind::Reset,
+    ];
+
+    /// The kind's word, as the `type` of an event.
+    pub fn as_str(&self) -> &str {
+        match self {
+            EventKind::Message => "message",
+            EventKind::MessageStatus => "messageStatus",
+            EventKind::Chat => "chat",
+            EventKind::Chats => "chats",
+            EventKind::ChatDeleted => "chatDeleted",
+            EventKind::ChatCleared => "chatCleared",
+            EventKind::ChatMembers => "chatMembers",
+            EventKind::ConsultationUpdate => "consultationUpdate",
+            EventKind::Typing => "typing",
+            EventKind::OpponentStatus => "opponentStatus",
+            EventKind::ClientConnectionError => "clientConnectionError",
+            EventKind::Call => "call",
+            EventKind::Reset => "reset",
+            EventKind::Custom(word) => word,
+        }
+    }
+
+    /// The kind `word` names: a protocol kind, or a custom one.
+    pub fn parse(word: &str) -> EventKind {
+        EventKind::PROTOCOL
+            .iter()
+            .find(|k| k.as_str() == word)
+            .cloned()
+            .unwrap_or_else(|| EventKind::Custom(word.to_string()))
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A message as every endpoint and stream shows it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -349,6 +424,16 @@ mod tests {
         }
         assert_eq!(ChatStatus::parse("closed"), Some(ChatStatus::Closed));
         assert_eq!(ChatStatus::parse("Closed"), None);
+    }
+
+    #[test]
+    fn event_kinds_read_back_from_their_words() {
+        for kind in EventKind::PROTOCOL {
+            assert_eq!(EventKind::parse(kind.as_str()), *kind);
+        }
+        let own = EventKind::parse("orderShipped");
+        assert_eq!(own, EventKind::Custom("orderShipped".into()));
+        assert_eq!(own.as_str(), "orderShipped");
     }
 
     #[test]

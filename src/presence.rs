@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::hub::{Frame, Hub};
-use crate::model::{UserId, UserStatus};
+use crate::model::{EventKind, UserId, UserStatus};
 use crate::store::{self, Store};
 
 /// What kind of connection a guard stands for.
@@ -136,8 +136,8 @@ impl Presence {
             }
             offline.then_some(e.generation)
         };
-        let error =
-            (!clean).then(|| Frame::live("clientConnectionError", &json!({"userId": user})));
+        let error = (!clean)
+            .then(|| Frame::live(EventKind::ClientConnectionError, &json!({"userId": user})));
         if went_offline.is_some() || error.is_some() {
             self.tell_partners(user.clone(), went_offline, error);
         }
@@ -256,7 +256,10 @@ impl Presence {
             if let (Some(status), true) = (&status, latest) {
                 for (other, chats) in &shared {
                     let data = json!({"chatId": chats[0], "chatIds": chats, "users": status});
-                    frames.push((*other, Arc::new(Frame::live("opponentStatus", &data))));
+                    frames.push((
+                        *other,
+                        Arc::new(Frame::live(EventKind::OpponentStatus, &data)),
+                    ));
                 }
             }
             this.hub.publish(frames);

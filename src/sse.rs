@@ -58,6 +58,7 @@ pub fn event(f: &Frame) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::EventKind;
 
     #[test]
     fn stored_events_carry_their_id() {
@@ -75,10 +76,10 @@ mod tests {
 
     #[test]
     fn a_chunk_is_its_prefix_then_its_events_in_exactly_their_size() {
-        let a = Frame::live("typing", &serde_json::json!({"x": 1}));
+        let a = Frame::live(EventKind::Typing, &serde_json::json!({"x": 1}));
         let b = Frame {
             id: Some(9),
-            ..Frame::live("chat", &serde_json::json!({}))
+            ..Frame::live(EventKind::Chat, &serde_json::json!({}))
         };
         let got = chunk(b"retry: 5\n\n", &[&a, &b]);
         let mut want = b"retry: 5\n\n".to_vec();
@@ -93,7 +94,7 @@ mod tests {
 
     #[test]
     fn live_events_have_no_id() {
-        let f = Frame::live("typing", &serde_json::json!({}));
+        let f = Frame::live(EventKind::Typing, &serde_json::json!({}));
         assert!(event(&f).starts_with(b"event: typing\n"));
     }
 }

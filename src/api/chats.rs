@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::{bounded, id, Out};
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::model::{Chat, ChatKind, Member, UserId};
+use crate::model::{Chat, ChatKind, EventKind, Member, UserId};
 use crate::store::chats::{self, NewChat};
 use crate::store::users;
 use crate::store::Tx;
@@ -28,7 +28,7 @@ pub fn with_profiles(conn: &rusqlite::Connection, chat: Chat) -> Result<Value> {
 /// with the fields every member shares (each member's `unread` is filled in on delivery).
 pub fn push_chat(tx: &mut Tx, chat_id: i64) -> Result<()> {
     let view = chats::host_view(tx, chat_id)?;
-    tx.emit_chat(chat_id, "chat", &view)
+    tx.emit_chat(chat_id, EventKind::Chat, &view)
 }
 
 /// Tells a chat's members who joined and who left (`chatMembers`), then the chat as it now is.
@@ -38,7 +38,7 @@ pub fn push_members(tx: &mut Tx, chat_id: i64, added: &[Member], removed: &[User
         let count = chats::member_count(tx, chat_id)?;
         let data =
             json!({"chatId": chat_id, "added": added, "removed": removed, "memberCount": count});
-        tx.emit_chat(chat_id, "chatMembers", &data)?;
+        tx.emit_chat(chat_id, EventKind::ChatMembers, &data)?;
     }
     push_chat(tx, chat_id)
 }

@@ -10,7 +10,7 @@ use super::{id, Out};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::hub::Frame;
-use crate::model::{OrderId, UserId};
+use crate::model::{EventKind, OrderId, UserId};
 use crate::store::chats;
 
 /// Longest typing preview, in characters.
@@ -71,7 +71,7 @@ pub async fn typing(app: &Arc<App>, user: &UserId, req: TypingRequest) -> Result
     let members = others(app, user, chat_id).await?;
     let data =
         json!({"chatId": chat_id, "userId": user, "status": req.status, "message": req.message});
-    let frame = Arc::new(Frame::live("typing", &data));
+    let frame = Arc::new(Frame::live(EventKind::Typing, &data));
     app.hub.publish(members.iter().map(|m| (m, frame.clone())));
     Ok(Out::accepted(data))
 }
@@ -132,7 +132,7 @@ pub async fn call(app: &Arc<App>, user: &UserId, req: CallRequest) -> Result<Out
         "sdp": req.sdp,
         "candidate": req.candidate,
     });
-    let frame = Arc::new(Frame::live("call", &data));
+    let frame = Arc::new(Frame::live(EventKind::Call, &data));
     app.hub.publish(members.iter().map(|m| (m, frame.clone())));
     Ok(Out::accepted(json!({"callId": req.call_id})))
 }

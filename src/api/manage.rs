@@ -10,7 +10,7 @@ use super::chats::{push_chat, push_members, with_profiles};
 use super::{id, Out};
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::model::{ChatKind, UserId};
+use crate::model::{ChatKind, EventKind, UserId};
 use crate::store::chats::{self, ChatRow};
 
 /// Most users one `addMembers` may add.
@@ -130,7 +130,7 @@ pub async fn remove_member(app: &Arc<App>, user: &UserId, req: RemoveRequest) ->
             }
             chats::remove_member(tx, chat_id, &gone)?;
             push_members(tx, chat_id, &[], std::slice::from_ref(&gone))?;
-            tx.emit([&gone], "chatDeleted", &json!({"chatId": chat_id}))?;
+            tx.emit([&gone], EventKind::ChatDeleted, &json!({"chatId": chat_id}))?;
             // The caller sees the chat as it now is. One who just left is no longer a member, so
             // it is read as from outside: the members left, nothing unread.
             let chat = if gone == me {
@@ -167,7 +167,11 @@ pub async fn delete(app: &Arc<App>, user: &UserId, req: DeleteRequest) -> Result
             }
             let members = crate::store::members::member_ids(tx, chat_id)?;
             chats::delete(tx, chat_id)?;
-            tx.emit(&members, "chatDeleted", &json!({"chatId": chat_id}))?;
+            tx.emit(
+                &members,
+                EventKind::ChatDeleted,
+                &json!({"chatId": chat_id}),
+            )?;
             Ok(Out::no_content())
         })
         .await
@@ -208,7 +212,7 @@ pub async fn clear(app: &Arc<App>, user: &UserId, req: ClearRequest) -> Result<O
             }
             tx.emit(
                 &targets,
-                "chatCleared",
+                EventKind::ChatCleared,
                 &json!({"chatId": chat_id, "upTo": up_to}),
             )?;
             Ok(Out::no_content())

@@ -10,7 +10,7 @@ use super::posting::{check_size, post, validate, OutgoingMessage, Poster};
 use super::{bounded, id, Out};
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::model::{ChatKind, ChatStatus, Message, Params, UserId};
+use crate::model::{ChatKind, ChatStatus, EventKind, Message, Params, UserId};
 use crate::store::messages::{Mark, Marked, Page};
 use crate::store::{chats, messages, users, Tx};
 
@@ -113,11 +113,11 @@ pub async fn status(app: &Arc<App>, user: &UserId, req: StatusRequest) -> Result
                 Marked::Unchanged { stored } => return Ok(stored),
             };
             if chats::member_count(tx, chat_id)? <= limit {
-                tx.emit_chat(chat_id, "messageStatus", &event)?;
+                tx.emit_chat(chat_id, EventKind::MessageStatus, &event)?;
             } else {
                 // A large group hears only of receipts for its own messages.
                 let authors = messages::authors_between(tx, chat_id, before, message_id, &me)?;
-                tx.emit(&authors, "messageStatus", &event)?;
+                tx.emit(&authors, EventKind::MessageStatus, &event)?;
             }
             Ok(mark)
         })

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::feed::{Feed, Sources};
 use crate::hub::Frame;
 use crate::limits::Slot;
-use crate::model::UserId;
+use crate::model::{EventKind, UserId};
 use crate::presence::{Connection, Kind};
 use crate::sse;
 
@@ -109,7 +109,7 @@ pub async fn sse(
     let feed = feed(app, &user, cursor).await?;
     let snapshot = if want_snapshot {
         let data = super::chats::snapshot(app, &user, 50, None).await?;
-        Some(Frame::live("chats", &data))
+        Some(Frame::live(EventKind::Chats, &data))
     } else {
         None
     };

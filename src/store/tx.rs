@@ -8,7 +8,7 @@ use rusqlite::Connection;
 
 use crate::error::Result;
 use crate::hub::{Frame, Published};
-use crate::model::{Message, UserId};
+use crate::model::{EventKind, Message, UserId};
 
 /// A change's connection inside the shared transaction, and what it publishes once committed.
 pub struct Tx<'c> {
@@ -60,11 +60,11 @@ impl Tx<'_> {
     pub fn emit<'u>(
         &mut self,
         users: impl IntoIterator<Item = &'u UserId>,
-        kind: &str,
+        kind: EventKind,
         data: &impl serde::Serialize,
     ) -> Result<()> {
         let data = to_json(data)?;
-        let kind: Arc<str> = kind.into();
+        let kind: Arc<str> = kind.as_str().into();
         for user in users {
             let id = self.append(None, Some(user), &kind, None, Some(&data))?;
             let frame = Frame {
@@ -80,10 +80,15 @@ impl Tx<'_> {
     }
 
     /// Stores one event of `kind` for a chat: every member sees it, whatever their number.
-    pub fn emit_chat(&mut self, chat: i64, kind: &str, data: &impl serde::Serialize) -> Result<()> {
+    pub fn emit_chat(
+        &mut self,
+        chat: i64,
+        kind: EventKind,
+        data: &impl serde::Serialize,
+    ) -> Result<()> {
         let data = to_json(data)?;
-        let id = self.append(Some(chat), None, kind, None, Some(&data))?;
-        self.publish_chat(chat, id, kind, data);
+        let id = self.append(Some(chat), None, kind.as_str(), None, Some(&data))?;
+        self.publish_chat(chat, id, kind.as_str(), data);
         Ok(())
     }
 
@@ -94,11 +99,11 @@ impl Tx<'_> {
         let id = self.append(
             Some(message.chat_id),
             None,
-            "message",
+            EventKind::Message.as_str(),
             Some(message.id),
             None,
         )?;
-        self.publish_chat(message.chat_id, id, "message", data);
+        self.publish_chat(message.chat_id, id, EventKind::Message.as_str(), data);
         Ok(())
     }
 

@@ -13,7 +13,7 @@ use crate::api::posting::{post, validate, OutgoingMessage, Poster, SYSTEM};
 use crate::api::{bounded, id};
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::model::{ChatKind, Member, OrderId, Params, UserId};
+use crate::model::{ChatKind, EventKind, Member, OrderId, Params, UserId};
 use crate::store::chats::{self, NewChat};
 use crate::store::messages::Page;
 use crate::store::{users, Tx};
@@ -250,7 +250,7 @@ fn changed(tx: &mut Tx, chat_id: i64, added: &[Member], gone: Option<&UserId>) -
     let removed: Vec<UserId> = gone.into_iter().cloned().collect();
     push_members(tx, chat_id, added, &removed)?;
     if let Some(gone) = gone {
-        tx.emit([gone], "chatDeleted", &json!({"chatId": chat_id}))?;
+        tx.emit([gone], EventKind::ChatDeleted, &json!({"chatId": chat_id}))?;
     }
     with_profiles(tx, chats::host_view(tx, chat_id)?)
 }

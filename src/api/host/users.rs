@@ -10,26 +10,9 @@ use crate::api::chats::push_chat;
 use crate::api::posting::{post, Poster};
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::model::{AsSent, ChatKind, OrderId, Params, Profile, UserId};
+use crate::model::{AsSent, ChatKind, EventKind, OrderId, Params, Profile, UserId};
 use crate::store::messages::NewMessage;
 use crate::store::{chats, users};
-
-/// Event types a host push may not use: the protocol's own.
-const RESERVED: &[&str] = &[
-    "message",
-    "messageStatus",
-    "chat",
-    "chats",
-    "chatDeleted",
-    "chatCleared",
-    "chatMembers",
-    "consultationUpdate",
-    "typing",
-    "opponentStatus",
-    "clientConnectionError",
-    "call",
-    "reset",
-];
 
 /// Longest client token lifetime the host can ask for: one year.
 const MAX_TTL: u64 = 365 * 24 * 3600;
@@ -51,7 +34,8 @@ pub async fn push(app: &Arc<App>, req: PushRequest) -> Result<()> {
             "body.type must be 1 to 64 characters of A-Z a-z 0-9 _ . : -".into(),
         ));
     }
-    if RESERVED.contains(&req.kind.as_str()) {
+    let kind = EventKind::parse(&req.kind);
+    if !matches!(kind, EventKind::Custom(_)) {
         return Err(Error::BadRequest(format!(
             "body.type {:?} is one of the protocol's own event types",
             req.kind
@@ -60,7 +44,7 @@ pub async fn push(app: &Arc<App>, req: PushRequest) -> Result<()> {
     app.store
         .write(move |tx| {
             users::ensure(tx, &req.user_id)?;
-            tx.emit([&req.user_id], &req.kind, &req.data)
+            tx.emit([&req.user_id], kind, &req.data)
         })
         .await
 }
@@ -85,7 +69,7 @@ pub async fn consultation_update(app: &Arc<App>, req: ConsultationRequest) -> Re
     app.store
         .write(move |tx| {
             users::ensure(tx, &req.user_id)?;
-            tx.emit([&req.user_id], "consultationUpdate", &data)
+            tx.emit([&req.user_id], EventKind::ConsultationUpdate, &data)
         })
         .await
 }
