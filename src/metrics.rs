@@ -66,6 +66,23 @@ pub const LIMITS: &[&str] = &[
     "accept_failed",
 ];
 
+/// A gauge counted up while this lives: an open connection, a stream, a decode under way.
+pub struct Held(Gauge);
+
+impl Held {
+    /// Counts one more on `gauge` until dropped.
+    pub fn new(gauge: &Gauge) -> Held {
+        gauge.inc();
+        Held(gauge.clone())
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// Every metric the server exports. Cheap to share behind an `Arc`.
 pub struct Metrics {
     registry: Registry,

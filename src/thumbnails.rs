@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::Semaphore;
 
 use crate::files;
@@ -22,22 +21,6 @@ pub struct Thumbnails {
     memory: Semaphore,
     budget_kib: u64,
     metrics: ThumbnailMetrics,
-}
-
-/// Decrements a gauge when dropped, however the waiting or decoding ends.
-struct Held<'a>(&'a Gauge);
-
-impl<'a> Held<'a> {
-    fn new(g: &'a Gauge) -> Self {
-        g.inc();
-        Held(g)
-    }
-}
-
-impl Drop for Held<'_> {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
 }
 
 /// Runs `f` on the blocking pool; `None` (logged) when it fails or panics: the upload is then
@@ -85,12 +68,12 @@ impl Thumbnails {
             return None;
         }
         let (_slot, _memory) = {
-            let _waiting = Held::new(&self.metrics.waiting);
+            let _waiting = crate::metrics::Held::new(&self.metrics.waiting);
             // Memory first, then a slot: a big image waiting for memory holds no slot meanwhile.
             let memory = self.memory.acquire_many(need as u32).await.ok()?;
             (self.slots.acquire().await.ok()?, memory)
         };
-        let _running = Held::new(&self.metrics.running);
+        let _running = crate::metrics::Held::new(&self.metrics.running);
         let limit = need * 1024;
         off_runtime(move || {
             let (bytes, mime) = files::make_thumbnail(&src, limit)?;
@@ -114,7 +97,7 @@ mod tests {
     }
 
     /// Waits (at most 10 s) until `g` reads `want`.
-    async fn reads(g: &Gauge, want: i64) {
+    async fn reads(g: &prometheus_client::metrics::gauge::Gauge, want: i64) {
         for _ in 0..1000 {
             if g.get() == want {
                 return;

@@ -53,13 +53,12 @@ struct Opened {
     kind: Kind,
     started: std::time::Instant,
     sent: usize,
-    gauge: prometheus_client::metrics::gauge::Gauge,
+    _counted: crate::metrics::Held,
 }
 
 impl Opened {
     fn new(app: &App, user: &UserId, kind: Kind, cursor: Option<i64>) -> Opened {
-        let gauge = app.metrics.open(kind.transport());
-        gauge.inc();
+        let counted = crate::metrics::Held::new(&app.metrics.open(kind.transport()));
         if kind == Kind::Stream {
             tracing::info!(user = %user, transport = kind.transport(), cursor, "stream opened");
         }
@@ -70,14 +69,13 @@ impl Opened {
             kind,
             started: std::time::Instant::now(),
             sent: 0,
-            gauge,
+            _counted: counted,
         }
     }
 }
 
 impl Drop for Opened {
     fn drop(&mut self) {
-        self.gauge.dec();
         let ms = self.started.elapsed().as_millis() as u64;
         let (user, transport, events) = (&self.user, self.kind.transport(), self.sent);
         match self.kind {

@@ -10,14 +10,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use prometheus_client::metrics::gauge::Gauge;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::Error;
 use crate::limits::ip_key;
-use crate::metrics::Metrics;
+use crate::metrics::{Held, Metrics};
 
 /// How long a refused connection's 429 may take to write before the socket is dropped.
 const REFUSAL_WRITE: Duration = Duration::from_secs(1);
@@ -42,14 +41,13 @@ pub struct Accepted {
 /// A connection's place under the cap; counted in `chinwag_tcp_connections`.
 pub struct Place {
     _permit: OwnedSemaphorePermit,
-    gauge: Gauge,
+    _counted: Held,
     /// Its address's count, when addresses are capped.
     address: Option<(Arc<PerAddress>, IpAddr)>,
 }
 
 impl Drop for Place {
     fn drop(&mut self) {
-        self.gauge.dec();
         if let Some((per, ip)) = self.address.take() {
             per.leave(ip);
         }
@@ -197,10 +195,9 @@ impl Acceptor {
             }
             None => None,
         };
-        self.metrics.tcp_connections.inc();
         let place = Place {
             _permit: permit,
-            gauge: self.metrics.tcp_connections.clone(),
+            _counted: Held::new(&self.metrics.tcp_connections),
             address,
         };
         Some((stream, place))
