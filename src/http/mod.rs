@@ -123,11 +123,13 @@ async fn admit_then_route(
 ) -> Result<Response<Body>> {
     let path = req.uri().path();
     let host_route = path.starts_with("/v1/server/") || path == "/metrics";
-    if !(host_route && credentials::service_key(app, &req).is_ok()) {
+    // Checked once: the host's routes take this answer rather than asking again.
+    let host = host_route && credentials::service_key(app, &req).is_ok();
+    if !host {
         app.limits.check_ip(client_ip(app, &req, peer))?;
     }
     head::check(&req)?;
-    routes::route(app, req).await
+    routes::route(app, req, host).await
 }
 
 /// A method's name for labels: the standard ones, anything else `other`.

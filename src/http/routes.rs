@@ -108,8 +108,8 @@ pub fn routes() -> Vec<(&'static str, String)> {
 }
 
 /// Answers `req` from its route: the host API under `/v1/server/`, a fixed route, or a client
-/// type at `/v1/{type}`.
-pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>> {
+/// type at `/v1/{type}`. `host`: the request has shown the service key already.
+pub async fn route(app: &Arc<App>, req: Request<Incoming>, host: bool) -> Result<Response<Body>> {
     if req.method() == Method::OPTIONS {
         return Ok(reply::preflight());
     }
@@ -119,7 +119,7 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Bo
         .strip_prefix("/v1/server")
         .filter(|s| s.starts_with('/'))
     {
-        return host_request(app, req, sub).await;
+        return host_request(app, req, sub, host).await;
     }
     let Some((which, _, allowed)) = fixed(&path) else {
         let kind = path
@@ -150,7 +150,9 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Bo
             ))
         }
         Fixed::Metrics => {
-            service_key(app, &req)?;
+            if !host {
+                service_key(app, &req)?;
+            }
             super::metrics_page(app).await
         }
         Fixed::Description => Ok(reply::typed(StatusCode::OK, "application/json", OPENAPI)),
@@ -238,8 +240,12 @@ async fn host_request(
     app: &Arc<App>,
     req: Request<Incoming>,
     path: &str,
+    key_shown: bool,
 ) -> Result<Response<Body>> {
-    service_key(app, &req)?;
+    if !key_shown {
+        // Fails, saying why: a wrong or missing key.
+        service_key(app, &req)?;
+    }
     let method = req.method().clone();
     let query: Vec<(String, String)> = req
         .uri()
