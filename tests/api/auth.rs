@@ -7,7 +7,9 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::helpers::{member_ids, now_s, read, spawn_app, spawn_with, token, TestApp, SECRET};
+use crate::helpers::{
+    member_ids, now_s, read, spawn_app, spawn_with, token, TestApp, SECRET, SERVICE_KEY,
+};
 
 /// Signs `header` and `claims` (as given, byte for byte) with HMAC-SHA256 under `secret`.
 fn hs256(secret: &str, header: &str, claims: &str) -> String {
@@ -347,7 +349,7 @@ async fn the_service_key_is_not_a_client_token() {
     let app = spawn_app().await;
 
     // Act
-    let (status, body) = post_as(&app, Some("test-service-key"), "chats", json!({})).await;
+    let (status, body) = post_as(&app, Some(SERVICE_KEY), "chats", json!({})).await;
 
     // Assert
     assert_token_invalid(status, &body, "JWT", "service key as a client token");

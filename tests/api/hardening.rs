@@ -5,7 +5,7 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, LAST_MO
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{read, spawn_app, spawn_with, token, TestApp};
+use crate::helpers::{read, spawn_app, spawn_with, token, TestApp, SERVICE_KEY};
 
 /// Uploads `bytes` as alice; returns the file's path under the base URL.
 async fn uploaded(app: &TestApp, bytes: &[u8]) -> String {
@@ -275,7 +275,7 @@ async fn nul_characters_and_keys_given_twice_are_refused_naming_the_place() {
     let res = app
         .client
         .post(format!("{}/v1/server/users", app.base))
-        .bearer_auth("test-service-key")
+        .bearer_auth(SERVICE_KEY)
         .body(r#"{"user_id":"a","user_id":"b"}"#)
         .send()
         .await

@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::binary::serve_with_file_limit;
-use crate::helpers::{read, spawn_with, token, wait_for, TestApp};
+use crate::helpers::{read, spawn_with, token, wait_for, TestApp, SERVICE_KEY};
 use crate::metrics::{page, value};
 
 /// A bucket of `burst` requests that refills too slowly to matter within a test.
@@ -100,7 +100,7 @@ async fn an_address_past_its_rate_gets_429_but_the_host_api_does_not() {
             .send()
     };
     for _ in 0..5 {
-        assert_eq!(host("test-service-key").await.unwrap().status(), 200);
+        assert_eq!(host(SERVICE_KEY).await.unwrap().status(), 200);
     }
     assert_eq!(host("a guess").await.unwrap().status(), 429);
     assert_eq!(hits(&app, "ip_rate").await, 3.0);

@@ -3,14 +3,14 @@
 
 use serde_json::json;
 
-use crate::helpers::{spawn_app, token, wait_for, TestApp};
+use crate::helpers::{spawn_app, token, wait_for, TestApp, SERVICE_KEY};
 
 /// The metrics page, fetched with the service key.
 pub async fn page(app: &TestApp) -> String {
     let res = app
         .client
         .get(format!("{}/metrics", app.base))
-        .bearer_auth("test-service-key")
+        .bearer_auth(SERVICE_KEY)
         .send()
         .await
         .unwrap();

@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use super::assert_error;
-use crate::helpers::{spawn_app, token};
+use crate::helpers::{spawn_app, token, SERVICE_KEY};
 
 #[tokio::test]
 async fn undecodable_bodies_are_bad_requests_that_name_the_problem() {
@@ -158,7 +158,7 @@ async fn a_missing_field_next_to_an_unknown_one_names_both() {
     let host = app
         .client
         .post(format!("{}/v1/server/chats/message", app.base))
-        .bearer_auth("test-service-key")
+        .bearer_auth(SERVICE_KEY)
         .json(&json!({"chatId": 1, "message": "hi"}))
         .send()
         .await

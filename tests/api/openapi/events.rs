@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{json, Value};
 
 use super::{document, named, violations};
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, SERVICE_KEY};
 
 /// The `Event_*` name of an event type (`custom` for the host's own types).
 fn event_schema(doc: &Value, kind: &str) -> String {
@@ -79,7 +79,7 @@ async fn every_pushed_event_fits_its_schema() {
     let host = |path: &str, body: Value| {
         app.client
             .post(format!("{}/v1/server{path}", app.base))
-            .bearer_auth("test-service-key")
+            .bearer_auth(SERVICE_KEY)
             .json(&body)
             .send()
     };

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{token, TestApp};
+use crate::helpers::{token, TestApp, SERVICE_KEY};
 
 fn document() -> Value {
     serde_json::from_str(chinwag::http::OPENAPI).expect("docs/openapi.json is JSON")
@@ -109,7 +109,7 @@ impl Checker {
         match auth {
             Auth::None | Auth::Query(_) => {}
             Auth::Bearer(user) => req = req.bearer_auth(token(user)),
-            Auth::Host => req = req.bearer_auth("test-service-key"),
+            Auth::Host => req = req.bearer_auth(SERVICE_KEY),
         }
         for (k, v) in headers {
             req = req.header(*k, *v);
