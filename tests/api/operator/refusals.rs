@@ -7,7 +7,6 @@ use super::{chinwag, stderr};
 use crate::binary::{chats_status, serve, terminate, token, BIN};
 use crate::helpers::http_client;
 
-/// `POST /v1/{kind}` with `data` as the holder of `token`: the status and the JSON body.
 #[tokio::test]
 async fn a_second_server_on_the_same_data_directory_is_refused() {
     let cwd = tempfile::tempdir().unwrap();
