@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use crate::error::{Error, Result};
 use crate::hub::Frame;
 use crate::model::{EventKind, UserId};
-use crate::store::messages::{self, Mark, Marked};
+use crate::store::messages::{self, Marked};
 use crate::store::Store;
 
 /// How long marks gather before they are written.
@@ -80,14 +80,19 @@ impl Deliveries {
         self.store
             .write(move |tx| {
                 for ((user, chat_id), message_id) in &batch {
-                    let before =
-                        match messages::mark(tx, *chat_id, user, *message_id, Mark::Delivered) {
-                            Ok(Marked::Moved { before }) => before,
-                            Ok(Marked::Unchanged { .. }) => continue,
-                            // The chat was deleted or the user left it since: nothing to mark.
-                            Err(Error::ChatNotFound(_) | Error::MessageNotFound(_)) => continue,
-                            Err(e) => return Err(e),
-                        };
+                    let before = match messages::mark(
+                        tx,
+                        *chat_id,
+                        user,
+                        *message_id,
+                        crate::model::Receipt::Delivered,
+                    ) {
+                        Ok(Marked::Moved { before }) => before,
+                        Ok(Marked::Unchanged { .. }) => continue,
+                        // The chat was deleted or the user left it since: nothing to mark.
+                        Err(Error::ChatNotFound(_) | Error::MessageNotFound(_)) => continue,
+                        Err(e) => return Err(e),
+                    };
                     let authors =
                         messages::authors_between(tx, *chat_id, before, *message_id, user)?;
                     let data = json!({

@@ -173,6 +173,15 @@ pub enum MessageStatus {
     Read,
 }
 
+/// A receipt a member sets on the messages up to one: delivered, or read (which implies
+/// delivered).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Receipt {
+    Delivered,
+    Read,
+}
+
 /// The protocol's word for each value of these enums, as the wire and the database spell it.
 macro_rules! words {
     ($($ty:ident { $($variant:ident = $word:literal),* })*) => {
@@ -216,6 +225,7 @@ words! {
     }
     ChatStatus { Open = "open", Closed = "closed" }
     MessageStatus { Sent = "sent", Delivered = "delivered", Read = "read" }
+    Receipt { Delivered = "delivered", Read = "read" }
 }
 
 /// What an event is: one of the protocol's kinds, or a kind of the host's own that a host push

@@ -3,15 +3,15 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::posting::{check_size, post, validate, OutgoingMessage, Poster};
 use super::{bounded, id, Out};
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::model::{ChatKind, ChatStatus, EventKind, Message, Params, UserId};
-use crate::store::messages::{Mark, Marked, Page};
+use crate::model::{ChatKind, ChatStatus, EventKind, Message, Params, Receipt, UserId};
+use crate::store::messages::{Marked, Page};
 use crate::store::{chats, messages, users, Tx};
 
 /// Largest batch of one `message` request.
@@ -77,13 +77,6 @@ pub struct StatusRequest {
     message_id: u64,
 }
 
-#[derive(Deserialize, Serialize, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
-enum Receipt {
-    Delivered,
-    Read,
-}
-
 /// Marks messages up to one as delivered or read for `user`, and tells the chat when it moved.
 /// The answer is the message's status as stored: `delivered` for a message already read
 /// answers `read`.
@@ -98,10 +91,7 @@ pub async fn status(app: &Arc<App>, user: &UserId, req: StatusRequest) -> Result
             "userId": user,
         })
     };
-    let mark = match req.status {
-        Receipt::Delivered => Mark::Delivered,
-        Receipt::Read => Mark::Read,
-    };
+    let mark = req.status;
     let event = data(req.status);
     let limit = app.config.presence_group_limit as i64;
     let stored = app
@@ -122,10 +112,7 @@ pub async fn status(app: &Arc<App>, user: &UserId, req: StatusRequest) -> Result
             Ok(mark)
         })
         .await?;
-    Ok(Out::ok(data(match stored {
-        Mark::Delivered => Receipt::Delivered,
-        Mark::Read => Receipt::Read,
-    })))
+    Ok(Out::ok(data(stored)))
 }
 
 #[derive(Deserialize)]

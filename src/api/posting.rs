@@ -110,8 +110,11 @@ pub enum Poster<'a> {
     /// never to a notifications chat.
     Client(&'a UserId),
     /// The host backend, as a member (`Some`, who must be in the chat) or as the system: to any
-    /// chat, with any upload.
+    /// open chat, with any upload.
     Host(Option<&'a UserId>),
+    /// The host's notice to a user's notifications chat (`POST /v1/server/notifications`), as
+    /// the system: delivered even if the host has closed that chat.
+    Notice,
 }
 
 /// Posts `new` by `poster`: once (a retry with the same client message id gets the stored
@@ -126,6 +129,7 @@ pub fn post(
     let author = match poster {
         Poster::Client(user) => Some(*user),
         Poster::Host(author) => *author,
+        Poster::Notice => None,
     };
     let existing = match author {
         Some(user) => messages::by_client_id(tx, user, &new.client_message_id)?,
@@ -138,6 +142,10 @@ pub fn post(
         Poster::Client(user) => {
             let chat = chats::member_chat(tx, new.chat_id, user)?;
             (chat.kind, chat.status, chat.role)
+        }
+        Poster::Notice => {
+            let chat = chats::host_view(tx, new.chat_id)?;
+            (chat.kind, chat.status, SYSTEM.to_string())
         }
         Poster::Host(author) => {
             let chat = chats::host_view(tx, new.chat_id)?;
@@ -158,7 +166,7 @@ pub fn post(
             (chat.kind, chat.status, sender)
         }
     };
-    if status == ChatStatus::Closed {
+    if status == ChatStatus::Closed && !matches!(poster, Poster::Notice) {
         return Err(Error::ChatClosed(new.chat_id));
     }
     if let Some(file) = &new.file_id {
@@ -166,7 +174,7 @@ pub fn post(
         let allowed = match poster {
             // Only one's own uploads can be sent.
             Poster::Client(user) => found.is_some_and(|f| f.owner == user.as_str()),
-            Poster::Host(_) => found.is_some(),
+            Poster::Host(_) | Poster::Notice => found.is_some(),
         };
         if !allowed {
             return Err(Error::FileNotFound(file.clone()));

@@ -8,7 +8,7 @@ use crate::model::UserId;
 
 /// One member's role and receipt marks.
 #[derive(Debug, Clone)]
-pub struct Receipt {
+pub struct Marks {
     pub user: UserId,
     pub role: String,
     pub delivered: i64,
@@ -18,13 +18,13 @@ pub struct Receipt {
 }
 
 /// Members of a chat with their roles and receipt marks, in joining order.
-pub fn receipts(conn: &Connection, chat_id: i64) -> Result<Vec<Receipt>> {
+pub fn receipts(conn: &Connection, chat_id: i64) -> Result<Vec<Marks>> {
     let mut stmt = conn.prepare_cached(
         "SELECT user_id, role, delivered_up_to, read_up_to, cleared_up_to FROM members
          WHERE chat_id = ?1 ORDER BY joined_at, user_id",
     )?;
     let rows = stmt.query_map([chat_id], |r| {
-        Ok(Receipt {
+        Ok(Marks {
             user: r.get(0)?,
             role: r.get(1)?,
             delivered: r.get(2)?,

@@ -4,8 +4,8 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::error::{Error, Result};
-use crate::model::{File, Message, MessageStatus, Params, UserId};
-use crate::store::members::{self, Receipt};
+use crate::model::{File, Message, MessageStatus, Params, Receipt, UserId};
+use crate::store::members::{self, Marks};
 
 /// A message to store, already validated.
 #[derive(Debug, Clone)]
@@ -64,7 +64,7 @@ fn file_from_row(r: &Row) -> rusqlite::Result<Option<File>> {
 }
 
 /// `sent`, `delivered` or `read`: the least advanced of the members other than the author.
-pub fn status_for(m: &Message, receipts: &[Receipt]) -> MessageStatus {
+pub fn status_for(m: &Message, receipts: &[Marks]) -> MessageStatus {
     let mut others = receipts
         .iter()
         .filter(|r| Some(&r.user) != m.user_id.as_ref())
@@ -86,7 +86,7 @@ pub fn status_for(m: &Message, receipts: &[Receipt]) -> MessageStatus {
     }
 }
 
-fn with_status(mut msgs: Vec<Message>, receipts: &[Receipt]) -> Vec<Message> {
+fn with_status(mut msgs: Vec<Message>, receipts: &[Marks]) -> Vec<Message> {
     for m in &mut msgs {
         m.status = status_for(m, receipts);
     }
@@ -192,7 +192,7 @@ pub fn last(
     conn: &Connection,
     chat_id: i64,
     cleared: i64,
-    receipts: &[Receipt],
+    receipts: &[Marks],
 ) -> Result<Option<Message>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM message_rows WHERE chat_id = ?1 AND id > ?2 ORDER BY id DESC LIMIT 1"
@@ -254,13 +254,6 @@ pub fn history(
     Ok((with_status(rows, &receipts), more))
 }
 
-/// The receipt level a status sets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mark {
-    Delivered,
-    Read,
-}
-
 /// What [`mark`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Marked {
@@ -268,7 +261,7 @@ pub enum Marked {
     Moved { before: i64 },
     /// The mark was already at or past the message; this is the message's stored status for the
     /// user (a `delivered` after `read` leaves it read).
-    Unchanged { stored: Mark },
+    Unchanged { stored: Receipt },
 }
 
 /// Marks every message up to `message_id` in a chat as delivered or read for `user` (read implies
@@ -278,7 +271,7 @@ pub fn mark(
     chat_id: i64,
     user: &UserId,
     message_id: i64,
-    mark: Mark,
+    mark: Receipt,
 ) -> Result<Marked> {
     let exists: bool = conn
         .prepare_cached("SELECT EXISTS(SELECT 1 FROM messages WHERE id = ?1 AND chat_id = ?2)")?
@@ -296,14 +289,14 @@ pub fn mark(
         .optional()?
         .ok_or(Error::ChatNotFound(chat_id))?;
     let before = match mark {
-        Mark::Delivered => delivered,
-        Mark::Read => read,
+        Receipt::Delivered => delivered,
+        Receipt::Read => read,
     };
     if message_id <= before {
         let stored = if message_id <= read {
-            Mark::Read
+            Receipt::Read
         } else {
-            Mark::Delivered
+            Receipt::Delivered
         };
         return Ok(Marked::Unchanged { stored });
     }
@@ -316,7 +309,7 @@ pub fn mark(
         chat_id,
         user.as_str(),
         message_id,
-        mark == Mark::Read
+        mark == Receipt::Read
     ])?;
     Ok(Marked::Moved { before })
 }
@@ -324,7 +317,7 @@ pub fn mark(
 /// Renders messages by id for replay, reading each chat's receipt marks once.
 pub struct Renderer<'c> {
     conn: &'c Connection,
-    receipts: std::collections::HashMap<i64, Vec<Receipt>>,
+    receipts: std::collections::HashMap<i64, Vec<Marks>>,
 }
 
 impl<'c> Renderer<'c> {

@@ -158,7 +158,7 @@ pub async fn notify(app: &Arc<App>, req: NotifyRequest) -> Result<Value> {
                 params: req.params,
                 file_id: None,
             };
-            let msg = post(tx, &presence, &webhooks, &Poster::Host(None), &new)?;
+            let msg = post(tx, &presence, &webhooks, &Poster::Notice, &new)?;
             Ok(json!({"message": msg}))
         })
         .await

@@ -197,3 +197,28 @@ async fn a_direct_chat_takes_no_third_member_from_the_host() {
         "{view}"
     );
 }
+
+#[tokio::test]
+async fn a_notice_reaches_a_notifications_chat_the_host_closed() {
+    // Arrange: the host closes the user's notifications chat (any chat id can be closed)
+    let app = spawn_app().await;
+    let notice = json!({"user_id": "ann", "text": "Welcome"});
+    let first = host_ok(&app, Method::POST, "/notifications", notice).await;
+    let chat_id = first["message"]["chatId"].as_i64().unwrap();
+    host_ok(
+        &app,
+        Method::POST,
+        "/chats/status",
+        json!({"chat_id": chat_id}),
+    )
+    .await;
+
+    // Act
+    let later = json!({"user_id": "ann", "text": "Your order shipped"});
+    let (status, body) = host(&app, Method::POST, "/notifications", later).await;
+
+    // Assert: notices are the system's, not a conversation: the chat's state does not stop them
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["message"]["chatId"], chat_id);
+    assert_eq!(body["message"]["text"], "Your order shipped");
+}
