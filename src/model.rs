@@ -173,6 +173,14 @@ pub enum MessageStatus {
     Read,
 }
 
+/// Whether a user is online: has a stream open, or polled within the grace period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Online {
+    Online,
+    Offline,
+}
+
 /// A receipt a member sets on the messages up to one: delivered, or read (which implies
 /// delivered).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -226,6 +234,7 @@ words! {
     ChatStatus { Open = "open", Closed = "closed" }
     MessageStatus { Sent = "sent", Delivered = "delivered", Read = "read" }
     Receipt { Delivered = "delivered", Read = "read" }
+    Online { Online = "online", Offline = "offline" }
 }
 
 /// What an event is: one of the protocol's kinds, or a kind of the host's own that a host push
@@ -385,7 +394,7 @@ pub struct Profile {
 /// A chat member and their role.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Member {
-    pub id: String,
+    pub id: UserId,
     pub role: String,
 }
 
@@ -400,7 +409,7 @@ pub struct Chat {
     /// The first members in joining order, up to a cap; `member_count` is the total.
     pub users: Vec<Member>,
     pub member_count: i64,
-    pub admin: Option<String>,
+    pub admin: Option<UserId>,
     pub last_message: Option<Message>,
     pub unread: i64,
     pub status: ChatStatus,
@@ -412,8 +421,8 @@ pub struct Chat {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct UserStatus {
-    pub user_id: String,
-    pub status: &'static str,
+    pub user_id: UserId,
+    pub status: Online,
     pub last_seen: Option<String>,
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::hub::{Frame, Hub};
-use crate::model::{EventKind, UserId, UserStatus};
+use crate::model::{EventKind, Online, UserId, UserStatus};
 use crate::store::{self, Store};
 
 /// What kind of connection a guard stands for.
@@ -211,8 +211,12 @@ impl Presence {
                 }
             };
             out.push(UserStatus {
-                user_id: user.to_string(),
-                status: if online { "online" } else { "offline" },
+                user_id: user.clone(),
+                status: if online {
+                    Online::Online
+                } else {
+                    Online::Offline
+                },
                 last_seen: seen.map(crate::time::rfc3339),
             });
         }
@@ -263,7 +267,7 @@ impl Presence {
                 }
             }
             this.hub.publish(frames);
-            let offline = status.is_some_and(|s| s[0].status == "offline");
+            let offline = status.is_some_and(|s| s[0].status == Online::Offline);
             if offline {
                 let seen = crate::time::now_ms();
                 let u = user.clone();

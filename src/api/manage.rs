@@ -33,7 +33,7 @@ fn group_admin(chat: &ChatRow, user: &UserId, action: &str) -> Result<()> {
             chat.id, chat.kind
         )));
     }
-    if chat.admin.as_deref() != Some(user.as_str()) {
+    if chat.admin.as_ref() != Some(user) {
         return Err(Error::Forbidden(format!(
             "only the admin of chat {} can {action}",
             chat.id

@@ -219,7 +219,7 @@ pub async fn delete(app: &Arc<App>, user: &UserId, req: DeleteRequest) -> Result
         .write(move |tx| {
             let (msg, chat) = own_chat_message(tx, &me, message_id)?;
             let author = msg.user_id.as_ref() == Some(&me);
-            let admin = chat.kind == ChatKind::Group && chat.admin.as_deref() == Some(me.as_str());
+            let admin = chat.kind == ChatKind::Group && chat.admin.as_ref() == Some(&me);
             if !author && !admin {
                 return Err(Error::Forbidden(format!(
                     "only the author or the group's admin can delete message {message_id}"

@@ -19,7 +19,7 @@ pub struct ChatRow {
     pub kind: ChatKind,
     pub name: Option<String>,
     pub order_id: Option<String>,
-    pub admin: Option<String>,
+    pub admin: Option<UserId>,
     pub status: ChatStatus,
     pub created_at: i64,
     pub updated_at: i64,
@@ -84,7 +84,7 @@ fn view_as(conn: &Connection, row: ChatRow, user: Option<&UserId>) -> Result<Cha
             .into_iter()
             .take(LISTED_MEMBERS)
             .map(|r| Member {
-                id: r.user.to_string(),
+                id: r.user,
                 role: r.role,
             })
             .collect(),
@@ -337,7 +337,7 @@ pub fn add_members(
             joined += 1;
             conn.joined(chat_id, user)?;
             added.push(Member {
-                id: user.to_string(),
+                id: user.clone(),
                 role: role.to_string(),
             });
         }

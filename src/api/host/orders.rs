@@ -291,7 +291,7 @@ pub async fn hand_over(app: &Arc<App>, req: HandOverRequest) -> Result<Value> {
             chats::hand_over(tx, chat_id, &req.old_user_id, &req.new_user_id, seen)?;
             let role = chats::member_chat(tx, chat_id, &req.new_user_id)?.role;
             let added = [Member {
-                id: req.new_user_id.to_string(),
+                id: req.new_user_id.clone(),
                 role,
             }];
             changed(tx, chat_id, &added, Some(&req.old_user_id))
