@@ -144,11 +144,12 @@ pub fn post(
             (chat.kind, chat.status, chat.role)
         }
         Poster::Notice => {
-            let chat = chats::host_view(tx, new.chat_id)?;
+            let chat = chats::host_row(tx, new.chat_id)?;
             (chat.kind, chat.status, SYSTEM.to_string())
         }
         Poster::Host(author) => {
-            let chat = chats::host_view(tx, new.chat_id)?;
+            // Its own columns only: a whole view would read every member's marks.
+            let chat = chats::host_row(tx, new.chat_id)?;
             let sender = match author {
                 // Looked up directly: a Chat lists only the first members of a large group.
                 Some(user) => match chats::member_chat(tx, chat.id, user) {

@@ -110,16 +110,20 @@ pub fn require(conn: &Connection, chat_id: i64) -> Result<()> {
     }
 }
 
+/// A chat's own columns as the host backend sees them, member or not (role `host`).
+pub fn host_row(conn: &Connection, chat_id: i64) -> Result<ChatRow> {
+    conn.prepare_cached(
+        "SELECT c.id, c.kind, c.name, c.order_id, c.admin, c.status, c.created_at, c.updated_at,
+                'host', 0 FROM chats c WHERE c.id = ?1",
+    )?
+    .query_row([chat_id], from_row)
+    .optional()?
+    .ok_or(Error::ChatNotFound(chat_id))
+}
+
 /// A chat as the host backend sees it, member or not.
 pub fn host_view(conn: &Connection, chat_id: i64) -> Result<Chat> {
-    let row = conn
-        .prepare_cached(
-            "SELECT c.id, c.kind, c.name, c.order_id, c.admin, c.status, c.created_at, c.updated_at,
-                    'host', 0 FROM chats c WHERE c.id = ?1",
-        )?
-        .query_row([chat_id], from_row)
-        .optional()?
-        .ok_or(Error::ChatNotFound(chat_id))?;
+    let row = host_row(conn, chat_id)?;
     view_as(conn, row, None)
 }
 
