@@ -117,6 +117,8 @@ pub struct Config {
     pub stall_timeout: Duration,
     /// Where new messages are POSTed for members with no open connection; `None`: no webhooks.
     pub webhook_url: Option<String>,
+    /// The host API over a NATS bus; `None`: HTTP only.
+    pub bus: Option<Bus>,
     /// HMAC-SHA256 key of the webhook signature; required when `webhook_url` is set.
     pub webhook_secret: Option<String>,
     /// Wait after a delivery's first failure, doubling after each further one.
@@ -163,6 +165,24 @@ pub struct Config {
     pub max_connections_per_ip: usize,
 }
 
+/// Where the host API is also answered: a NATS server and the topic (seed 001's `BUS_*`).
+#[derive(Clone, Debug)]
+pub struct Bus {
+    /// The NATS server (`nats://host:4222`; several, comma-separated, for a cluster).
+    pub url: String,
+    /// The subject requests come on.
+    pub topic: String,
+    /// The NATS server's auth token, if it wants one.
+    pub token: Option<String>,
+    /// How long connecting to NATS, and sending the last replies at shutdown, may take.
+    pub timeout: Duration,
+    /// Wait between attempts to get a lost NATS connection back.
+    pub reconnect: Duration,
+}
+
+/// The bus topic when `--bus-topic` is not given.
+pub const DEFAULT_BUS_TOPIC: &str = "chinwag.host";
+
 impl Config {
     /// Defaults everywhere, data in `data_dir`.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
@@ -190,6 +210,7 @@ impl Config {
             support_user: None,
             sentry_dsn: None,
             webhook_url: None,
+            bus: None,
             webhook_secret: None,
             webhook_backoff: DEFAULT_WEBHOOK_BACKOFF,
             webhook_max_attempts: DEFAULT_WEBHOOK_MAX_ATTEMPTS,

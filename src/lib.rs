@@ -8,6 +8,7 @@
 //!   commands; nothing else reads the environment. It alone uses [`server`].
 //! - [`server`] serves a listener it is given until a shutdown future resolves, drains, and runs
 //!   the background tasks (the [`janitor`], the [`webhooks`] worker, [`deliveries`], pings).
+//! - [`bus`] answers the host API over a NATS bus (seed 001's Bus API), beside [`http`].
 //! - [`http`] is the HTTP edge: admission (address rate, head bounds, the [`drain`]), routes
 //!   (`http/routes.rs`: the fixed routes' table), credentials (tokens, the service key), bodies
 //!   within their size and time limits, uploads and ranged downloads (`http/files.rs`),
@@ -36,12 +37,14 @@
 //!   [`health`] holds the process's own checks (`chinwag health`, the open-file limit).
 //! - [`config`] holds the settings and the data directory's layout; [`random`] draws ids and
 //!   secrets from the OS random source; [`time`] formats and parses the protocol's times.
+//! - [`strict`] reads request JSON strictly (no key twice, no NUL) for both edges.
 //! - [`error`] is the protocol's table of error reasons; [`model`] the wire types and the
 //!   protocol's words (chat kinds and statuses, message statuses).
 
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod deliveries;
@@ -62,6 +65,7 @@ pub mod reports;
 pub mod server;
 pub mod sse;
 pub mod store;
+pub mod strict;
 pub mod thumbnails;
 pub mod time;
 pub mod webhooks;

@@ -23,6 +23,13 @@ pub struct RequestLabels {
     pub status: u16,
 }
 
+/// Labels of one request answered on the bus.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    /// The reply frame's status.
+    pub status: u16,
+}
+
 /// Labels that name a transport (`sse` or `poll`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TransportLabels {
@@ -118,6 +125,8 @@ pub struct Metrics {
     pub wal_bytes: Gauge,
     /// The bound on thumbnail decodes.
     pub thumbnails: ThumbnailMetrics,
+    /// Host API requests answered on the bus, by status.
+    pub bus_requests: Family<StatusLabels, Counter>,
 }
 
 /// Latency buckets from 0.1 ms to about 13 s.
@@ -254,8 +263,15 @@ impl Metrics {
             "Images given no thumbnail because decoding one alone would pass --thumbnail-memory",
             thumbnails.over_budget.clone(),
         );
+        let bus_requests = Family::<StatusLabels, Counter>::default();
+        registry.register(
+            "bus_requests",
+            "Host API requests answered on the NATS bus (--bus-url), by the reply's status",
+            bus_requests.clone(),
+        );
         Metrics {
             registry,
+            bus_requests,
             requests,
             connections,
             online_users,
@@ -284,6 +300,26 @@ impl Metrics {
                 status,
             })
             .observe(took.as_secs_f64());
+    }
+
+    /// Counts one request answered on the bus.
+    pub fn bus_request(&self, status: u16) {
+        self.bus_requests
+            .get_or_create(&StatusLabels { status })
+            .inc();
+    }
+
+    /// Requests answered on the bus so far, whatever their status.
+    pub fn bus_requests(&self) -> u64 {
+        const STATUSES: &[u16] = &[200, 204, 400, 404, 405, 409, 413, 429, 500, 503, 507];
+        STATUSES
+            .iter()
+            .map(|&status| {
+                self.bus_requests
+                    .get_or_create(&StatusLabels { status })
+                    .get()
+            })
+            .sum()
     }
 
     /// Counts one webhook attempt.

@@ -1,5 +1,5 @@
 //! The running server: the accept loop with graceful shutdown, and the background tasks
-//! (maintenance, delivered receipts, webhooks, the ping clock) over a shared [`App`]. The caller
+//! (maintenance, delivered receipts, webhooks, the ping clock, the bus) over a shared [`App`]. The caller
 //! binds the listener and decides when to stop.
 
 use std::convert::Infallible;
@@ -52,6 +52,9 @@ pub async fn serve(
     let maintenance = tokio::spawn(crate::janitor::run(app.janitor()));
     let deliveries = tokio::spawn(app.deliveries.clone().run());
     let webhooks = tokio::spawn(crate::webhooks::run(app.webhook_worker()));
+    // The host API on the bus stops taking requests when draining begins; the ones it took
+    // count as requests in flight, so the drain waits for their answers.
+    let bus = (app.config.bus.clone()).map(|bus| tokio::spawn(crate::bus::run(app.clone(), bus)));
     let pinger = {
         let app = app.clone();
         tokio::spawn(async move {
@@ -106,6 +109,9 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("some connections were still open after {grace:?}; closing anyway");
+    }
+    if let Some(bus) = bus {
+        let _ = tokio::time::timeout_at(deadline, bus).await;
     }
     maintenance.abort();
     pinger.abort();

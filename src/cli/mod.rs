@@ -161,6 +161,24 @@ struct ServeArgs {
     /// How often the janitor prunes events past the retention window and unused uploads.
     #[arg(long, env = "CHINWAG_JANITOR_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     janitor_interval: Duration,
+    /// Also answer the host API over this NATS server (nats://host:4222; comma-separated for a
+    /// cluster), as seed 001's Bus API: frames {method, path, body} on --bus-topic.
+    #[arg(long, env = "CHINWAG_BUS_URL")]
+    bus_url: Option<String>,
+    /// The NATS subject bus requests come on; every Chinwag on it shares them (a queue group).
+    #[arg(long, env = "CHINWAG_BUS_TOPIC", default_value = config::DEFAULT_BUS_TOPIC, value_parser = parse_subject)]
+    bus_topic: String,
+    /// The NATS server's auth token, if it wants one.
+    #[arg(long, env = "CHINWAG_BUS_TOKEN", hide_env_values = true, value_parser = parse_key)]
+    bus_token: Option<String>,
+    /// How long connecting to NATS may take (a bare number is milliseconds, as seed 001's
+    /// BUS_TIMEOUT).
+    #[arg(long, env = "CHINWAG_BUS_TIMEOUT", default_value = "1s", value_parser = parse_millis)]
+    bus_timeout: Duration,
+    /// Wait between attempts to get a lost NATS connection back (a bare number is seconds, as
+    /// seed 001's RECONNECT_TO_SERVICE); the HTTP API is unaffected meanwhile.
+    #[arg(long, env = "CHINWAG_BUS_RECONNECT", default_value = "15s", value_parser = parse_seconds)]
+    bus_reconnect: Duration,
     /// Report every 500 and every panic, with its cause chain, to this Sentry DSN.
     #[arg(long, env = "CHINWAG_SENTRY_DSN", hide_env_values = true)]
     sentry_dsn: Option<String>,
@@ -337,6 +355,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.webhook_secret = args.webhook_secret;
     config.webhook_backoff = args.webhook_backoff;
     config.webhook_max_attempts = args.webhook_max_attempts;
+    config.bus = args.bus_url.map(|url| config::Bus {
+        url,
+        topic: args.bus_topic,
+        token: args.bus_token,
+        timeout: args.bus_timeout,
+        reconnect: args.bus_reconnect,
+    });
     config.sentry_dsn = args.sentry_dsn;
     config.shutdown_grace = args.shutdown_grace;
     config.stall_timeout = args.stall_timeout;

@@ -14,6 +14,46 @@ pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 7d, 12h, 90s)"))
 }
 
+/// A duration, or a bare number of milliseconds (seed 001's `BUS_TIMEOUT=1000`).
+pub(super) fn parse_millis(s: &str) -> Result<Duration, String> {
+    match s.trim().parse::<u64>() {
+        Ok(ms) => Ok(Duration::from_millis(ms)),
+        Err(_) => parse_duration(s),
+    }
+    .and_then(|d| positive(d, s))
+}
+
+/// A duration, or a bare number of seconds (seed 001's `RECONNECT_TO_SERVICE=15`).
+pub(super) fn parse_seconds(s: &str) -> Result<Duration, String> {
+    match s.trim().parse::<u64>() {
+        Ok(secs) => Ok(Duration::from_secs(secs)),
+        Err(_) => parse_duration(s),
+    }
+    .and_then(|d| positive(d, s))
+}
+
+fn positive(d: Duration, s: &str) -> Result<Duration, String> {
+    if d.is_zero() {
+        Err(format!("{s:?} must be more than zero"))
+    } else {
+        Ok(d)
+    }
+}
+
+/// A NATS subject to listen on: dot-separated tokens, no spaces, no wildcards.
+pub(super) fn parse_subject(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.split('.').all(|t| !t.is_empty())
+        && !s.contains(|c: char| c.is_whitespace() || c == '*' || c == '>');
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not a NATS subject: dot-separated words without spaces or wildcards, e.g. chinwag.host"
+        ))
+    }
+}
+
 /// A secret or key given on the command line or in the environment: never empty or blank (an
 /// empty HS256 key would let anyone mint tokens; `CHINWAG_SECRET=` is an easy slip).
 pub(super) fn parse_key(s: &str) -> Result<String, String> {

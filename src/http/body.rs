@@ -84,21 +84,10 @@ pub struct Envelope {
     pub stray: Vec<String>,
 }
 
-/// Parses a JSON body strictly (see [`super::strict`]); `None` when it is empty (or only white
+/// Parses a JSON body strictly (see [`crate::strict`]); `None` when it is empty (or only white
 /// space). Errors name places under `root`: `""` for an envelope, `"body"` for the host API.
 pub fn json(bytes: &[u8], root: &str) -> Result<Option<Value>> {
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        Error::BadRequest(format!(
-            "the body is not valid UTF-8 (at byte {})",
-            e.valid_up_to()
-        ))
-    })?;
-    if text.trim().is_empty() {
-        return Ok(None);
-    }
-    super::strict::parse(text, root)
-        .map(Some)
-        .map_err(Error::BadRequest)
+    crate::strict::body(bytes, root)
 }
 
 /// Decodes `{"type": T, "data": D}`; an empty body is an empty envelope.

@@ -10,7 +10,6 @@ pub mod head;
 pub mod reply;
 mod routes;
 pub mod stall;
-pub mod strict;
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -3,25 +3,13 @@
 //! binary's system calls, since only a power cut would show it otherwise); and an upload that
 //! finds the disk full is `507` and leaves nothing behind.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::binary;
+use crate::helpers::available;
 
 /// The system calls traced: the renames and syncs that make an upload durable.
 const TRACED: &str = "trace=rename,renameat,renameat2,fsync,fdatasync";
-
-/// Whether `tool` (with `args`) runs here; CI has it, so there its absence is a failure.
-fn available(tool: &str, args: &[&str]) -> bool {
-    let found = Command::new(tool)
-        .args(args)
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if !found && std::env::var_os("CI").is_some() {
-        panic!("{tool} {args:?} does not run here (see .ci/run)");
-    }
-    found
-}
 
 /// Ends the server that `tracer` runs as its child (SIGTERM), then waits for the tracer.
 fn stop_traced(tracer: &mut std::process::Child) {

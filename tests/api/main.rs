@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod binary;
 mod bounds;
+mod bus;
 mod chats;
 mod counters;
 mod durability;

@@ -10,6 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
+pub mod nats;
 mod sse;
 
 pub use sse::{until_message, Event, Sse};
@@ -32,6 +33,18 @@ where
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Whether `tool` (with `args`) runs here; CI installs it, so there its absence is a failure.
+pub fn available(tool: &str, args: &[&str]) -> bool {
+    let found = std::process::Command::new(tool)
+        .args(args)
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !found && std::env::var_os("CI").is_some() {
+        panic!("{tool} {args:?} does not run here (see .ci/run)");
+    }
+    found
 }
 
 /// The token secret of every test server.

@@ -2,5 +2,5 @@
 //! body, GET bodies from the query string, and seed 001's consultation flow end to end.
 
 mod consultation;
-mod routes;
+pub(crate) mod routes;
 mod users;

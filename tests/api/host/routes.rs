@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::helpers::{host, host_as, host_ok, read, spawn_app, token, SERVICE_KEY as KEY};
 
 /// Every route: (method, path, a good body, a bad body, the field the error must name).
-fn routes(chat: i64) -> Vec<(Method, &'static str, Value, Value, &'static str)> {
+pub(crate) fn routes(chat: i64) -> Vec<(Method, &'static str, Value, Value, &'static str)> {
     use Method as M;
     vec![
         (

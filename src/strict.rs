@@ -1,13 +1,28 @@
-//! JSON request bodies read strictly: a key given twice in one object, or a string holding a NUL
-//! character, is refused with the path of the offender. Everything else parses as serde_json
-//! does; no other module reads request JSON from bytes.
+//! JSON requests read strictly, from HTTP bodies and bus frames alike: a key given twice in one
+//! object, or a string holding a NUL character, is refused with the path of the offender.
+//! Everything else parses as serde_json does; no other module reads request JSON from bytes.
 
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use crate::error::short;
+use crate::error::{short, Error, Result as Answer};
+
+/// A request's bytes as JSON: `None` when there are none (or only whitespace); `400` when they
+/// are not UTF-8 or not strict JSON, naming the place under `root`.
+pub fn body(bytes: &[u8], root: &str) -> Answer<Option<Value>> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        Error::BadRequest(format!(
+            "the body is not valid UTF-8 (at byte {})",
+            e.valid_up_to()
+        ))
+    })?;
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    parse(text, root).map(Some).map_err(Error::BadRequest)
+}
 
 /// Parses `text` as JSON; the error names the offending place under `root` (`data.text`,
 /// `body.userId`; for an envelope, whose root is the body itself, `data.messages[0].text`).
