@@ -438,9 +438,9 @@ export class TransportPolicy {
 }
 
 /**
- * Reconnect and retry delays: doubling from `base` up to `max`, never below the floor a caller
- * gives (the stream's `retry:`, a `Retry-After`), plus up to `jitter` of the delay at random, so
- * that clients cut off together do not come back together.
+ * Reconnect and retry delays: doubling from `base` up to `max` with each failure, never below
+ * the floor a caller gives (the stream's `retry:`, a `Retry-After`), plus up to `jitter` of the
+ * delay at random, so that clients cut off together do not come back together.
  */
 export class Backoff {
   /** @param {{base?: number, max?: number, jitter?: number, random?: () => number}} options */
@@ -452,10 +452,10 @@ export class Backoff {
     this.attempt = 0;
   }
 
-  /** The next delay in ms, at least `floor`; each call doubles the one after. */
+  /** The next delay in ms: at least `floor`; each call doubles the backoff of the next. */
   next(floor = 0) {
-    const low = Math.max(this.base, floor);
-    const delay = Math.min(Math.max(this.max, low), low * 2 ** Math.min(this.attempt, 30));
+    const backoff = Math.min(this.max, this.base * 2 ** Math.min(this.attempt, 30));
+    const delay = Math.max(floor, backoff);
     this.attempt += 1;
     return Math.round(delay * (1 + this.jitter * this.random()));
   }
@@ -1109,13 +1109,14 @@ export class Chinwag {
         json = JSON.parse(text);
       } catch {}
       if (res.status !== 200) return this._failed(res.status, json, res.headers, token);
-      if (!json || !Array.isArray(json.events)) {
-        return { kind: "error", error: new ChinwagError({ status: 200, code: "bad_response", message: "a poll answer without events" }), floor: 0 };
+      if (!json || !Array.isArray(json.events) || !Number.isSafeInteger(json.next)) {
+        const error = new ChinwagError({ status: 200, code: "bad_response", message: "a poll answer without events and next" });
+        return { kind: "error", error, floor: 0 };
       }
       this._receiveBackoff.reset();
       if (report) this._setTransport("poll");
       for (const e of json.events) this._enqueue({ id: Number.isSafeInteger(e.id) ? e.id : undefined, type: e.type, data: e.data });
-      if (Number.isSafeInteger(json.next)) this._enqueue({ advance: json.next });
+      this._enqueue({ advance: json.next });
       return { kind: "ok" };
     } catch (err) {
       if (why === "sse") return { kind: "interrupted" };

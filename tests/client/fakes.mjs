@@ -1,6 +1,12 @@
 // Test doubles for the client's unit tests: a clock whose time moves only when a test says so,
 // and a fetch that answers from a test's handler (with real Response objects and SSE bodies the
 // test feeds chunk by chunk). Nothing here waits for real time.
+import { test as nodeTest } from "node:test";
+
+/** node:test's `test`, bounded: a unit test that hangs fails after 10 s. */
+export function test(name, fn) {
+  return nodeTest(name, { timeout: 10000 }, fn);
+}
 
 /** Lets pending promise chains and stream reads run to their next wait. */
 export async function settle() {

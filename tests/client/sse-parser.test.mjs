@@ -1,8 +1,8 @@
 // SseParser: the event-stream format as the server writes it, fed in chunks split anywhere.
-import { test } from "node:test";
 import assert from "node:assert/strict";
 
 import { SseParser } from "../../web/chinwag.js";
+import { test } from "./fakes.mjs";
 
 const enc = new TextEncoder();
 
