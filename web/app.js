@@ -188,16 +188,6 @@ function tokenFresh(token) {
   try { return tokenClaims(token).exp * 1000 > Date.now() + 60e3; } catch { return false; }
 }
 
-// Each signed-in user gets their own keys for the client's cursor and outbox.
-function userStorage(userId) {
-  const prefix = `chinwag.u.${userId}.`;
-  return {
-    getItem: (k) => localStorage.getItem(prefix + k),
-    setItem: (k, v) => localStorage.setItem(prefix + k, v),
-    removeItem: (k) => localStorage.removeItem(prefix + k),
-  };
-}
-
 // ---------------------------------------------------------------- sign in
 
 async function showSignin(error) {
@@ -388,6 +378,9 @@ function onMessage(msg) {
     chat.lastMessage = msg;
   }
   if (msg.userId) stopTyping(msg.chatId, msg.userId);
+  // Writing moves the author's own read mark to their message (docs/api.md, messageStatus), and
+  // the server pushes no receipt for that: what they answered, they have read.
+  if (isNew && msg.userId && msg.userId !== me && !msg.deleted) onReceipt({ status: "read", chatId: msg.chatId, messageId: msg.id, userId: msg.userId });
   if (msg.chatId === state.openChatId && msg.userId !== me) scheduleMarkRead();
   scheduleRender();
 }
@@ -978,7 +971,8 @@ function onReset({ chats, users }) {
   state.marks.clear();
   state.nodes = new Map();
   $("message-items").replaceChildren();
-  mergeChats(chats, users);
+  if (chats) mergeChats(chats, users);
+  else { state.chatsLoaded = false; loadChats(); }
   syncOutbox(state.client.outbox);
   if (state.openChatId) {
     if (state.chats.has(state.openChatId)) loadHistory(state.openChatId, false);
@@ -1015,7 +1009,8 @@ function startApp(session) {
   $("me-name").textContent = session.userId;
   setAvatar($("me-avatar"), session.userId, session.userId, false);
 
-  const options = { baseUrl: "", storage: userStorage(session.userId), transport: "auto" };
+  // The client keeps its cursor and outbox per user (and its transport choice per origin).
+  const options = { baseUrl: "", storage: localStorage, transport: "auto", userId: session.userId };
   if (session.dev) {
     options.getToken = async () => {
       if (state.token && tokenFresh(state.token) && !state.tokenRejected) return state.token;

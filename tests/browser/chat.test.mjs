@@ -32,7 +32,7 @@ async function waitTicks(user, text, status, timeout = 10000) {
 }
 
 test("alice and bob chat: messages, typing, read ticks, unread badge, presence", { timeout: 90000 }, async () => {
-  await signIn(alice, server.url);
+  await signIn(alice, server.url, { shot: "a0-sign-in" });
   await signIn(bob, server.url);
   await shoot(alice, "a1-signed-in");
   assert.equal(await alice.page.textContent(tid("me-name")), "alice");

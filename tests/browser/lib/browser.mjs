@@ -28,10 +28,11 @@ export async function openUser(browser, name, viewport = DESKTOP) {
 }
 
 /** Loads the app at `url` and signs in with the dev user picker; waits for a live connection. */
-export async function signIn(user, url, { transports = ["sse"], timeout = 10000 } = {}) {
+export async function signIn(user, url, { transports = ["sse"], timeout = 10000, shot } = {}) {
   const { page, name } = user;
   await page.goto(url);
   await page.locator(tid("dev-signin")).waitFor({ state: "visible", timeout });
+  if (shot) await shoot(user, shot);
   const chip = page.locator(tid(`dev-user-${name}`));
   if (await chip.count()) await chip.click();
   else {
