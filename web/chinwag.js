@@ -583,6 +583,7 @@ export class Chinwag {
     this._waiters = new Map();
     this._pumping = false;
     this._paused = false;
+    this._onOnline = () => this._wake(() => true);
     const user = o.userId ?? (o.token ? tokenUser(o.token) : null);
     if (o.userId != null || o.token) this._bind(user);
   }
@@ -666,6 +667,8 @@ export class Chinwag {
     if (!this._running) {
       this._running = true;
       const gen = ++this._gen;
+      // A browser that says the network is back cuts every wait short.
+      globalThis.addEventListener?.("online", this._onOnline);
       this._receive(gen).catch((err) => this._emit("error", err));
     }
     this._pump();
@@ -677,6 +680,7 @@ export class Chinwag {
     this._running = false;
     this._paused = true;
     this._gen += 1;
+    globalThis.removeEventListener?.("online", this._onOnline);
     if (this._abort) this._abort.abort();
     this._wake(() => true);
     this._setTransport("offline");
@@ -1006,6 +1010,7 @@ export class Chinwag {
   /** One SSE stream, from opening to its end: `ended`, `muted`, `error` or `stopped`. */
   async _streamOnce(gen) {
     const token = await this._token();
+    if (!this._live(gen)) return { kind: "stopped" };
     const ac = new AbortController();
     this._abort = ac;
     const watch = new StreamWatch(this._o);
@@ -1088,6 +1093,7 @@ export class Chinwag {
   async _pollOnce(gen, { fresh, report }) {
     await this._drained(); // the cursor includes everything received
     const token = await this._token();
+    if (!this._live(gen)) return { kind: "stopped" };
     const ac = new AbortController();
     this._abort = ac;
     const hold = fresh ? 0 : Math.min(60, Math.max(0, Math.round(this._o.pollTimeout)));
