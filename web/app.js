@@ -651,16 +651,18 @@ function renderAll() {
 }
 
 function renderConn() {
-  const pill = $("conn-state");
   const t = state.transport;
-  pill.dataset.state = t;
-  pill.textContent = t;
-  pill.title = {
+  const title = {
     sse: "Connected: live events over Server-Sent Events",
     poll: "Connected by long-polling (a proxy buffers the live stream)",
     offline: "Offline: messages wait in the outbox and go out when the connection is back",
     connecting: "Connecting",
   }[t] || t;
+  for (const pill of [$("conn-state"), $("chat-conn")]) {
+    pill.dataset.state = t;
+    pill.textContent = t;
+    pill.title = title;
+  }
   const q = $("outbox-count");
   const n = state.outbox.length;
   q.hidden = n === 0;
@@ -752,7 +754,7 @@ function renderTyping() {
   const line = $("typing");
   line.replaceChildren();
   line.dataset.active = t ? "true" : "false";
-  if (t) line.append(t, h("span", { class: "dots" }));
+  if (t) line.append(h("span", { class: "typing-bubble", "aria-hidden": "true" }, h("i"), h("i"), h("i")), t);
 }
 
 function renderHistoryTop() {

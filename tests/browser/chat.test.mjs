@@ -2,8 +2,9 @@
 // read ticks, unread badges, presence, and a photo with its thumbnail.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, removeDir } from "./lib/server.mjs";
-import { launch, openUser, signIn, newDirectChat, openChatWith, send, waitMessages, waitUntil, shoot, tid, closeAll, DESKTOP, PHONE } from "./lib/browser.mjs";
+import { execFileSync } from "node:child_process";
+import { startServer, removeDir, binary } from "./lib/server.mjs";
+import { launch, openUser, signIn, waitConn, newDirectChat, openChatWith, send, waitMessages, waitUntil, shoot, tid, closeAll, DESKTOP, PHONE } from "./lib/browser.mjs";
 import { makePng } from "./lib/png.mjs";
 
 let server, browser, alice, bob;
@@ -113,4 +114,74 @@ test("a photo sent by alice shows as a thumbnail in both pages", { timeout: 6000
   await shoot(bob, "d1-photo");
   assert.deepEqual(alice.errors, []);
   assert.deepEqual(bob.errors, []);
+});
+
+test("signing in with a pasted token, and signing out", { timeout: 60000 }, async () => {
+  const dave = await openUser(browser, "dave", PHONE);
+  try {
+    await dave.page.goto(server.url);
+    await dave.page.locator(tid("token-input")).waitFor({ state: "visible" });
+    // A token the server did not sign is refused on the sign-in screen.
+    const forged = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJkYXZlIiwiZXhwIjo0MTAyNDQ0ODAwfQ.c2lnbmF0dXJl";
+    await dave.page.fill(tid("token-input"), forged);
+    await dave.page.click(tid("token-submit"));
+    await waitUntil(dave, "the sign-in error", () => /refused/.test(document.querySelector('[data-testid="signin-error"]')?.textContent || ""));
+    assert.equal(await dave.page.isVisible(tid("app")), false);
+    await shoot(dave, "a5-token-refused");
+
+    const token = execFileSync(binary, ["token", "--user", "dave", "--data-dir", server.dataDir], { encoding: "utf8" }).trim().split("\n").pop();
+    await dave.page.fill(tid("token-input"), token);
+    await dave.page.click(tid("token-submit"));
+    await dave.page.locator(tid("app")).waitFor({ state: "visible" });
+    await waitConn(dave, "sse");
+    assert.equal(await dave.page.textContent(tid("me-name")), "dave");
+    // Signed in, a reload keeps the session.
+    await dave.page.reload();
+    await waitConn(dave, "sse");
+    assert.equal(await dave.page.textContent(tid("me-name")), "dave");
+    await dave.page.click(tid("sign-out"));
+    await dave.page.locator(tid("signin")).waitFor({ state: "visible" });
+    assert.deepEqual(dave.errors.filter((e) => !/status of 401/.test(e)), []);
+  } finally {
+    await dave.context.close();
+  }
+});
+
+test("older messages page in as carol scrolls up, each once and in order", { timeout: 60000 }, async () => {
+  // erin writes 130 messages to carol through the API before carol opens the app.
+  const token = execFileSync(binary, ["token", "--user", "erin", "--data-dir", server.dataDir], { encoding: "utf8" }).trim().split("\n").pop();
+  const call = async (type, data) => {
+    const res = await fetch(`${server.url}/v1/${type}`, { method: "POST", headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" }, body: JSON.stringify({ data }) });
+    const body = await res.text();
+    assert.equal(res.status, 200, `${type}: ${body}`);
+    return JSON.parse(body).data;
+  };
+  const { chat } = await call("createChat", { userIds: ["carol"] });
+  const texts = Array.from({ length: 130 }, (_, i) => `note ${String(i + 1).padStart(3, "0")}`);
+  for (const batch of [texts.slice(0, 100), texts.slice(100)]) {
+    await call("message", { messages: batch.map((text) => ({ clientMessageId: text, chatId: chat.id, text })) });
+  }
+
+  const carol = await openUser(browser, "carol", DESKTOP);
+  try {
+    await signIn(carol, server.url);
+    await waitUntil(carol, "130 unread on the chat with erin",
+      () => document.querySelector('[data-testid="chat-item"][data-title="erin"] [data-testid="unread-badge"]')?.textContent === "99+");
+    await openChatWith(carol, "erin");
+    await waitUntil(carol, "the newest page", () => document.querySelectorAll('[data-testid="message"]').length >= 50);
+    const first = await carol.page.$$eval('[data-testid="message-text"]', (els) => els.map((e) => e.textContent));
+    assert.equal(first[first.length - 1], "note 130");
+    assert.ok(first.length < 130, "the chat opened with one page, not everything");
+    for (let i = 0; i < 10 && (await carol.page.locator(tid("message")).count()) < 130; i++) {
+      await carol.page.$eval(tid("messages"), (box) => { box.scrollTop = 0; box.dispatchEvent(new Event("scroll")); });
+      await carol.page.waitForTimeout(300);
+    }
+    await waitMessages(carol, texts, 5000);
+    await waitUntil(carol, "the start-of-chat line", () => /start of the chat/.test(document.querySelector('[data-testid="history-top"]')?.textContent || ""));
+    await carol.page.$eval(tid("messages"), (box) => { box.scrollTop = 0; });
+    await shoot(carol, "a6-history-paged");
+    assert.deepEqual(carol.errors, []);
+  } finally {
+    await carol.context.close();
+  }
 });
