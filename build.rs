@@ -29,15 +29,18 @@ fn web_assets() {
         let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
             (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
         });
-        let name = path.file_name().and_then(|n| n.to_str()).expect("a UTF-8 name");
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("a UTF-8 name");
         out += &format!(
             "    ({name:?}, include_bytes!({:?}), \"\\\"{hash:016x}\\\"\"),\n",
             path.display().to_string()
         );
     }
     out += "]\n";
-    let target = std::path::Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"))
-        .join("web.rs");
+    let target =
+        std::path::Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("web.rs");
     std::fs::write(target, out).expect("OUT_DIR is writable");
 }
 

@@ -411,6 +411,33 @@ mod tests {
     }
 
     #[test]
+    fn cors_origins_are_star_or_a_list_of_bare_origins() {
+        assert_eq!(Cors::parse("*"), Ok(Cors::Any));
+        let list = Cors::parse("https://App.example.com, http://localhost:3000").unwrap();
+        let want = vec![
+            "https://app.example.com".into(),
+            "http://localhost:3000".into(),
+        ];
+        assert_eq!(list, Cors::Only(want));
+        assert_eq!(
+            list.allow(Some("https://app.example.com")),
+            Some("https://app.example.com")
+        );
+        assert_eq!(list.allow(Some("https://other.example.com")), None);
+        assert_eq!(list.allow(None), None);
+        assert_eq!(Cors::Any.allow(None), Some("*"));
+        for bad in [
+            "",
+            " , ",
+            "app.example.com",
+            "https://app.example.com/path",
+            "ftp://x",
+        ] {
+            assert!(Cors::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn generated_secrets_are_kept() {
         let dir = tempfile::tempdir().unwrap();
         let config = Config::new(dir.path().join("data"));

@@ -30,4 +30,5 @@ mod shutdown;
 mod stall;
 mod streams;
 mod upgrade;
+mod web;
 mod webhooks;
