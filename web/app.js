@@ -995,6 +995,10 @@ function onTransport(t) {
 }
 
 function onClientError(err) {
+  if (state.session.dev && err instanceof ChinwagError && err.status === 404) {
+    toast("This server no longer offers developer sign-in: sign out, and sign in with a token.");
+    return;
+  }
   if (err instanceof ChinwagError && err.status === 401) {
     if (state.session.dev) return; // getToken mints a new one
     toast("The server no longer accepts your token. Sign out and sign in again.");
@@ -1014,10 +1018,13 @@ function startApp(session) {
   // The client keeps its cursor and outbox per user (and its transport choice per origin).
   const options = { baseUrl: "", storage: localStorage, transport: "auto", userId: session.userId };
   if (session.dev) {
+    // The client asks once at start (the saved token does, while fresh) and again after a 401:
+    // then only a new token helps.
+    let first = true;
     options.getToken = async () => {
-      if (state.token && tokenFresh(state.token) && !state.tokenRejected) return state.token;
+      if (first && tokenFresh(state.token)) { first = false; return state.token; }
+      first = false;
       state.token = await mintDevToken(session.userId);
-      state.tokenRejected = false;
       saveSession({ ...session, token: state.token });
       return state.token;
     };
@@ -1037,10 +1044,7 @@ function startApp(session) {
   client.on("reset", onReset);
   client.on("outbox", syncOutbox);
   client.on("transport", onTransport);
-  client.on("error", (err) => {
-    if (err instanceof ChinwagError && err.status === 401) state.tokenRejected = true;
-    onClientError(err);
-  });
+  client.on("error", onClientError);
   client.start();
   syncOutbox(client.outbox);
   loadChats();

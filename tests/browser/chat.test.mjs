@@ -116,6 +116,30 @@ test("a photo sent by alice shows as a thumbnail in both pages", { timeout: 6000
   assert.deepEqual(bob.errors, []);
 });
 
+test("alice starts a group: bob gets it with its name and sees who wrote", { timeout: 60000 }, async () => {
+  await alice.page.click(tid("new-chat"));
+  await alice.page.fill(tid("new-chat-users"), "bob, carol");
+  await alice.page.fill(tid("new-chat-name"), "Lunch crew");
+  await alice.page.click(tid("new-chat-create"));
+  await waitUntil(alice, "the group opening", () => document.querySelector('[data-testid="chat-title"]')?.textContent === "Lunch crew");
+  await waitUntil(alice, "the header counting members and who is online",
+    () => document.querySelector('[data-testid="presence"]')?.textContent === "3 members, 1 online");
+  await send(alice, "Who's in for Friday?");
+  await waitMessages(alice, ["Who's in for Friday?"]);
+  await bob.page.click(tid("back"));
+  await waitUntil(bob, "the group in bob's list with alice's message",
+    () => /alice: Who's in for Friday\?/.test(document.querySelector('[data-testid="chat-item"][data-title="Lunch crew"] [data-testid="chat-preview"]')?.textContent || ""));
+  await shoot(bob, "a7-group-in-list");
+  await openChatWith(bob, "Lunch crew");
+  await waitMessages(bob, ["Who's in for Friday?"]);
+  await send(bob, "Me!");
+  await waitMessages(alice, ["Who's in for Friday?", "Me!"]);
+  assert.equal(await alice.page.textContent(`${tid("message")}[data-user="bob"] .author`), "bob");
+  await shoot(alice, "a7-group");
+  assert.deepEqual(alice.errors, []);
+  assert.deepEqual(bob.errors, []);
+});
+
 test("signing in with a pasted token, and signing out", { timeout: 60000 }, async () => {
   const dave = await openUser(browser, "dave", PHONE);
   try {
