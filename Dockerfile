@@ -32,13 +32,14 @@ RUN mkdir -p src bench/src \
     && cargo build --release --locked -p chinwag --bin chinwag \
     && rm -rf src
 
-# The real sources. sql/ and docs/openapi.json are embedded into the binary (include_str!), so
-# they must be present too.
+# The real sources. sql/, docs/openapi.json and the browser's files in web/ are embedded into
+# the binary, so they must be present too.
 ARG CHINWAG_COMMIT=
 ENV CHINWAG_COMMIT=$CHINWAG_COMMIT
 COPY build.rs ./
 COPY sql ./sql
 COPY docs/openapi.json ./docs/openapi.json
+COPY web ./web
 COPY src ./src
 # COPY keeps the files' own modification times, which can be older than the placeholder build:
 # touch the crate roots so cargo rebuilds the crate itself.

@@ -1,5 +1,6 @@
 //! Build script: names the commit the binary is built from in `chinwag --version`, from
-//! `CHINWAG_COMMIT` (e.g. a container build argument) or from git when the source is a checkout.
+//! `CHINWAG_COMMIT` (e.g. a container build argument) or from git when the source is a checkout;
+//! and lists the browser's files in `web/` for the binary to embed (`src/http/web.rs`).
 
 use std::process::Command;
 
@@ -10,7 +11,41 @@ fn git(args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// Writes `$OUT_DIR/web.rs`: one `(name, bytes, etag)` per file directly in `web/`, sorted by
+/// name, the ETag a hash of the bytes. Cargo reruns this when a file there changes or is added.
+fn web_assets() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .map(|entries| entries.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.is_file());
+    files.sort();
+    let mut out = String::from("&[\n");
+    for path in files {
+        println!("cargo:rerun-if-changed={}", path.display());
+        let bytes = std::fs::read(&path).expect("a file in web/ reads");
+        // FNV-1a: enough to tell two builds' files apart in a validator.
+        let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("a UTF-8 name");
+        out += &format!(
+            "    ({name:?}, include_bytes!({:?}), \"\\\"{hash:016x}\\\"\"),\n",
+            path.display().to_string()
+        );
+    }
+    out += "]\n";
+    let target =
+        std::path::Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("web.rs");
+    std::fs::write(target, out).expect("OUT_DIR is writable");
+}
+
 fn main() {
+    web_assets();
     println!("cargo:rerun-if-env-changed=CHINWAG_COMMIT");
     println!("cargo:rerun-if-changed=build.rs");
     let version = env!("CARGO_PKG_VERSION");

@@ -75,7 +75,7 @@ esac
 
 # The steps this script knows how to check, in README order. `tests` is the test suite, which CI
 # runs on its own (`--step tests`).
-expected="serve tests tokens create-chat bob-stream send send-again resume poll wake read picture host-order host-close metrics openapi backup restore"
+expected="serve tests tokens create-chat bob-stream send send-again resume poll wake read picture host-order host-close metrics openapi backup restore demo"
 actual=$(steps | cut -f1 | tr '\n' ' ' | sed 's/ $//')
 if [[ $actual != "$expected" ]]; then
     echo "walkthrough: the README's steps changed; teach this script to check them" >&2
@@ -292,8 +292,28 @@ curl -s -N --max-time 3 -H "Last-Event-ID: $seen" "localhost:8081/v1/events?toke
 grep -qF "Are you there?" "$logs/restored-stream" || fail "the restored stream does not resume"
 ! grep -qF "Hi Bob!" "$logs/restored-stream" || fail "the restored stream replayed a message Bob had seen"
 
+# The reader stops the first server and starts it again with development sign-in: the demo app
+# and the client are served, anyone signs in by name, and the chat from the curl walkthrough is
+# there.
+step=demo
+kill -TERM -- "-${bg[serve]}"
+wait_for serve.err "stopped" 15
+wait "${bg[serve]}" 2>/dev/null || true
+unset "bg[serve]"
+start demo
+wait_for demo "chinwag listening on http://127.0.0.1:8080" 60
+curl -sf localhost:8080/ | grep -q '<html' || fail "GET / is not the demo app's page"
+curl -sf localhost:8080/v1/client.js | grep -q 'export class Chinwag' || fail "GET /v1/client.js is not the client"
+curl -sf localhost:8080/v1/dev >"$logs/dev"
+check dev 'docs[0]["data"]["dev"] is True'
+curl -s -X POST localhost:8080/v1/dev/token -d '{"data": {"userId": "bob"}}' >"$logs/dev-token"
+check dev-token 'docs[0]["data"]["userId"] == "bob"'
+DEV_BOB=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["data"]["token"])' "$logs/dev-token")
+curl -s -X POST localhost:8080/v1/chats -H "Authorization: Bearer $DEV_BOB" -d '{}' >"$logs/dev-chats"
+check dev-chats 'any(c["id"] == 1 for c in docs[0]["data"]["chats"])'
+
 step=shutdown
-for name in restore serve; do
+for name in restore demo; do
     kill -TERM -- "-${bg[$name]}"
     wait_for "$name.err" "stopped" 15
     wait "${bg[$name]}" 2>/dev/null || true

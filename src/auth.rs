@@ -214,6 +214,11 @@ impl Keys {
         (token, crate::time::now_ms() / 1000 + ttl as i64)
     }
 
+    /// A client token with `claims` as they are (`sub`, `exp`, a `profile`…).
+    pub fn mint_claims(&self, claims: &serde_json::Value) -> String {
+        mint_claims(&self.secret, claims)
+    }
+
     /// Whether `presented` is the host backend's service key (compared in constant time).
     pub fn is_service_key(&self, presented: &str) -> bool {
         service_key_matches(&self.service_key, presented)

@@ -163,6 +163,59 @@ pub struct Config {
     /// Most connections open at once from one client address (an IPv6 one by its /64); past it
     /// a new one is answered `429` and closed. 0, or a `client_ip_header`: no such cap.
     pub max_connections_per_ip: usize,
+    /// Which web origins a browser lets call the API.
+    pub cors: Cors,
+    /// Development sign-in (`POST /v1/dev/token`): a token for any user name, for the demo app.
+    pub dev: bool,
+}
+
+/// The origins whose pages a browser lets read Chinwag's answers (`Access-Control-Allow-Origin`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cors {
+    /// Any origin (`*`): Chinwag uses bearer tokens, never cookies, so a page on another origin
+    /// gains nothing a token does not already give.
+    Any,
+    /// Only these origins (`https://app.example.com`), each answered with its own name.
+    Only(Vec<String>),
+}
+
+impl Cors {
+    /// Parses `*` or a comma list of origins (`scheme://host[:port]`, no path).
+    pub fn parse(s: &str) -> Result<Cors, String> {
+        if s.trim() == "*" {
+            return Ok(Cors::Any);
+        }
+        let mut origins = Vec::new();
+        for origin in s.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+            let rest = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"));
+            match rest {
+                Some(host) if !host.is_empty() && !host.contains(['/', '?', '#', ' ']) => {
+                    origins.push(origin.to_ascii_lowercase())
+                }
+                _ => {
+                    return Err(format!(
+                        "{origin:?} is not an origin: give scheme://host[:port] with no path, \
+                         e.g. https://app.example.com, or * for any"
+                    ))
+                }
+            }
+        }
+        if origins.is_empty() {
+            return Err("give * or at least one origin, e.g. https://app.example.com".into());
+        }
+        Ok(Cors::Only(origins))
+    }
+
+    /// What `Access-Control-Allow-Origin` says to a request from `origin`: `*`, the origin
+    /// itself when it is allowed, nothing when it is not.
+    pub fn allow<'a>(&self, origin: Option<&'a str>) -> Option<&'a str> {
+        match self {
+            Cors::Any => Some("*"),
+            Cors::Only(list) => origin.filter(|o| list.iter().any(|a| a.eq_ignore_ascii_case(o))),
+        }
+    }
 }
 
 /// Where the host API is also answered: a NATS server and the topic (seed 001's `BUS_*`).
@@ -221,6 +274,8 @@ impl Config {
             body_timeout: BODY_TIMEOUT,
             max_connections: None,
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            cors: Cors::Any,
+            dev: false,
         }
     }
 
@@ -374,6 +429,33 @@ mod tests {
         assert_eq!(parse_size("4096"), Ok(4096));
         assert!(parse_size("lots").is_err());
         assert!(parse_size("1XB").is_err());
+    }
+
+    #[test]
+    fn cors_origins_are_star_or_a_list_of_bare_origins() {
+        assert_eq!(Cors::parse("*"), Ok(Cors::Any));
+        let list = Cors::parse("https://App.example.com, http://localhost:3000").unwrap();
+        let want = vec![
+            "https://app.example.com".into(),
+            "http://localhost:3000".into(),
+        ];
+        assert_eq!(list, Cors::Only(want));
+        assert_eq!(
+            list.allow(Some("https://app.example.com")),
+            Some("https://app.example.com")
+        );
+        assert_eq!(list.allow(Some("https://other.example.com")), None);
+        assert_eq!(list.allow(None), None);
+        assert_eq!(Cors::Any.allow(None), Some("*"));
+        for bad in [
+            "",
+            " , ",
+            "app.example.com",
+            "https://app.example.com/path",
+            "ftp://x",
+        ] {
+            assert!(Cors::parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod caller;
 pub mod chats;
 pub mod decode;
+pub mod dev;
 pub mod files;
 pub mod host;
 pub mod live;

@@ -182,6 +182,14 @@ struct ServeArgs {
     /// Report every 500 and every panic, with its cause chain, to this Sentry DSN.
     #[arg(long, env = "CHINWAG_SENTRY_DSN", hide_env_values = true)]
     sentry_dsn: Option<String>,
+    /// Web origins whose pages may call the API from a browser: `*` for any, or a comma list
+    /// (https://app.example.com,https://admin.example.com).
+    #[arg(long, env = "CHINWAG_CORS_ORIGINS", default_value = "*", value_parser = config::Cors::parse)]
+    cors_origins: config::Cors,
+    /// Development sign-in: anyone may get a token for any user name (POST /v1/dev/token), so
+    /// the demo app at / can be tried without a host backend. Never in production.
+    #[arg(long, env = "CHINWAG_DEV")]
+    dev: bool,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -366,6 +374,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.shutdown_grace = args.shutdown_grace;
     config.stall_timeout = args.stall_timeout;
     config.janitor_interval = args.janitor_interval;
+    config.cors = args.cors_origins;
+    config.dev = args.dev;
     args.limits.apply(&mut config);
     // Before binding, so a bad setting is the only thing printed.
     crate::webhooks::check(&config)?;
@@ -410,6 +420,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("mint a client token with: {me} token --user 42 --data-dir {data_dir}");
         if app.config.service_key.is_none() {
             println!("the host backend's service key is in {data_dir}/service-key");
+        }
+        println!("the demo chat app is at http://{addr}/");
+        if app.config.dev {
+            println!("--dev: anyone may sign in as any user (never use it in production)");
+            tracing::warn!("development sign-in is on: anyone may get a token for any user");
         }
         crate::server::serve(listener, metrics, app, shutdown).await
     })

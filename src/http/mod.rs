@@ -10,6 +10,7 @@ pub mod head;
 pub mod reply;
 mod routes;
 pub mod stall;
+pub mod web;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -33,6 +34,11 @@ pub use routes::{routes, template};
 pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
     let started = std::time::Instant::now();
     let method = req.method().clone();
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let route_name = template(req.uri().path());
     // The raw path only where there is no template to name it by.
     let unknown_path = (route_name == "unknown").then(|| req.uri().path().to_string());
@@ -75,7 +81,9 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Resp
     }
     app.metrics
         .request(method_name(&method), route_name, status, started.elapsed());
-    reply::add_cors(&mut res);
+    let cors = &app.config.cors;
+    let vary = matches!(cors, crate::config::Cors::Only(_));
+    reply::add_cors(&mut res, cors.allow(origin.as_deref()), vary);
     if app.drain.is_draining() {
         res.headers_mut()
             .insert(header::CONNECTION, http::HeaderValue::from_static("close"));

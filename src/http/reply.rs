@@ -83,13 +83,19 @@ pub fn error(e: &Error) -> Response<Body> {
     res
 }
 
-/// Lets browser apps on any origin call the API with a bearer token (no cookies are used).
-pub fn add_cors(res: &mut Response<Body>) {
+/// Lets browser pages on the allowed origins read the answer (no cookies are used, so no
+/// credentials are allowed): `allowed` is what `Access-Control-Allow-Origin` says, `*` or the
+/// request's own origin; `None` adds nothing, and the browser keeps the answer from the page.
+/// `vary`: the answer depends on the request's `Origin` (a list of origins is configured).
+pub fn add_cors(res: &mut Response<Body>, allowed: Option<&str>, vary: bool) {
     let h = res.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
+    if vary {
+        h.append(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    let Some(value) = allowed.and_then(|a| HeaderValue::from_str(a).ok()) else {
+        return;
+    };
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
     h.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static("Retry-After"),
@@ -106,7 +112,10 @@ pub fn preflight() -> Response<Body> {
     );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Authorization, Content-Type, Last-Event-ID"),
+        // What SSE polyfills send too: Cache-Control, X-Requested-With.
+        HeaderValue::from_static(
+            "Authorization, Content-Type, Last-Event-ID, Cache-Control, X-Requested-With",
+        ),
     );
     h.insert(
         header::ACCESS_CONTROL_MAX_AGE,

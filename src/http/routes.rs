@@ -26,6 +26,11 @@ enum Fixed {
     Upload,
     File,
     Thumbnail,
+    App,
+    Asset,
+    Client,
+    Dev,
+    DevToken,
 }
 
 /// The fixed routes: which, the path template, the methods it answers (HEAD: a file's headers
@@ -44,6 +49,11 @@ const FIXED: &[(Fixed, &str, &str)] = &[
         "/v1/files/{fileId}/thumbnail",
         "GET, HEAD",
     ),
+    (Fixed::App, "/", "GET, HEAD"),
+    (Fixed::Asset, "/{asset}", "GET, HEAD"),
+    (Fixed::Client, "/v1/client.js", "GET, HEAD"),
+    (Fixed::Dev, "/v1/dev", "GET"),
+    (Fixed::DevToken, "/v1/dev/token", "POST"),
 ];
 
 /// The fixed route `path` is, with its template and methods.
@@ -51,6 +61,7 @@ fn fixed(path: &str) -> Option<(Fixed, &'static str, &'static str)> {
     let which = match path.strip_prefix("/v1/files/") {
         Some(rest) if rest.ends_with("/thumbnail") => Fixed::Thumbnail,
         Some(rest) if !rest.is_empty() => Fixed::File,
+        _ if path.strip_prefix('/').is_some_and(super::web::is_asset) => Fixed::Asset,
         _ => return FIXED.iter().copied().find(|(_, t, _)| *t == path),
     };
     FIXED.iter().copied().find(|(f, _, _)| *f == which)
@@ -172,6 +183,36 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>, host: bool) -> Result
             Ok(reply::json(StatusCode::OK, &body))
         }
         Fixed::Envelope => client_request(app, req, None).await,
+        Fixed::App | Fixed::Asset | Fixed::Client => {
+            let name = match which {
+                Fixed::App => "index.html",
+                Fixed::Client => super::web::CLIENT,
+                _ => &path[1..],
+            };
+            let mut res = super::web::serve(name, req.headers())
+                .ok_or_else(|| Error::TypeNotFound(format!("{path}: not in this build")))?;
+            if method == Method::HEAD {
+                *res.body_mut() = reply::full(bytes::Bytes::new());
+            }
+            Ok(res)
+        }
+        Fixed::Dev | Fixed::DevToken if !app.config.dev => Err(Error::TypeNotFound(format!(
+            "no such endpoint: {method} {path} (development sign-in is off: the server runs without --dev)"
+        ))),
+        Fixed::Dev => Ok(reply::json(
+            StatusCode::OK,
+            &serde_json::json!({"type": "dev", "data": {"dev": true}}),
+        )),
+        Fixed::DevToken => {
+            let bytes =
+                body::read_limited(req, app.config.max_body, app.config.body_timeout).await?;
+            let env = body::envelope(&bytes)?;
+            let data = api::dev::token(app, api::decode::data(env.data)?);
+            Ok(reply::json(
+                StatusCode::OK,
+                &serde_json::json!({"type": "token", "data": data}),
+            ))
+        }
         Fixed::Upload => {
             let user = caller(app, &req, false).await?;
             let name = query(&req).remove("name");

@@ -31,4 +31,5 @@ mod shutdown;
 mod stall;
 mod streams;
 mod upgrade;
+mod web;
 mod webhooks;

@@ -9,7 +9,11 @@ use crate::helpers::spawn_with;
 
 #[tokio::test]
 async fn real_answers_of_every_route_fit_the_document() {
-    let app = spawn_with(|c| c.max_body = 64 * 1024).await;
+    let app = spawn_with(|c| {
+        c.max_body = 64 * 1024;
+        c.dev = true;
+    })
+    .await;
     let mut c = Checker::new(app).await;
 
     // Operations.
@@ -19,6 +23,20 @@ async fn real_answers_of_every_route_fit_the_document() {
     c.calls(vec![
         ("GET", "/metrics", "/metrics", Auth::Host, None, 200),
         ("GET", "/metrics", "/metrics", Auth::None, None, 401),
+    ])
+    .await;
+
+    // The browser's files and development sign-in.
+    let token = json!({"data": {"userId": "dora"}});
+    c.calls(vec![
+        ("GET", "/", "/", Auth::None, None, 200),
+        ("GET", "/{asset}", "/app.js", Auth::None, None, 200),
+        ("GET", "/{asset}", "/nope.js", Auth::None, None, 404),
+        ("GET", "/v1/client.js", "/v1/client.js", Auth::None, None, 200),
+        ("POST", "/v1/client.js", "/v1/client.js", Auth::None, None, 405),
+        ("GET", "/v1/dev", "/v1/dev", Auth::None, None, 200),
+        ("POST", "/v1/dev/token", "/v1/dev/token", Auth::None, Some(token), 200),
+        ("POST", "/v1/dev/token", "/v1/dev/token", Auth::None, Some(json!({})), 400),
     ])
     .await;
 
