@@ -32,11 +32,39 @@ async fn real_answers_of_every_route_fit_the_document() {
         ("GET", "/", "/", Auth::None, None, 200),
         ("GET", "/{asset}", "/app.js", Auth::None, None, 200),
         ("GET", "/{asset}", "/nope.js", Auth::None, None, 404),
-        ("GET", "/v1/client.js", "/v1/client.js", Auth::None, None, 200),
-        ("POST", "/v1/client.js", "/v1/client.js", Auth::None, None, 405),
+        (
+            "GET",
+            "/v1/client.js",
+            "/v1/client.js",
+            Auth::None,
+            None,
+            200,
+        ),
+        (
+            "POST",
+            "/v1/client.js",
+            "/v1/client.js",
+            Auth::None,
+            None,
+            405,
+        ),
         ("GET", "/v1/dev", "/v1/dev", Auth::None, None, 200),
-        ("POST", "/v1/dev/token", "/v1/dev/token", Auth::None, Some(token), 200),
-        ("POST", "/v1/dev/token", "/v1/dev/token", Auth::None, Some(json!({})), 400),
+        (
+            "POST",
+            "/v1/dev/token",
+            "/v1/dev/token",
+            Auth::None,
+            Some(token),
+            200,
+        ),
+        (
+            "POST",
+            "/v1/dev/token",
+            "/v1/dev/token",
+            Auth::None,
+            Some(json!({})),
+            400,
+        ),
     ])
     .await;
 
