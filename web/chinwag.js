@@ -70,7 +70,8 @@ export class ChinwagError extends Error {
  */
 export function isRetryable(err) {
   if (!(err instanceof ChinwagError)) return false;
-  return err.status === 0 || err.status === 429 || err.status >= 500;
+  // 408: the body took too long on the way (a slow link); the same send again is safe.
+  return err.status === 0 || err.status === 408 || err.status === 429 || err.status >= 500;
 }
 
 /** The ChinwagError of an HTTP answer that is not a success. */

@@ -23,10 +23,10 @@ function sender(answer, { storage = new FakeStorage(), token = tokenFor("alice")
   return { client, clock, attempts, calls, storage };
 }
 
-test("isRetryable: no answer, 5xx and 429 are retried; every other status is not", () => {
+test("isRetryable: no answer, 5xx, 408 and 429 are retried; every other status is not", () => {
   const e = (status) => new ChinwagError({ status, code: "x" });
-  for (const s of [0, 429, 500, 502, 503, 504, 507]) assert.equal(isRetryable(e(s)), true, `status ${s}`);
-  for (const s of [400, 401, 403, 404, 408, 409, 413]) assert.equal(isRetryable(e(s)), false, `status ${s}`);
+  for (const s of [0, 408, 429, 500, 502, 503, 504, 507]) assert.equal(isRetryable(e(s)), true, `status ${s}`);
+  for (const s of [400, 401, 403, 404, 409, 413]) assert.equal(isRetryable(e(s)), false, `status ${s}`);
   assert.equal(isRetryable(new Error("not ours")), false);
 });
 
