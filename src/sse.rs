@@ -9,6 +9,15 @@ pub fn retry(ms: u64) -> Bytes {
     Bytes::from(format!("retry: {ms}\n\n"))
 }
 
+/// A stream's first lines: the reconnect delay and, for a stream that starts from now, the
+/// cursor it starts at (`id:` with no data moves the client's last event id all the same).
+pub fn opening(retry_ms: u64, start: Option<i64>) -> Bytes {
+    match start {
+        Some(id) => Bytes::from(format!("retry: {retry_ms}\nid: {id}\n\n")),
+        None => retry(retry_ms),
+    }
+}
+
 /// A keep-alive comment.
 pub fn ping() -> Bytes {
     Bytes::from_static(b": ping\n\n")

@@ -112,7 +112,14 @@ pub async fn sse(
         None
     };
     let opened = Opened::new(app, &user, Kind::Stream, cursor);
-    Ok(events(app.clone(), feed, snapshot, opened, stop))
+    Ok(events(
+        app.clone(),
+        feed,
+        snapshot,
+        opened,
+        stop,
+        cursor.is_none(),
+    ))
 }
 
 /// The whole of `GET /v1/events` while the server drains: a stream that asks the client to
@@ -147,12 +154,17 @@ fn events(
     snapshot: Option<Frame>,
     mut opened: Opened,
     mut stop: watch::Receiver<bool>,
+    from_now: bool,
 ) -> impl tokio_stream::Stream<Item = Bytes> + Send + Sync + 'static {
     async_stream::stream! {
         // A reset comes before the snapshot: the client drops its state, then takes the fresh one.
         let reset = feed.take_reset();
+        // A stream opened without a cursor names where it starts, so that a reconnect before
+        // its first stored event still resumes from there (EventSource keeps an `id:` that
+        // comes without data too); a reset carries its own id.
+        let start = (from_now && reset.is_none()).then(|| feed.cursor());
         let first: Vec<&Frame> = reset.iter().chain(snapshot.iter()).collect();
-        let first = sse::chunk(&sse::retry(RETRY_MS), &first);
+        let first = sse::chunk(&sse::opening(RETRY_MS, start), &first);
         drop((reset, snapshot));
         yield first;
         let mut ping = app.pings();

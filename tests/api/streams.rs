@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde_json::json;
+use tokio_stream::StreamExt;
 
 use crate::helpers::{spawn_app, spawn_with, Sse, TestApp};
 
@@ -29,6 +30,36 @@ async fn sse_sends_the_protocol_headers_retry_and_pings() {
         control.iter().filter(|l| *l == ": ping").count() >= 2,
         "{control:?}"
     );
+}
+
+#[tokio::test]
+async fn a_stream_from_now_names_its_start_so_an_early_reconnect_resumes() {
+    let app = spawn_app().await;
+    let chat = app.direct_chat("alice", "bob").await;
+    app.send_text("alice", chat, "1", "before").await;
+    let start = app.cursor("bob").await;
+    // The first block: the reconnect delay and the cursor the stream starts at, no data.
+    let res = app
+        .client
+        .get(format!("{}/v1/events?snapshot=0", app.base))
+        .bearer_auth(crate::helpers::token("bob"))
+        .send()
+        .await
+        .unwrap();
+    let first = res.bytes_stream().next().await.unwrap().unwrap();
+    let first = String::from_utf8_lossy(&first).to_string();
+    assert_eq!(first, format!("retry: 3000\nid: {start}\n\n"));
+    // Gone before any event; what came meanwhile is replayed from that id, nothing earlier.
+    app.send_text("alice", chat, "2", "meanwhile").await;
+    let mut again = app.events("bob", "snapshot=0", Some(start)).await;
+    let got = again.next().await;
+    assert_eq!(
+        (got.event.as_str(), &got.data()["text"]),
+        ("message", &json!("meanwhile"))
+    );
+    // A stream that resumes has its cursor already: its first block is the delay alone.
+    let control = again.control.lock().unwrap().clone();
+    assert_eq!(control.first().map(String::as_str), Some("retry: 3000"));
 }
 
 #[tokio::test]
