@@ -72,18 +72,20 @@ pub async fn prune_files_once(janitor: &Janitor) -> Result<usize> {
             .await?;
         total += gone.len();
         let files = disk.clone();
-        let removed =
-            tokio::task::spawn_blocking(move || gone.iter().for_each(|id| files.remove(id)));
+        let removed = crate::blocking::run("removing files", move || {
+            gone.iter().for_each(|id| files.remove(id))
+        });
         if let Err(e) = removed.await {
-            tracing::warn!("janitor: removing files failed: {e}");
+            tracing::warn!("janitor: {e:#}");
         }
         if n < PRUNE_BATCH {
             break;
         }
     }
     let (dir, age) = (disk.dir().to_path_buf(), janitor.orphan_ttl);
-    if let Err(e) = tokio::task::spawn_blocking(move || remove_stale_temporaries(&dir, age)).await {
-        tracing::warn!("janitor: removing upload temporaries failed: {e}");
+    let stale = move || remove_stale_temporaries(&dir, age);
+    if let Err(e) = crate::blocking::run("removing upload temporaries", stale).await {
+        tracing::warn!("janitor: {e:#}");
     }
     Ok(total)
 }

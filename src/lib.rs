@@ -35,6 +35,7 @@
 //! - [`metrics`] holds the Prometheus families every layer records into, served at `/metrics`;
 //!   [`reports`] sends each 500's cause chain and each panic to Sentry when a DSN is configured;
 //!   [`health`] holds the process's own checks (`chinwag health`, the open-file limit).
+//! - [`blocking`] runs file-system work and decoding off the async runtime, for every caller.
 //! - [`config`] holds the settings and the data directory's layout; [`random`] draws ids and
 //!   secrets from the OS random source; [`time`] formats and parses the protocol's times.
 //! - [`strict`] reads request JSON strictly (no key twice, no NUL) for both edges.
@@ -44,6 +45,7 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod blocking;
 pub mod bus;
 pub mod cli;
 pub mod config;

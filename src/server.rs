@@ -122,7 +122,7 @@ pub async fn serve(
         tracing::warn!("writing the last delivered receipts failed: {e:?}");
     }
     let store = app.store.clone();
-    tokio::task::spawn_blocking(move || store.close()).await?;
+    crate::blocking::run("closing the database", move || store.close()).await?;
     tracing::info!("stopped");
     Ok(())
 }

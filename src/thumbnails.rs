@@ -28,7 +28,7 @@ pub struct Thumbnails {
 async fn off_runtime<T: Send + 'static>(
     f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
 ) -> Option<T> {
-    match tokio::task::spawn_blocking(f).await {
+    match crate::blocking::run("a thumbnail", f).await {
         Ok(Ok(v)) => Some(v),
         Ok(Err(e)) => {
             tracing::info!("no thumbnail for an upload: {e}");

@@ -24,9 +24,9 @@ async fn blocking<T: Send + 'static>(
     what: &'static str,
     f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
 ) -> Result<T> {
-    tokio::task::spawn_blocking(f)
+    crate::blocking::run(what, f)
         .await
-        .map_err(|e| Error::Internal(anyhow::Error::new(e).context(what)))?
+        .map_err(Error::Internal)?
         .map_err(io(what))
 }
 

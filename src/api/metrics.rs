@@ -14,9 +14,10 @@ pub async fn scrape(app: &App) -> Result<String> {
     let db = app.config.db_path();
     let size = |path: std::path::PathBuf| std::fs::metadata(path).map_or(0, |m| m.len() as i64);
     let wal = db.with_extension("db-wal");
-    let (db_size, wal_size) = tokio::task::spawn_blocking(move || (size(db), size(wal)))
-        .await
-        .map_err(|e| crate::error::Error::Internal(anyhow::Error::new(e).context("stat task")))?;
+    let (db_size, wal_size) =
+        crate::blocking::run("sizing the database", move || (size(db), size(wal)))
+            .await
+            .map_err(crate::error::Error::Internal)?;
     m.db_bytes.set(db_size);
     m.wal_bytes.set(wal_size);
     Ok(m.encode())
