@@ -57,16 +57,11 @@ async fn poll(base: &str, tok: &str, since: i64) -> Value {
     res.json().await.unwrap()
 }
 
-async fn post(base: &str, tok: &str, kind: &str, data: Value) -> Value {
-    let res = http_client()
-        .post(format!("{base}/v1/{kind}"))
-        .bearer_auth(tok)
-        .json(&json!({"data": data}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200, "{kind}");
-    res.json::<Value>().await.unwrap()["data"].clone()
+/// A client request to the upgraded server that must succeed; its `data`.
+async fn ok(base: &str, tok: &str, kind: &str, data: Value) -> Value {
+    let (status, body) = crate::binary::post(base, tok, kind, data).await;
+    assert_eq!(status, 200, "{kind}: {body}");
+    body["data"].clone()
 }
 
 /// The events of a poll answer up to `through` (polling marks messages delivered, which adds
@@ -138,9 +133,9 @@ async fn after_the_upgrade_history_is_intact_and_the_new_log_follows_the_old_ids
     let carol_next = old_replay("carol")["next"].as_i64().unwrap();
 
     // Act
-    let direct = post(&base, &alice, "history", json!({"chatId": 1})).await;
-    let group = post(&base, &bob, "history", json!({"chatId": 2})).await;
-    let sent = post(
+    let direct = ok(&base, &alice, "history", json!({"chatId": 1})).await;
+    let group = ok(&base, &bob, "history", json!({"chatId": 2})).await;
+    let sent = ok(
         &base,
         &alice,
         "message",
