@@ -7,17 +7,10 @@ use serde_json::{json, Value};
 
 use crate::helpers::{read, spawn_app, spawn_with, token, TestApp, SERVICE_KEY};
 
-/// Uploads `bytes` as alice; returns the file's path under the base URL.
+/// Uploads `bytes` as alice; the file's download path.
 async fn uploaded(app: &TestApp, bytes: &[u8]) -> String {
-    let (status, body) = app
-        .post_raw(
-            "/v1/files?name=f.bin",
-            Some(&token("alice")),
-            bytes.to_vec(),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    format!("/v1/files/{}", body["data"]["id"].as_str().unwrap())
+    let file = crate::files::uploaded(app, "alice", "f.bin", bytes.to_vec()).await;
+    format!("/v1/files/{}", file["id"].as_str().unwrap())
 }
 
 /// A request of `path` as alice with `headers`: status, headers and body bytes.
@@ -27,16 +20,8 @@ async fn fetch(
     path: &str,
     headers: &[(&str, &str)],
 ) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
-    let mut req = app
-        .client
-        .request(method, format!("{}{path}", app.base))
-        .bearer_auth(token("alice"));
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let res = req.send().await.unwrap();
-    let (status, headers) = (res.status(), res.headers().clone());
-    (status, headers, res.bytes().await.unwrap().to_vec())
+    let got = crate::files::request(app, method, "alice", path, headers).await;
+    (got.status, got.headers, got.body.to_vec())
 }
 
 #[tokio::test]

@@ -144,17 +144,17 @@ async fn upload_multipart(
 }
 
 /// Uploads expecting 201; returns the File object.
-async fn uploaded(app: &TestApp, user: &str, name: &str, bytes: Vec<u8>) -> Value {
+pub(crate) async fn uploaded(app: &TestApp, user: &str, name: &str, bytes: Vec<u8>) -> Value {
     let (status, body) = upload(app, user, Some(name), None, bytes).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     body["data"].clone()
 }
 
 /// A download as the client sees it.
-struct Got {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
+pub(crate) struct Got {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
 }
 
 impl Got {
@@ -181,9 +181,20 @@ impl Got {
 
 /// `GET {path}` (`/v1/files/...`) as `user` with a bearer token and extra headers.
 async fn fetch_with(app: &TestApp, user: &str, path: &str, headers: &[(&str, &str)]) -> Got {
+    request(app, reqwest::Method::GET, user, path, headers).await
+}
+
+/// `method {path}` as `user` with a bearer token and extra headers.
+pub(crate) async fn request(
+    app: &TestApp,
+    method: reqwest::Method,
+    user: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Got {
     let mut req = app
         .client
-        .get(format!("{}{path}", app.base))
+        .request(method, format!("{}{path}", app.base))
         .bearer_auth(token(user));
     for (k, v) in headers {
         req = req.header(*k, *v);
