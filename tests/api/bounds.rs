@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::files::{png, upload};
 use crate::helpers::{message_field, spawn_app, spawn_with, TestApp};
-use crate::metrics::{page, value};
+use crate::helpers::{page, value};
 
 /// The message limit of these tests, in bytes.
 const LIMIT: usize = 100;

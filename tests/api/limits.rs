@@ -12,8 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::binary::serve_with_file_limit;
+use crate::helpers::{page, value};
 use crate::helpers::{read, spawn_with, token, wait_for, TestApp, SERVICE_KEY};
-use crate::metrics::{page, value};
 
 /// A bucket of `burst` requests that refills too slowly to matter within a test.
 fn tiny(burst: u32) -> Option<Rate> {

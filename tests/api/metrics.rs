@@ -3,28 +3,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{spawn_app, token, wait_for, TestApp, SERVICE_KEY};
-
-/// The metrics page, fetched with the service key.
-pub async fn page(app: &TestApp) -> String {
-    let res = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .bearer_auth(SERVICE_KEY)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let kind = res.headers()["content-type"].to_str().unwrap().to_string();
-    assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
-    res.text().await.unwrap()
-}
-
-/// The value of the sample named exactly `sample` (name and labels), if the page has it.
-pub fn value(page: &str, sample: &str) -> Option<f64> {
-    page.lines()
-        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
-}
+use crate::helpers::{page, spawn_app, token, value, wait_for, TestApp};
 
 /// Waits (at most 5 s) until `sample` reads `want`.
 async fn settles(app: &TestApp, sample: &str, want: f64) {

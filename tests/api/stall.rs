@@ -8,8 +8,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 
+use crate::helpers::{page, value};
 use crate::helpers::{spawn_with, token, wait_for, TestApp};
-use crate::metrics::{page, value};
 
 /// The stall timeout of these tests' servers.
 const STALL: Duration = Duration::from_secs(2);
