@@ -47,6 +47,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// The bound on thumbnail decodes.
     pub thumbnails: Arc<Thumbnails>,
+    /// Where uploads live on disk.
+    pub disk: Disk,
     /// What one caller may take: request rates and open streams.
     pub limits: Arc<Limits>,
     /// Shutdown as requests see it: refused once it begins, counted until answered.
@@ -73,6 +75,7 @@ impl App {
             metrics.thumbnails.clone(),
         );
         let limits = Limits::new(&config, metrics.clone());
+        let disk = Disk::new(config.files_dir());
         Ok(Arc::new(App {
             config,
             store,
@@ -86,6 +89,7 @@ impl App {
             webhooks,
             metrics,
             thumbnails,
+            disk,
             limits,
             drain: Drain::default(),
         }))
@@ -95,7 +99,7 @@ impl App {
     pub fn janitor(&self) -> Janitor {
         Janitor {
             store: self.store.clone(),
-            files: Disk::new(self.config.files_dir()),
+            files: self.disk.clone(),
             presence: self.presence.clone(),
             limits: self.limits.clone(),
             retention: self.config.retention,

@@ -15,10 +15,6 @@ use crate::files::{self, Disk};
 use crate::model::{File, UserId};
 use crate::store::files::{self as rows, FileRow};
 
-fn disk(app: &App) -> Disk {
-    Disk::new(app.config.files_dir())
-}
-
 /// Runs blocking file-system work off the runtime.
 async fn blocking<T: Send + 'static>(
     what: &'static str,
@@ -51,7 +47,7 @@ impl Drop for Upload {
 impl Upload {
     /// Starts an upload of at most `--max-upload` bytes.
     pub async fn begin(app: &App) -> Result<Upload> {
-        let disk = disk(app);
+        let disk = app.disk.clone();
         let ensure = disk.clone();
         blocking("creating the files directory", move || ensure.ensure()).await?;
         Ok(Upload {
@@ -172,7 +168,7 @@ pub async fn readable(app: &App, user: UserId, id: &str, thumbnail: bool) -> Res
         .read(move |c| rows::readable(c, &file_id, &user))
         .await?
         .ok_or_else(|| Error::FileNotFound(id.to_string()))?;
-    let disk = disk(app);
+    let disk = app.disk.clone();
     let (path, mime, etag, disposition) = if thumbnail {
         let mime = row
             .thumb_mime
