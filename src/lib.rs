@@ -36,8 +36,9 @@
 //!   [`health`] holds the process's own checks (`chinwag health`, the open-file limit).
 //! - [`config`] holds the settings and the data directory's layout; [`random`] draws ids and
 //!   secrets from the OS random source; [`time`] formats and parses the protocol's times.
-//! - [`error`] is the protocol's table of error reasons; [`model`] the wire types and the
-//!   protocol's words (chat kinds and statuses, message statuses).
+//! - [`error`] is the protocol's table of error reasons; [`model`] the wire types (chat, message,
+//!   event and user ids, the objects) and the protocol's words (chat kinds and statuses, message
+//!   statuses, event kinds).
 
 pub mod api;
 pub mod app;

@@ -10,6 +10,62 @@ mod words;
 
 pub use words::{ChatKind, ChatStatus, EventKind, MessageStatus, Online, Receipt};
 
+/// Declares the store's integer ids, each its own type, so that a chat id is never taken for a
+/// message id. On the wire each is a plain JSON integer, read as a whole number 0 or more; one
+/// too large for the store is read as the largest id, which names nothing.
+macro_rules! ids {
+    ($($(#[$doc:meta])* $ty:ident,)*) => {
+        $(
+            $(#[$doc])*
+            #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+            #[serde(transparent)]
+            pub struct $ty(i64);
+
+            impl $ty {
+                /// Below every id the store assigns (they start at 1).
+                pub const ZERO: $ty = $ty(0);
+
+                /// The id that is the store's integer `n`.
+                pub const fn new(n: i64) -> $ty {
+                    $ty(n)
+                }
+
+                /// The id a caller sent as the whole number `n`.
+                pub fn from_wire(n: u64) -> $ty {
+                    $ty(i64::try_from(n).unwrap_or(i64::MAX))
+                }
+
+                /// The store's integer.
+                pub const fn get(self) -> i64 {
+                    self.0
+                }
+            }
+
+            impl fmt::Display for $ty {
+                fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    fmt::Display::fmt(&self.0, f)
+                }
+            }
+
+            impl<'de> Deserialize<'de> for $ty {
+                fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                    u64::deserialize(d).map($ty::from_wire)
+                }
+            }
+        )*
+    };
+}
+
+ids! {
+    /// A chat's id.
+    ChatId,
+    /// A message's id. Ids grow with time, so a member's receipt and clear marks are message
+    /// ids too: every message up to the mark (`ZERO`: none).
+    MessageId,
+    /// A stored event's id, the cursor streams and polls resume from.
+    EventId,
+}
+
 /// A host-assigned user id: 1–64 characters of `[A-Za-z0-9_.@:-]`. A JSON number is read as its
 /// decimal string.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -152,11 +208,11 @@ pub type Params = BTreeMap<String, String>;
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Message {
-    pub id: i64,
+    pub id: MessageId,
     pub client_message_id: String,
     pub insert_date: String,
     pub edit_date: Option<String>,
-    pub chat_id: i64,
+    pub chat_id: ChatId,
     pub user_id: Option<UserId>,
     pub sender: String,
     pub status: MessageStatus,
@@ -238,7 +294,7 @@ pub struct Member {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Chat {
-    pub id: i64,
+    pub id: ChatId,
     pub kind: ChatKind,
     pub name: Option<String>,
     pub order_id: Option<String>,
@@ -272,6 +328,18 @@ mod tests {
         assert_eq!(u.as_str(), "42");
         let u: UserId = serde_json::from_str("\"alice@example.com\"").unwrap();
         assert_eq!(u.as_str(), "alice@example.com");
+    }
+
+    #[test]
+    fn ids_are_plain_integers_and_a_huge_one_names_nothing() {
+        let chat: ChatId = serde_json::from_str("42").unwrap();
+        assert_eq!(chat, ChatId::new(42));
+        assert_eq!(serde_json::to_string(&chat).unwrap(), "42");
+        assert_eq!(chat.to_string(), "42");
+        let huge: MessageId = serde_json::from_str(&u64::MAX.to_string()).unwrap();
+        assert_eq!(huge.get(), i64::MAX);
+        assert!(serde_json::from_str::<ChatId>("-1").is_err());
+        assert!(serde_json::from_str::<ChatId>("\"7\"").is_err());
     }
 
     #[test]

@@ -58,12 +58,12 @@ pub fn event(f: &Frame) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::EventKind;
+    use crate::model::{EventId, EventKind};
 
     #[test]
     fn stored_events_carry_their_id() {
         let f = Frame {
-            id: Some(7),
+            id: Some(EventId::new(7)),
             chat: None,
             kind: "message".into(),
             data: r#"{"a":1}"#.into(),
@@ -78,7 +78,7 @@ mod tests {
     fn a_chunk_is_its_prefix_then_its_events_in_exactly_their_size() {
         let a = Frame::live(EventKind::Typing, &serde_json::json!({"x": 1}));
         let b = Frame {
-            id: Some(9),
+            id: Some(EventId::new(9)),
             ..Frame::live(EventKind::Chat, &serde_json::json!({}))
         };
         let got = chunk(b"retry: 5\n\n", &[&a, &b]);

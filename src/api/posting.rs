@@ -2,9 +2,8 @@
 //! whether a client sends it as a member or the host posts it as a member or as the system.
 //! What differs between them is the [`Poster`].
 
-use super::id;
 use crate::error::{Error, Result};
-use crate::model::{ChatKind, ChatStatus, Message, Params, UserId};
+use crate::model::{ChatId, ChatKind, ChatStatus, Message, Params, UserId};
 use crate::presence::Presence;
 use crate::store::messages::{self, NewMessage};
 use crate::store::{chats, files, Tx};
@@ -21,7 +20,7 @@ pub const SYSTEM: &str = "system";
 #[serde(rename_all = "camelCase")]
 pub struct OutgoingMessage {
     pub client_message_id: String,
-    pub chat_id: u64,
+    pub chat_id: ChatId,
     #[serde(rename = "type")]
     pub kind: Option<String>,
     #[serde(default)]
@@ -80,7 +79,7 @@ pub fn validate(
     check_size(&m.text, &m.params, max_bytes, field("text"))?;
     Ok(NewMessage {
         client_message_id: m.client_message_id,
-        chat_id: id(m.chat_id),
+        chat_id: m.chat_id,
         kind,
         text: m.text,
         params: m.params,
