@@ -38,7 +38,7 @@
 //!   secrets from the OS random source; [`time`] formats and parses the protocol's times.
 //! - [`error`] is the protocol's table of error reasons; [`model`] the wire types (chat, message,
 //!   event and user ids, the objects) and the protocol's words (chat kinds and statuses, message
-//!   statuses, event kinds).
+//!   statuses, event kinds, member roles).
 
 pub mod api;
 pub mod app;

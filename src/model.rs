@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 mod words;
 
-pub use words::{ChatKind, ChatStatus, EventKind, MessageStatus, Online, Receipt};
+pub use words::{ChatKind, ChatStatus, EventKind, MessageStatus, Online, Receipt, Role, SYSTEM};
 
 /// Declares the store's integer ids, each its own type, so that a chat id is never taken for a
 /// message id. On the wire each is a plain JSON integer, read as a whole number 0 or more; one
@@ -287,7 +287,7 @@ pub struct Profile {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Member {
     pub id: UserId,
-    pub role: String,
+    pub role: Role,
 }
 
 /// A chat as one user sees it (`unread` is theirs).

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::{bounded, Out};
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::model::{Chat, ChatId, ChatKind, EventKind, Member, UserId};
+use crate::model::{Chat, ChatId, ChatKind, EventKind, Member, Role, UserId};
 use crate::store::chats::{self, NewChat};
 use crate::store::users;
 use crate::store::Tx;
@@ -51,7 +51,10 @@ pub fn push_members(
 /// Makes `user`'s support chat with `support` (roles `client` and `support`) unless it exists;
 /// both get the new `chat`.
 pub fn ensure_support_chat(tx: &mut Tx, user: &UserId, support: &UserId) -> Result<()> {
-    let members = [(user.clone(), "client"), (support.clone(), "support")];
+    let members = [
+        (user.clone(), Role::Client),
+        (support.clone(), Role::Support),
+    ];
     let (chat_id, created) = chats::personal_chat(tx, ChatKind::Support, user, &members)?;
     if created {
         push_chat(tx, chat_id)?;
@@ -216,8 +219,8 @@ pub async fn create(app: &Arc<App>, user: &UserId, req: CreateRequest) -> Result
             let chat_id = match existing {
                 Some(id) => id,
                 None => {
-                    let mut members = vec![(me.clone(), "member")];
-                    members.extend(others.iter().map(|u| (u.clone(), "member")));
+                    let mut members = vec![(me.clone(), Role::Member)];
+                    members.extend(others.iter().map(|u| (u.clone(), Role::Member)));
                     let direct = others.len() == 1;
                     let id = chats::create(
                         tx,

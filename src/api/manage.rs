@@ -10,7 +10,7 @@ use super::chats::{push_chat, push_members, with_profiles};
 use super::Out;
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::model::{ChatId, ChatKind, EventKind, UserId};
+use crate::model::{ChatId, ChatKind, EventKind, Role, UserId};
 use crate::store::chats::{self, ChatRow};
 
 /// Most users one `addMembers` may add.
@@ -86,8 +86,11 @@ pub async fn add_members(app: &Arc<App>, user: &UserId, req: AddRequest) -> Resu
         .write_rows(req.user_ids.len(), move |tx| {
             let chat = chats::member_chat(tx, chat_id, &me)?;
             group_admin(&chat, &me, "add members to it")?;
-            let new: Vec<(UserId, &str)> =
-                req.user_ids.into_iter().map(|u| (u, "member")).collect();
+            let new: Vec<(UserId, Role)> = req
+                .user_ids
+                .into_iter()
+                .map(|u| (u, Role::Member))
+                .collect();
             let seen = chats::last_message_id(tx, chat_id)?;
             let added = chats::add_members(tx, chat_id, &new, seen)?;
             // Past the limit, the change fails and its savepoint takes every addition back.

@@ -3,7 +3,7 @@
 //! What differs between them is the [`Poster`].
 
 use crate::error::{Error, Result};
-use crate::model::{ChatId, ChatKind, ChatStatus, Message, Params, UserId};
+use crate::model::{ChatId, ChatKind, ChatStatus, Message, Params, UserId, SYSTEM};
 use crate::presence::Presence;
 use crate::store::messages::{self, NewMessage};
 use crate::store::{chats, files, Tx};
@@ -12,8 +12,6 @@ use serde::Deserialize;
 
 /// Longest client message id.
 const MAX_CLIENT_ID: usize = 128;
-/// The sender of a message the host posts without a user.
-pub const SYSTEM: &str = "system";
 
 /// One message as a client sends it.
 #[derive(Deserialize)]
@@ -140,7 +138,7 @@ pub fn post(
     let (kind, status, sender) = match poster {
         Poster::Client(user) => {
             let chat = chats::member_chat(tx, new.chat_id, user)?;
-            (chat.kind, chat.status, chat.role)
+            (chat.kind, chat.status, chat.role.to_string())
         }
         Poster::Notice => {
             let chat = chats::host_row(tx, new.chat_id)?;
@@ -152,7 +150,7 @@ pub fn post(
             let sender = match author {
                 // Looked up directly: a Chat lists only the first members of a large group.
                 Some(user) => match chats::member_chat(tx, chat.id, user) {
-                    Ok(row) => row.role,
+                    Ok(row) => row.role.to_string(),
                     Err(Error::ChatNotFound(_)) => {
                         return Err(Error::BadRequest(format!(
                             "body.user_id: {user} is not a member of chat {}",

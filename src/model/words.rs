@@ -1,9 +1,11 @@
-//! The protocol's words: chat kinds and statuses, message statuses, receipts, presence and event
-//! kinds, each one table that gives both its values and its words.
+//! The protocol's words: chat kinds and statuses, message statuses, receipts, presence, event
+//! kinds and member roles, each one table that gives both its values and its words.
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::is_name;
 
 /// What a chat is, which decides who may change it: made by clients (`direct`, `group`), by
 /// the server for each user (`support`, `notifications`), or by the host for an order.
@@ -171,6 +173,54 @@ impl EventKind {
     }
 }
 
+/// The `sender` of a message the host posts without a user; it is no member's role.
+pub const SYSTEM: &str = "system";
+
+open_words! {
+    /// A member's role in a chat, which is the `sender` of their messages: one the server gives
+    /// (`member` in the chats clients make and in notifications chats, `client` and `support` in
+    /// support chats), or one the host gives with `user_type` (`client`, `consultant`, …).
+    Role, OWN {
+        Member = "member",
+        Client = "client",
+        Support = "support",
+    }
+    /// A role of the host's own, never one of the above: 1 to 32 characters of
+    /// `A-Z a-z 0-9 _ . -`, and never [`SYSTEM`].
+    Custom
+}
+
+impl Role {
+    /// The role `word` names: 1 to 32 characters of `A-Z a-z 0-9 _ . -`, and not [`SYSTEM`],
+    /// which only the host's own messages are sent as. The error names `field`.
+    pub fn parse(word: &str, field: &str) -> Result<Role, String> {
+        if !is_name(word, 32, b"_.-") {
+            return Err(format!(
+                "{field} must be 1 to 32 characters of A-Z a-z 0-9 _ . -"
+            ));
+        }
+        if word == SYSTEM {
+            return Err(format!(
+                "{field} {SYSTEM:?} is reserved for system messages"
+            ));
+        }
+        Ok(Role::own(word).unwrap_or_else(|| Role::Custom(word.to_string())))
+    }
+}
+
+impl Serialize for Role {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Role {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let word = String::deserialize(d)?;
+        Role::parse(&word, "a role").map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,5 +248,34 @@ mod tests {
         let own = EventKind::parse("orderShipped");
         assert_eq!(own, EventKind::Custom("orderShipped".into()));
         assert_eq!(own.as_str(), "orderShipped");
+    }
+
+    #[test]
+    fn roles_read_back_from_their_words_and_the_host_may_give_its_own() {
+        for role in Role::OWN {
+            assert_eq!(Role::parse(role.as_str(), "r").as_ref(), Ok(role));
+            let json = serde_json::to_string(role).unwrap();
+            assert_eq!(json, format!("\"{role}\""));
+        }
+        let doc = Role::parse("consultant", "r").unwrap();
+        assert_eq!(doc, Role::Custom("consultant".into()));
+        let back: Role = serde_json::from_str("\"consultant\"").unwrap();
+        assert_eq!(back, doc);
+    }
+
+    #[test]
+    fn a_role_is_a_short_name_and_never_the_system() {
+        assert_eq!(
+            Role::parse("system", "body.user_type"),
+            Err("body.user_type \"system\" is reserved for system messages".into())
+        );
+        for bad in ["", "a b", &"x".repeat(33)] {
+            assert_eq!(
+                Role::parse(bad, "body.user_type"),
+                Err("body.user_type must be 1 to 32 characters of A-Z a-z 0-9 _ . -".into())
+            );
+        }
+        assert!(serde_json::from_str::<Role>("\"system\"").is_err());
+        assert!(serde_json::from_str::<Role>("7").is_err());
     }
 }

@@ -4,7 +4,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::error::{Error, Result};
-use crate::model::{Chat, ChatId, ChatKind, ChatStatus, Member, MessageId, UserId};
+use crate::model::{Chat, ChatId, ChatKind, ChatStatus, Member, MessageId, Role, UserId};
 use crate::store::members::{member_ids, receipts};
 use crate::store::{messages, Tx};
 
@@ -24,7 +24,7 @@ pub struct ChatRow {
     pub created_at: i64,
     pub updated_at: i64,
     /// The role of the member it was looked up for.
-    pub role: String,
+    pub role: Role,
     /// That member's clear mark.
     pub cleared: MessageId,
 }
@@ -176,7 +176,7 @@ pub fn close(conn: &Connection, chat_id: ChatId) -> Result<bool> {
 }
 
 /// Sets a member's role (the `sender` of their future messages).
-pub fn set_role(conn: &Connection, chat_id: ChatId, user: &UserId, role: &str) -> Result<()> {
+pub fn set_role(conn: &Connection, chat_id: ChatId, user: &UserId, role: &Role) -> Result<()> {
     conn.prepare_cached("UPDATE members SET role = ?3 WHERE chat_id = ?1 AND user_id = ?2")?
         .execute(params![chat_id, user.as_str(), role])?;
     touch(conn, chat_id)
@@ -216,7 +216,7 @@ pub fn personal_chat(
     conn: &mut Tx,
     kind: ChatKind,
     user: &UserId,
-    members: &[(UserId, &str)],
+    members: &[(UserId, Role)],
 ) -> Result<(ChatId, bool)> {
     // "/" cannot appear in a user id, so this never meets a direct chat's key.
     let key = format!("{kind}/{user}");
@@ -286,7 +286,7 @@ pub struct NewChat<'a> {
     pub order_id: Option<&'a str>,
     pub admin: Option<&'a UserId>,
     /// Members with their roles.
-    pub members: &'a [(UserId, &'a str)],
+    pub members: &'a [(UserId, Role)],
 }
 
 /// Creates a chat with its members (a direct chat gets its uniqueness key); returns its id.
@@ -319,7 +319,7 @@ pub fn create(conn: &mut Tx, new: &NewChat) -> Result<ChatId> {
 pub fn add_members(
     conn: &mut Tx,
     chat_id: ChatId,
-    members: &[(UserId, &str)],
+    members: &[(UserId, Role)],
     seen_up_to: MessageId,
 ) -> Result<Vec<Member>> {
     // `joined_at` orders the members: strictly after everyone already in the chat, and in the
@@ -342,7 +342,7 @@ pub fn add_members(
             conn.joined(chat_id, user)?;
             added.push(Member {
                 id: user.clone(),
-                role: role.to_string(),
+                role: role.clone(),
             });
         }
     }

@@ -4,13 +4,13 @@
 use rusqlite::{params, Connection};
 
 use crate::error::Result;
-use crate::model::{ChatId, Member, MessageId, UserId};
+use crate::model::{ChatId, Member, MessageId, Role, UserId};
 
 /// One member's role and receipt marks.
 #[derive(Debug, Clone)]
 pub struct Marks {
     pub user: UserId,
-    pub role: String,
+    pub role: Role,
     pub delivered: MessageId,
     pub read: MessageId,
     /// Messages up to this id are cleared (hidden) for this member.

@@ -10,10 +10,10 @@ use serde_json::{json, Value};
 use super::decode;
 use crate::api::bounded;
 use crate::api::chats::{push_chat, push_members, snapshot, with_profiles};
-use crate::api::posting::{post, validate, OutgoingMessage, Poster, SYSTEM};
+use crate::api::posting::{post, validate, OutgoingMessage, Poster};
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::model::{ChatId, ChatKind, EventKind, Member, MessageId, OrderId, Params, UserId};
+use crate::model::{ChatId, ChatKind, EventKind, Member, MessageId, OrderId, Params, Role, UserId};
 use crate::store::chats::{self, NewChat};
 use crate::store::messages::Page;
 use crate::store::{users, Tx};
@@ -193,21 +193,6 @@ pub async fn new_chat(app: &Arc<App>, req: NewChatRequest) -> Result<Value> {
         .await
 }
 
-/// Checks a member role given by the host: the `sender` of that member's messages.
-fn role(user_type: &str) -> Result<&str> {
-    if !crate::model::is_name(user_type, 32, b"_.-") {
-        return Err(Error::BadRequest(
-            "body.user_type must be 1 to 32 characters of A-Z a-z 0-9 _ . -".into(),
-        ));
-    }
-    if user_type == SYSTEM {
-        return Err(Error::BadRequest(
-            "body.user_type \"system\" is reserved for system messages".into(),
-        ));
-    }
-    Ok(user_type)
-}
-
 #[derive(Deserialize)]
 pub struct SubscribeRequest {
     user_id: UserId,
@@ -218,7 +203,8 @@ pub struct SubscribeRequest {
 /// `POST /chats/user/subscribe`: adds the user with that role (or changes the role of a member).
 /// A new member sees the history, counted as read. Every member gets the new `chat`.
 pub async fn subscribe(app: &Arc<App>, req: SubscribeRequest) -> Result<Value> {
-    role(&req.user_type)?;
+    // The role becomes the `sender` of the member's messages.
+    let role = Role::parse(&req.user_type, "body.user_type").map_err(Error::BadRequest)?;
     let chat_id = req.chat_id;
     app.store
         .write(move |tx| {
@@ -230,11 +216,11 @@ pub async fn subscribe(app: &Arc<App>, req: SubscribeRequest) -> Result<Value> {
                 )));
             }
             let added = if members.contains(&req.user_id) {
-                chats::set_role(tx, chat_id, &req.user_id, &req.user_type)?;
+                chats::set_role(tx, chat_id, &req.user_id, &role)?;
                 Vec::new()
             } else {
                 let seen = chats::last_message_id(tx, chat_id)?;
-                chats::add_members(tx, chat_id, &[(req.user_id.clone(), &req.user_type)], seen)?
+                chats::add_members(tx, chat_id, &[(req.user_id.clone(), role)], seen)?
             };
             changed(tx, chat_id, &added, None)
         })
