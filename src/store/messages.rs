@@ -27,6 +27,9 @@ const COLUMNS: &str = "id, chat_id, user_id, sender, client_message_id, type, te
 /// A message as stored, before its status is known.
 fn from_row(r: &Row) -> rusqlite::Result<Message> {
     let params: String = r.get(7)?;
+    let params = serde_json::from_str(&params).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(7, rusqlite::types::Type::Text, Box::new(e))
+    })?;
     Ok(Message {
         id: r.get(0)?,
         chat_id: r.get(1)?,
@@ -35,7 +38,7 @@ fn from_row(r: &Row) -> rusqlite::Result<Message> {
         client_message_id: r.get(4)?,
         kind: r.get(5)?,
         text: r.get(6)?,
-        params: serde_json::from_str(&params).unwrap_or_default(),
+        params,
         file: file_from_row(r)?,
         deleted: r.get(8)?,
         insert_date: crate::time::rfc3339(r.get(9)?),
@@ -396,4 +399,27 @@ pub fn authors_between(
     )?;
     let rows = stmt.query_map(params![chat_id, after, up_to, except], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_whose_stored_params_do_not_parse_is_an_error() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::migrate::run(&mut conn).unwrap();
+        conn.execute_batch(
+            "INSERT INTO chats(kind, created_at, updated_at) VALUES ('group', 0, 0);
+             INSERT INTO messages(chat_id, user_id, sender, client_message_id, type, text,
+                                  params, insert_date)
+             VALUES (1, 'ann', 'member', 'c1', 'text', 'hi', '{}', 0),
+                    (1, 'ann', 'member', 'c2', 'text', 'hi', 'not json', 0);",
+        )
+        .unwrap();
+        let fine = get(&conn, MessageId::new(1)).unwrap().unwrap();
+        assert!(fine.params.is_empty());
+        let bad = get(&conn, MessageId::new(2));
+        assert!(bad.is_err(), "{bad:?}");
+    }
 }
