@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
 use crate::hub::Frame;
-use crate::model::{EventKind, UserId};
+use crate::model::{ChatId, EventKind, MessageId, Receipt, UserId};
 use crate::store::messages::{self, Marked};
 use crate::store::Store;
 
@@ -24,14 +24,14 @@ const FLUSH_DELAY: Duration = Duration::from_millis(100);
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct MessageRef {
-    id: i64,
-    chat_id: i64,
+    id: MessageId,
+    chat_id: ChatId,
     user_id: Option<String>,
 }
 
 /// Pending delivered marks: for each recipient and chat, the newest message that reached them.
 pub struct Deliveries {
-    pending: Mutex<HashMap<(UserId, i64), i64>>,
+    pending: Mutex<HashMap<(UserId, ChatId), MessageId>>,
     wake: Notify,
     store: Store,
 }
@@ -60,7 +60,9 @@ impl Deliveries {
             if m.user_id.as_deref() == Some(user.as_str()) {
                 continue;
             }
-            let mark = pending.entry((user.clone(), m.chat_id)).or_insert(0);
+            let mark = pending
+                .entry((user.clone(), m.chat_id))
+                .or_insert(MessageId::ZERO);
             *mark = (*mark).max(m.id);
             noted = true;
         }
@@ -73,26 +75,22 @@ impl Deliveries {
     /// Writes every pending mark in one change; each mark that moved tells the authors of the
     /// messages it newly covers.
     pub async fn flush(&self) -> Result<()> {
-        let batch: Vec<((UserId, i64), i64)> = self.pending.lock().unwrap().drain().collect();
+        let batch: Vec<((UserId, ChatId), MessageId)> =
+            self.pending.lock().unwrap().drain().collect();
         if batch.is_empty() {
             return Ok(());
         }
         self.store
             .write(move |tx| {
                 for ((user, chat_id), message_id) in &batch {
-                    let before = match messages::mark(
-                        tx,
-                        *chat_id,
-                        user,
-                        *message_id,
-                        crate::model::Receipt::Delivered,
-                    ) {
-                        Ok(Marked::Moved { before }) => before,
-                        Ok(Marked::Unchanged { .. }) => continue,
-                        // The chat was deleted or the user left it since: nothing to mark.
-                        Err(Error::ChatNotFound(_) | Error::MessageNotFound(_)) => continue,
-                        Err(e) => return Err(e),
-                    };
+                    let before =
+                        match messages::mark(tx, *chat_id, user, *message_id, Receipt::Delivered) {
+                            Ok(Marked::Moved { before }) => before,
+                            Ok(Marked::Unchanged { .. }) => continue,
+                            // The chat was deleted or the user left it since: nothing to mark.
+                            Err(Error::ChatNotFound(_) | Error::MessageNotFound(_)) => continue,
+                            Err(e) => return Err(e),
+                        };
                     let authors =
                         messages::authors_between(tx, *chat_id, before, *message_id, user)?;
                     let data = json!({

@@ -3,6 +3,8 @@
 
 use serde_json::json;
 
+use crate::model::{ChatId, MessageId};
+
 /// A failure with its protocol `reason`. Handlers return these; the HTTP layer renders them.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -29,10 +31,10 @@ pub enum Error {
     Forbidden(String),
     /// 404: no such chat, or the caller is not a member.
     #[error("chat {0} does not exist")]
-    ChatNotFound(i64),
+    ChatNotFound(ChatId),
     /// 404: no such message, or not in a chat the caller is a member of.
     #[error("message {0} does not exist")]
-    MessageNotFound(i64),
+    MessageNotFound(MessageId),
     /// 404: no such file, or not visible to the caller.
     #[error("file {0} does not exist")]
     FileNotFound(String),
@@ -41,7 +43,7 @@ pub enum Error {
     ConsultationNotFound(String),
     /// 409: writing to a closed chat.
     #[error("chat {0} is closed")]
-    ChatClosed(i64),
+    ChatClosed(ChatId),
     /// 413: body or upload over the limit (the limit in bytes).
     #[error("the body is larger than the limit of {0} bytes")]
     PayloadTooLarge(u64),
@@ -299,7 +301,7 @@ mod tests {
 
     #[test]
     fn not_member_reads_as_not_found() {
-        let (status, reason, message) = Error::ChatNotFound(17).response_parts();
+        let (status, reason, message) = Error::ChatNotFound(ChatId::new(17)).response_parts();
         assert_eq!((status, reason), (404, "chat_not_found"));
         assert_eq!(message, "chat 17 does not exist");
     }

@@ -14,7 +14,7 @@ use crate::deliveries::Deliveries;
 use crate::error::{Error, Result};
 use crate::hub::{Frame, Hub, Item, Subscription};
 use crate::metrics::Metrics;
-use crate::model::{EventKind, UserId};
+use crate::model::{ChatId, EventId, EventKind, UserId};
 use crate::store::events::{self, Page, Span};
 use crate::store::{chats, Store};
 
@@ -40,7 +40,7 @@ pub struct Feed {
     user: UserId,
     sub: Subscription,
     /// The newest stored event id handled: anything at or below it is a repeat.
-    last: i64,
+    last: EventId,
     /// The user's membership spans, as of the last change the feed was told of.
     spans: Vec<Span>,
     /// The store holds events the channel may not have carried: read them before going live.
@@ -55,7 +55,7 @@ pub struct Feed {
 }
 
 /// The `reset` event: its id moves the client's cursor to `head`.
-pub fn reset_frame(head: i64) -> Frame {
+pub fn reset_frame(head: EventId) -> Frame {
     let data = json!({"reason": "the cursor is older than the retention window or unknown; refetch chats"});
     Frame {
         id: Some(head),
@@ -64,14 +64,14 @@ pub fn reset_frame(head: i64) -> Frame {
 }
 
 /// The chats a user's events come from now.
-fn open_chats(spans: &[Span]) -> impl Iterator<Item = i64> + '_ {
+fn open_chats(spans: &[Span]) -> impl Iterator<Item = ChatId> + '_ {
     spans.iter().filter(|s| s.until.is_none()).map(|s| s.chat)
 }
 
 impl Feed {
     /// Starts `user`'s feed after `cursor` (`None`: from now). A cursor older than retention, or
     /// newer than any id given out, starts from now with a `reset` first.
-    pub async fn open(src: &Sources, user: &UserId, cursor: Option<i64>) -> Result<Feed> {
+    pub async fn open(src: &Sources, user: &UserId, cursor: Option<EventId>) -> Result<Feed> {
         // Subscribe before anything is read, so nothing committed meanwhile is missed.
         let sub = src.hub.subscribe(user);
         let head = src.hub.head();
@@ -108,7 +108,7 @@ impl Feed {
     }
 
     /// The newest stored event id handed out or passed over: the cursor to resume from.
-    pub fn cursor(&self) -> i64 {
+    pub fn cursor(&self) -> EventId {
         self.last
     }
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 
-use crate::model::{EventKind, UserId};
+use crate::model::{ChatId, EventId, EventKind, UserId};
 
 /// How many items a user's channel buffers before a slow receiver lags and re-reads the store.
 const CHANNEL_CAPACITY: usize = 16;
@@ -20,9 +20,9 @@ const CHANNEL_CAPACITY: usize = 16;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Frame {
     /// The event id (stored events only).
-    pub id: Option<i64>,
+    pub id: Option<EventId>,
     /// The chat whose members it is for (stored once for the chat), or `None` (addressed).
-    pub chat: Option<i64>,
+    pub chat: Option<ChatId>,
     /// The event type, e.g. `message`.
     pub kind: Arc<str>,
     /// The event's `data` as serialized JSON.
@@ -62,29 +62,29 @@ pub enum Published {
     /// An event for one user.
     User(UserId, Arc<Frame>),
     /// An event for every member of a chat.
-    Chat(i64, Arc<Frame>),
+    Chat(ChatId, Arc<Frame>),
     /// A user became a member of a chat.
-    Joined(i64, UserId),
+    Joined(ChatId, UserId),
     /// A user stopped being a member of a chat.
-    Left(i64, UserId),
+    Left(ChatId, UserId),
 }
 
 /// A listening user: their channel, how many subscriptions hold it, and their chats.
 struct Listener {
     tx: broadcast::Sender<Item>,
     holders: usize,
-    chats: HashSet<i64>,
+    chats: HashSet<ChatId>,
 }
 
 #[derive(Default)]
 struct Routes {
     users: HashMap<UserId, Listener>,
     /// For each chat, its listening members (it may name a few who just left: receivers check).
-    chats: HashMap<i64, HashSet<UserId>>,
+    chats: HashMap<ChatId, HashSet<UserId>>,
 }
 
 impl Routes {
-    fn route(&mut self, user: &UserId, chat: i64) {
+    fn route(&mut self, user: &UserId, chat: ChatId) {
         if let Some(l) = self.users.get_mut(user) {
             if l.chats.insert(chat) {
                 self.chats.entry(chat).or_default().insert(user.clone());
@@ -92,7 +92,7 @@ impl Routes {
         }
     }
 
-    fn unroute(&mut self, user: &UserId, chat: i64) {
+    fn unroute(&mut self, user: &UserId, chat: ChatId) {
         if let Some(l) = self.users.get_mut(user) {
             l.chats.remove(&chat);
         }
@@ -128,10 +128,10 @@ pub struct Subscription {
 
 impl Hub {
     /// A hub whose newest committed event id is `head`.
-    pub fn new(head: i64) -> Arc<Hub> {
+    pub fn new(head: EventId) -> Arc<Hub> {
         Arc::new(Hub {
             routes: Mutex::default(),
-            head: AtomicI64::new(head),
+            head: AtomicI64::new(head.get()),
         })
     }
 
@@ -158,7 +158,7 @@ impl Hub {
 
     /// Routes the events of `chats` to a subscribed `user` (chats joined later are added by the
     /// writer's `Joined`).
-    pub fn watch(&self, user: &UserId, chats: impl IntoIterator<Item = i64>) {
+    pub fn watch(&self, user: &UserId, chats: impl IntoIterator<Item = ChatId>) {
         let mut routes = self.routes.lock().unwrap();
         for chat in chats {
             routes.route(user, chat);
@@ -166,13 +166,13 @@ impl Hub {
     }
 
     /// The newest committed event id.
-    pub fn head(&self) -> i64 {
-        self.head.load(Ordering::Acquire)
+    pub fn head(&self) -> EventId {
+        EventId::new(self.head.load(Ordering::Acquire))
     }
 
     /// Records a commit's newest event id. Called by the writer before it publishes.
-    pub fn advance(&self, id: i64) {
-        self.head.fetch_max(id, Ordering::AcqRel);
+    pub fn advance(&self, id: EventId) {
+        self.head.fetch_max(id.get(), Ordering::AcqRel);
     }
 
     /// Delivers committed changes, in order, to whoever they concern and is listening.
@@ -219,7 +219,7 @@ impl Drop for Subscription {
         if l.holders > 0 {
             return;
         }
-        let chats: Vec<i64> = l.chats.drain().collect();
+        let chats: Vec<ChatId> = l.chats.drain().collect();
         for chat in chats {
             routes.unroute(&self.user, chat);
         }
@@ -253,7 +253,7 @@ mod tests {
 
     #[tokio::test]
     async fn publishes_reach_only_their_user_and_channels_are_dropped() {
-        let hub = Hub::new(0);
+        let hub = Hub::new(EventId::ZERO);
         let a = UserId::parse("a").unwrap();
         let b = UserId::parse("b").unwrap();
         let mut sub = hub.subscribe(&a);
@@ -271,25 +271,26 @@ mod tests {
 
     #[tokio::test]
     async fn chat_events_follow_membership_changes() {
-        let hub = Hub::new(0);
+        let hub = Hub::new(EventId::ZERO);
         let a = UserId::parse("a").unwrap();
+        let (seven, eight) = (ChatId::new(7), ChatId::new(8));
         let mut sub = hub.subscribe(&a);
         let f = Arc::new(Frame::live(
             EventKind::Custom("x".into()),
             &serde_json::json!({}),
         ));
-        hub.publish_committed(&[Published::Chat(7, f.clone())]);
+        hub.publish_committed(&[Published::Chat(seven, f.clone())]);
         assert!(
             sub.rx.try_recv().is_err(),
             "not routed before watch or join"
         );
-        hub.watch(&a, [7]);
+        hub.watch(&a, [seven]);
         hub.publish_committed(&[
-            Published::Chat(7, f.clone()),
-            Published::Left(7, a.clone()),
-            Published::Chat(7, f.clone()),
-            Published::Joined(8, a.clone()),
-            Published::Chat(8, f.clone()),
+            Published::Chat(seven, f.clone()),
+            Published::Left(seven, a.clone()),
+            Published::Chat(seven, f.clone()),
+            Published::Joined(eight, a.clone()),
+            Published::Chat(eight, f.clone()),
         ]);
         assert!(frame(&mut sub.rx).is_some());
         assert!(matches!(sub.rx.try_recv(), Ok(Item::Membership)));

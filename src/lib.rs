@@ -39,8 +39,9 @@
 //! - [`config`] holds the settings and the data directory's layout; [`random`] draws ids and
 //!   secrets from the OS random source; [`time`] formats and parses the protocol's times.
 //! - [`strict`] reads request JSON strictly (no key twice, no NUL) for both edges.
-//! - [`error`] is the protocol's table of error reasons; [`model`] the wire types and the
-//!   protocol's words (chat kinds and statuses, message statuses).
+//! - [`error`] is the protocol's table of error reasons; [`model`] the wire types (chat, message,
+//!   event and user ids, the objects) and the protocol's words (chat kinds and statuses, message
+//!   statuses, event kinds, member roles).
 
 pub mod api;
 pub mod app;

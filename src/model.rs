@@ -6,6 +6,66 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+mod words;
+
+pub use words::{ChatKind, ChatStatus, EventKind, MessageStatus, Online, Receipt, Role, SYSTEM};
+
+/// Declares the store's integer ids, each its own type, so that a chat id is never taken for a
+/// message id. On the wire each is a plain JSON integer, read as a whole number 0 or more; one
+/// too large for the store is read as the largest id, which names nothing.
+macro_rules! ids {
+    ($($(#[$doc:meta])* $ty:ident,)*) => {
+        $(
+            $(#[$doc])*
+            #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+            #[serde(transparent)]
+            pub struct $ty(i64);
+
+            impl $ty {
+                /// Below every id the store assigns (they start at 1).
+                pub const ZERO: $ty = $ty(0);
+
+                /// The id that is the store's integer `n`.
+                pub const fn new(n: i64) -> $ty {
+                    $ty(n)
+                }
+
+                /// The id a caller sent as the whole number `n`.
+                pub fn from_wire(n: u64) -> $ty {
+                    $ty(i64::try_from(n).unwrap_or(i64::MAX))
+                }
+
+                /// The store's integer.
+                pub const fn get(self) -> i64 {
+                    self.0
+                }
+            }
+
+            impl fmt::Display for $ty {
+                fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    fmt::Display::fmt(&self.0, f)
+                }
+            }
+
+            impl<'de> Deserialize<'de> for $ty {
+                fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                    u64::deserialize(d).map($ty::from_wire)
+                }
+            }
+        )*
+    };
+}
+
+ids! {
+    /// A chat's id.
+    ChatId,
+    /// A message's id. Ids grow with time, so a member's receipt and clear marks are message
+    /// ids too: every message up to the mark (`ZERO`: none).
+    MessageId,
+    /// A stored event's id, the cursor streams and polls resume from.
+    EventId,
+}
+
 /// A host-assigned user id: 1–64 characters of `[A-Za-z0-9_.@:-]`. A JSON number is read as its
 /// decimal string.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -144,183 +204,15 @@ impl<T> Serialize for AsSent<T> {
 /// Message string parameters: an object of string to string.
 pub type Params = BTreeMap<String, String>;
 
-/// What a chat is, which decides who may change it: made by clients (`direct`, `group`), by
-/// the server for each user (`support`, `notifications`), or by the host for an order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ChatKind {
-    Direct,
-    Group,
-    Support,
-    Notifications,
-    Order,
-}
-
-/// Whether a chat takes new messages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ChatStatus {
-    Open,
-    Closed,
-}
-
-/// How far a message got with the members other than its author: the least advanced of them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MessageStatus {
-    Sent,
-    Delivered,
-    Read,
-}
-
-/// Whether a user is online: has a stream open, or polled within the grace period.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Online {
-    Online,
-    Offline,
-}
-
-/// A receipt a member sets on the messages up to one: delivered, or read (which implies
-/// delivered).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Receipt {
-    Delivered,
-    Read,
-}
-
-/// The protocol's word for each value of these enums, as the wire and the database spell it.
-macro_rules! words {
-    ($($ty:ident { $($variant:ident = $word:literal),* })*) => {
-        $(
-            impl $ty {
-                /// Every value, in declaration order.
-                pub const ALL: &[$ty] = &[$($ty::$variant),*];
-
-                /// The protocol's word for it.
-                pub fn as_str(self) -> &'static str {
-                    match self {
-                        $($ty::$variant => $word,)*
-                    }
-                }
-
-                /// The value `word` names, if any.
-                pub fn parse(word: &str) -> Option<$ty> {
-                    match word {
-                        $($word => Some($ty::$variant),)*
-                        _ => None,
-                    }
-                }
-            }
-
-            impl fmt::Display for $ty {
-                fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                    f.write_str(self.as_str())
-                }
-            }
-        )*
-    };
-}
-
-words! {
-    ChatKind {
-        Direct = "direct",
-        Group = "group",
-        Support = "support",
-        Notifications = "notifications",
-        Order = "order"
-    }
-    ChatStatus { Open = "open", Closed = "closed" }
-    MessageStatus { Sent = "sent", Delivered = "delivered", Read = "read" }
-    Receipt { Delivered = "delivered", Read = "read" }
-    Online { Online = "online", Offline = "offline" }
-}
-
-/// What an event is: one of the protocol's kinds, or a kind of the host's own that a host push
-/// (`POST /v1/server/ws/client/message`) names, which may be none of the protocol's.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum EventKind {
-    Message,
-    MessageStatus,
-    Chat,
-    Chats,
-    ChatDeleted,
-    ChatCleared,
-    ChatMembers,
-    ConsultationUpdate,
-    Typing,
-    OpponentStatus,
-    ClientConnectionError,
-    Call,
-    Reset,
-    /// A host's own kind, never one of the above.
-    Custom(String),
-}
-
-impl EventKind {
-    /// The protocol's own kinds (a host push may use none of them).
-    pub const PROTOCOL: &[EventKind] = &[
-        EventKind::Message,
-        EventKind::MessageStatus,
-        EventKind::Chat,
-        EventKind::Chats,
-        EventKind::ChatDeleted,
-        EventKind::ChatCleared,
-        EventKind::ChatMembers,
-        EventKind::ConsultationUpdate,
-        EventKind::Typing,
-        EventKind::OpponentStatus,
-        EventKind::ClientConnectionError,
-        EventKind::Call,
-        EventKind::Reset,
-    ];
-
-    /// The kind's word, as the `type` of an event.
-    pub fn as_str(&self) -> &str {
-        match self {
-            EventKind::Message => "message",
-            EventKind::MessageStatus => "messageStatus",
-            EventKind::Chat => "chat",
-            EventKind::Chats => "chats",
-            EventKind::ChatDeleted => "chatDeleted",
-            EventKind::ChatCleared => "chatCleared",
-            EventKind::ChatMembers => "chatMembers",
-            EventKind::ConsultationUpdate => "consultationUpdate",
-            EventKind::Typing => "typing",
-            EventKind::OpponentStatus => "opponentStatus",
-            EventKind::ClientConnectionError => "clientConnectionError",
-            EventKind::Call => "call",
-            EventKind::Reset => "reset",
-            EventKind::Custom(word) => word,
-        }
-    }
-
-    /// The kind `word` names: a protocol kind, or a custom one.
-    pub fn parse(word: &str) -> EventKind {
-        EventKind::PROTOCOL
-            .iter()
-            .find(|k| k.as_str() == word)
-            .cloned()
-            .unwrap_or_else(|| EventKind::Custom(word.to_string()))
-    }
-}
-
-impl fmt::Display for EventKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// A message as every endpoint and stream shows it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Message {
-    pub id: i64,
+    pub id: MessageId,
     pub client_message_id: String,
     pub insert_date: String,
     pub edit_date: Option<String>,
-    pub chat_id: i64,
+    pub chat_id: ChatId,
     pub user_id: Option<UserId>,
     pub sender: String,
     pub status: MessageStatus,
@@ -395,14 +287,14 @@ pub struct Profile {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Member {
     pub id: UserId,
-    pub role: String,
+    pub role: Role,
 }
 
 /// A chat as one user sees it (`unread` is theirs).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Chat {
-    pub id: i64,
+    pub id: ChatId,
     pub kind: ChatKind,
     pub name: Option<String>,
     pub order_id: Option<String>,
@@ -431,36 +323,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_words_round_trip_through_json_and_text() {
-        for kind in ChatKind::ALL {
-            let json = serde_json::to_string(kind).unwrap();
-            assert_eq!(json, format!("\"{}\"", kind.as_str()));
-            assert_eq!(ChatKind::parse(kind.as_str()), Some(*kind));
-        }
-        for status in MessageStatus::ALL {
-            let back: MessageStatus = serde_json::from_str(&format!("\"{status}\"")).unwrap();
-            assert_eq!(back, *status);
-        }
-        assert_eq!(ChatStatus::parse("closed"), Some(ChatStatus::Closed));
-        assert_eq!(ChatStatus::parse("Closed"), None);
-    }
-
-    #[test]
-    fn event_kinds_read_back_from_their_words() {
-        for kind in EventKind::PROTOCOL {
-            assert_eq!(EventKind::parse(kind.as_str()), *kind);
-        }
-        let own = EventKind::parse("orderShipped");
-        assert_eq!(own, EventKind::Custom("orderShipped".into()));
-        assert_eq!(own.as_str(), "orderShipped");
-    }
-
-    #[test]
     fn user_ids_accept_strings_and_numbers() {
         let u: UserId = serde_json::from_str("42").unwrap();
         assert_eq!(u.as_str(), "42");
         let u: UserId = serde_json::from_str("\"alice@example.com\"").unwrap();
         assert_eq!(u.as_str(), "alice@example.com");
+    }
+
+    #[test]
+    fn ids_are_plain_integers_and_a_huge_one_names_nothing() {
+        let chat: ChatId = serde_json::from_str("42").unwrap();
+        assert_eq!(chat, ChatId::new(42));
+        assert_eq!(serde_json::to_string(&chat).unwrap(), "42");
+        assert_eq!(chat.to_string(), "42");
+        let huge: MessageId = serde_json::from_str(&u64::MAX.to_string()).unwrap();
+        assert_eq!(huge.get(), i64::MAX);
+        assert!(serde_json::from_str::<ChatId>("-1").is_err());
+        assert!(serde_json::from_str::<ChatId>("\"7\"").is_err());
     }
 
     #[test]

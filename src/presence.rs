@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::hub::{Frame, Hub};
-use crate::model::{EventKind, Online, UserId, UserStatus};
+use crate::model::{ChatId, EventKind, Online, UserId, UserStatus};
 use crate::store::{self, Store};
 
 /// What kind of connection a guard stands for.
@@ -241,7 +241,7 @@ impl Presence {
                 Ok(p) => p,
                 Err(e) => return tracing::warn!("presence: cannot list partners of {user}: {e:?}"),
             };
-            let mut shared: BTreeMap<&UserId, Vec<i64>> = BTreeMap::new();
+            let mut shared: BTreeMap<&UserId, Vec<ChatId>> = BTreeMap::new();
             for (chat, others) in &partners {
                 for other in others {
                     shared.entry(other).or_default().push(*chat);

@@ -11,7 +11,7 @@ pub fn retry(ms: u64) -> Bytes {
 
 /// A stream's first lines: the reconnect delay and, for a stream that starts from now, the
 /// cursor it starts at (`id:` with no data moves the client's last event id all the same).
-pub fn opening(retry_ms: u64, start: Option<i64>) -> Bytes {
+pub fn opening(retry_ms: u64, start: Option<crate::model::EventId>) -> Bytes {
     match start {
         Some(id) => Bytes::from(format!("retry: {retry_ms}\nid: {id}\n\n")),
         None => retry(retry_ms),
@@ -67,12 +67,12 @@ pub fn event(f: &Frame) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::EventKind;
+    use crate::model::{EventId, EventKind};
 
     #[test]
     fn stored_events_carry_their_id() {
         let f = Frame {
-            id: Some(7),
+            id: Some(EventId::new(7)),
             chat: None,
             kind: "message".into(),
             data: r#"{"a":1}"#.into(),
@@ -87,7 +87,7 @@ mod tests {
     fn a_chunk_is_its_prefix_then_its_events_in_exactly_their_size() {
         let a = Frame::live(EventKind::Typing, &serde_json::json!({"x": 1}));
         let b = Frame {
-            id: Some(9),
+            id: Some(EventId::new(9)),
             ..Frame::live(EventKind::Chat, &serde_json::json!({}))
         };
         let got = chunk(b"retry: 5\n\n", &[&a, &b]);

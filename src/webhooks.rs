@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use crate::config::{self, Config};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::model::{Message, UserId};
+use crate::model::{Message, MessageId, UserId};
 use crate::presence::Presence;
 use crate::store::outbox::{self, Delivery};
 use crate::store::{Store, Tx};
@@ -150,7 +150,7 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 
 /// The delivery id of message `message_id` for `user`: the same on every attempt, unique per
 /// message and recipient.
-pub fn delivery_id(message_id: i64, user: &UserId) -> String {
+pub fn delivery_id(message_id: MessageId, user: &UserId) -> String {
     format!("msg-{message_id}-{user}")
 }
 

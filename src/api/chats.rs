@@ -5,10 +5,10 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{bounded, id, Out};
+use super::{bounded, Out};
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::model::{Chat, ChatKind, EventKind, Member, UserId};
+use crate::model::{Chat, ChatId, ChatKind, EventKind, Member, Role, UserId};
 use crate::store::chats::{self, NewChat};
 use crate::store::users;
 use crate::store::Tx;
@@ -26,14 +26,19 @@ pub fn with_profiles(conn: &rusqlite::Connection, chat: Chat) -> Result<Value> {
 
 /// Tells a chat's members that it was created or changed: one stored `chat` event for the chat,
 /// with the fields every member shares (each member's `unread` is filled in on delivery).
-pub fn push_chat(tx: &mut Tx, chat_id: i64) -> Result<()> {
+pub fn push_chat(tx: &mut Tx, chat_id: ChatId) -> Result<()> {
     let view = chats::host_view(tx, chat_id)?;
     tx.emit_chat(chat_id, EventKind::Chat, &view)
 }
 
 /// Tells a chat's members who joined and who left (`chatMembers`), then the chat as it now is.
 /// Members who left no longer see either.
-pub fn push_members(tx: &mut Tx, chat_id: i64, added: &[Member], removed: &[UserId]) -> Result<()> {
+pub fn push_members(
+    tx: &mut Tx,
+    chat_id: ChatId,
+    added: &[Member],
+    removed: &[UserId],
+) -> Result<()> {
     if !added.is_empty() || !removed.is_empty() {
         let count = chats::member_count(tx, chat_id)?;
         let data =
@@ -46,7 +51,10 @@ pub fn push_members(tx: &mut Tx, chat_id: i64, added: &[Member], removed: &[User
 /// Makes `user`'s support chat with `support` (roles `client` and `support`) unless it exists;
 /// both get the new `chat`.
 pub fn ensure_support_chat(tx: &mut Tx, user: &UserId, support: &UserId) -> Result<()> {
-    let members = [(user.clone(), "client"), (support.clone(), "support")];
+    let members = [
+        (user.clone(), Role::Client),
+        (support.clone(), Role::Support),
+    ];
     let (chat_id, created) = chats::personal_chat(tx, ChatKind::Support, user, &members)?;
     if created {
         push_chat(tx, chat_id)?;
@@ -86,7 +94,7 @@ fn member_profiles(conn: &rusqlite::Connection, list: &[Chat]) -> Result<Vec<cra
 pub struct ListRequest {
     count: Option<u64>,
     before: Option<String>,
-    before_id: Option<u64>,
+    before_id: Option<ChatId>,
 }
 
 /// `{chats, users}` for `user`: their most recently active chats first.
@@ -94,7 +102,7 @@ pub async fn snapshot(
     app: &App,
     user: &UserId,
     count: usize,
-    before: Option<(i64, i64)>,
+    before: Option<(i64, ChatId)>,
 ) -> Result<Value> {
     let user = user.clone();
     app.store
@@ -119,7 +127,7 @@ pub async fn list(app: &Arc<App>, user: &UserId, req: ListRequest) -> Result<Out
                 ))
             })?;
             // Without beforeId, every chat active at exactly that time counts as seen.
-            Some((at, req.before_id.map_or(0, id)))
+            Some((at, req.before_id.unwrap_or(ChatId::ZERO)))
         }
     };
     Ok(Out::ok(snapshot(app, user, count, before).await?))
@@ -128,12 +136,12 @@ pub async fn list(app: &Arc<App>, user: &UserId, req: ListRequest) -> Result<Out
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GetRequest {
-    chat_id: u64,
+    chat_id: ChatId,
 }
 
 /// One chat the caller is a member of.
 pub async fn get(app: &Arc<App>, user: &UserId, req: GetRequest) -> Result<Out> {
-    let (user, chat_id) = (user.clone(), id(req.chat_id));
+    let (user, chat_id) = (user.clone(), req.chat_id);
     app.store
         .read(move |c| Ok(Out::ok(with_profiles(c, chats::get(c, chat_id, &user)?)?)))
         .await
@@ -142,7 +150,7 @@ pub async fn get(app: &Arc<App>, user: &UserId, req: GetRequest) -> Result<Out> 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MembersRequest {
-    chat_id: u64,
+    chat_id: ChatId,
     after: Option<UserId>,
     count: Option<u64>,
 }
@@ -151,12 +159,12 @@ pub struct MembersRequest {
 /// their profiles: the whole list of a group too large for its Chat object.
 pub async fn members(app: &Arc<App>, user: &UserId, req: MembersRequest) -> Result<Out> {
     let count = bounded("data.count", req.count, 100, 500)?;
-    let (user, chat_id) = (user.clone(), id(req.chat_id));
+    let (user, chat_id) = (user.clone(), req.chat_id);
     app.store
         .read(move |c| {
             chats::member_chat(c, chat_id, &user)?;
             let after = req.after.as_ref().map(UserId::as_str);
-            let (members, more) = chats::members_page(c, chat_id, after, count)?;
+            let (members, more) = crate::store::members::page(c, chat_id, after, count)?;
             let profiles = users::profiles(c, members.iter().map(|m| m.id.as_str()))?;
             Ok(Out::ok(json!({
                 "chatId": chat_id,
@@ -211,8 +219,8 @@ pub async fn create(app: &Arc<App>, user: &UserId, req: CreateRequest) -> Result
             let chat_id = match existing {
                 Some(id) => id,
                 None => {
-                    let mut members = vec![(me.clone(), "member")];
-                    members.extend(others.iter().map(|u| (u.clone(), "member")));
+                    let mut members = vec![(me.clone(), Role::Member)];
+                    members.extend(others.iter().map(|u| (u.clone(), Role::Member)));
                     let direct = others.len() == 1;
                     let id = chats::create(
                         tx,

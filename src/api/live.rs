@@ -6,18 +6,18 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{id, Out};
+use super::Out;
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::hub::Frame;
-use crate::model::{EventKind, OrderId, UserId};
+use crate::model::{ChatId, EventKind, OrderId, UserId};
 use crate::store::chats;
 
 /// Longest typing preview, in characters.
 const MAX_TYPING_PREVIEW: usize = 1000;
 
 /// The other members of a chat the caller is in.
-async fn others(app: &App, user: &UserId, chat_id: i64) -> Result<Vec<UserId>> {
+async fn others(app: &App, user: &UserId, chat_id: ChatId) -> Result<Vec<UserId>> {
     let user = user.clone();
     app.store
         .read(move |c| {
@@ -33,12 +33,12 @@ async fn others(app: &App, user: &UserId, chat_id: i64) -> Result<Vec<UserId>> {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OpponentRequest {
-    chat_id: u64,
+    chat_id: ChatId,
 }
 
 /// Online/offline and last seen of the other members of a chat.
 pub async fn opponent_status(app: &Arc<App>, user: &UserId, req: OpponentRequest) -> Result<Out> {
-    let chat_id = id(req.chat_id);
+    let chat_id = req.chat_id;
     let members = others(app, user, chat_id).await?;
     let users = app.presence.statuses(members).await?;
     Ok(Out::ok(json!({"chatId": chat_id, "users": users})))
@@ -54,7 +54,7 @@ enum Typing {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TypingRequest {
-    chat_id: u64,
+    chat_id: ChatId,
     status: Typing,
     #[serde(default)]
     message: String,
@@ -67,7 +67,7 @@ pub async fn typing(app: &Arc<App>, user: &UserId, req: TypingRequest) -> Result
             "data.message must be at most {MAX_TYPING_PREVIEW} characters"
         )));
     }
-    let chat_id = id(req.chat_id);
+    let chat_id = req.chat_id;
     let members = others(app, user, chat_id).await?;
     let data =
         json!({"chatId": chat_id, "userId": user, "status": req.status, "message": req.message});
@@ -107,7 +107,7 @@ enum CallAction {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallRequest {
-    chat_id: u64,
+    chat_id: ChatId,
     call_id: String,
     action: CallAction,
     sdp: Option<serde_json::Value>,
@@ -122,7 +122,7 @@ pub async fn call(app: &Arc<App>, user: &UserId, req: CallRequest) -> Result<Out
             "data.callId must be 1 to 64 characters".into(),
         ));
     }
-    let chat_id = id(req.chat_id);
+    let chat_id = req.chat_id;
     let members = others(app, user, chat_id).await?;
     let data = json!({
         "chatId": chat_id,

@@ -7,10 +7,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::chats::{push_chat, push_members, with_profiles};
-use super::{id, Out};
+use super::Out;
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::model::{ChatKind, EventKind, UserId};
+use crate::model::{ChatId, ChatKind, EventKind, Role, UserId};
 use crate::store::chats::{self, ChatRow};
 
 /// Most users one `addMembers` may add.
@@ -45,7 +45,7 @@ fn group_admin(chat: &ChatRow, user: &UserId, action: &str) -> Result<()> {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RenameRequest {
-    chat_id: u64,
+    chat_id: ChatId,
     name: String,
 }
 
@@ -53,7 +53,7 @@ pub struct RenameRequest {
 pub async fn rename(app: &Arc<App>, user: &UserId, req: RenameRequest) -> Result<Out> {
     let name = super::chats::group_name(Some(req.name))?
         .ok_or_else(|| Error::BadRequest("data.name must not be empty".into()))?;
-    let (me, chat_id) = (user.clone(), id(req.chat_id));
+    let (me, chat_id) = (user.clone(), req.chat_id);
     app.store
         .write(move |tx| {
             let chat = chats::member_chat(tx, chat_id, &me)?;
@@ -68,7 +68,7 @@ pub async fn rename(app: &Arc<App>, user: &UserId, req: RenameRequest) -> Result
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AddRequest {
-    chat_id: u64,
+    chat_id: ChatId,
     user_ids: Vec<UserId>,
 }
 
@@ -80,14 +80,17 @@ pub async fn add_members(app: &Arc<App>, user: &UserId, req: AddRequest) -> Resu
             "data.userIds must name 1 to {MAX_ADD} users"
         )));
     }
-    let (me, chat_id) = (user.clone(), id(req.chat_id));
+    let (me, chat_id) = (user.clone(), req.chat_id);
     let max = app.config.max_group_size;
     app.store
         .write_rows(req.user_ids.len(), move |tx| {
             let chat = chats::member_chat(tx, chat_id, &me)?;
             group_admin(&chat, &me, "add members to it")?;
-            let new: Vec<(UserId, &str)> =
-                req.user_ids.into_iter().map(|u| (u, "member")).collect();
+            let new: Vec<(UserId, Role)> = req
+                .user_ids
+                .into_iter()
+                .map(|u| (u, Role::Member))
+                .collect();
             let seen = chats::last_message_id(tx, chat_id)?;
             let added = chats::add_members(tx, chat_id, &new, seen)?;
             // Past the limit, the change fails and its savepoint takes every addition back.
@@ -103,14 +106,14 @@ pub async fn add_members(app: &Arc<App>, user: &UserId, req: AddRequest) -> Resu
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RemoveRequest {
-    chat_id: u64,
+    chat_id: ChatId,
     user_id: UserId,
 }
 
 /// Removes a member from a group: the admin removes anyone, anyone removes themselves (leaves).
 /// The remaining members get the new `chat`, the removed one `chatDeleted`.
 pub async fn remove_member(app: &Arc<App>, user: &UserId, req: RemoveRequest) -> Result<Out> {
-    let (me, chat_id, gone) = (user.clone(), id(req.chat_id), req.user_id);
+    let (me, chat_id, gone) = (user.clone(), req.chat_id, req.user_id);
     app.store
         .write(move |tx| {
             let chat = chats::member_chat(tx, chat_id, &me)?;
@@ -146,13 +149,13 @@ pub async fn remove_member(app: &Arc<App>, user: &UserId, req: RemoveRequest) ->
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeleteRequest {
-    chat_id: u64,
+    chat_id: ChatId,
 }
 
 /// Deletes a chat for everyone: a direct chat by either member, a group by its admin. Support,
 /// notification and order chats belong to the host and cannot be deleted by clients.
 pub async fn delete(app: &Arc<App>, user: &UserId, req: DeleteRequest) -> Result<Out> {
-    let (me, chat_id) = (user.clone(), id(req.chat_id));
+    let (me, chat_id) = (user.clone(), req.chat_id);
     app.store
         .write(move |tx| {
             let chat = chats::member_chat(tx, chat_id, &me)?;
@@ -180,7 +183,7 @@ pub async fn delete(app: &Arc<App>, user: &UserId, req: DeleteRequest) -> Result
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClearRequest {
-    chat_id: u64,
+    chat_id: ChatId,
     #[serde(default)]
     for_all: bool,
 }
@@ -188,7 +191,7 @@ pub struct ClearRequest {
 /// Hides the chat's messages so far: for the caller, or with `forAll` for every member (a member
 /// of a direct chat, or a group's admin). Whoever it was cleared for gets `chatCleared`.
 pub async fn clear(app: &Arc<App>, user: &UserId, req: ClearRequest) -> Result<Out> {
-    let (me, chat_id, for_all) = (user.clone(), id(req.chat_id), req.for_all);
+    let (me, chat_id, for_all) = (user.clone(), req.chat_id, req.for_all);
     app.store
         .write(move |tx| {
             let chat = chats::member_chat(tx, chat_id, &me)?;

@@ -7,10 +7,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::posting::{check_size, post, validate, OutgoingMessage, Poster};
-use super::{bounded, id, Out};
+use super::{bounded, Out};
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::model::{ChatKind, ChatStatus, EventKind, Message, Params, Receipt, UserId};
+use crate::model::{
+    ChatId, ChatKind, ChatStatus, EventKind, Message, MessageId, Params, Receipt, UserId,
+};
 use crate::store::messages::{Marked, Page};
 use crate::store::{chats, messages, users, Tx};
 
@@ -73,8 +75,8 @@ pub async fn send(app: &Arc<App>, user: &UserId, req: SendRequest) -> Result<Out
 #[serde(rename_all = "camelCase")]
 pub struct StatusRequest {
     status: Receipt,
-    chat_id: u64,
-    message_id: u64,
+    chat_id: ChatId,
+    message_id: MessageId,
 }
 
 /// Marks messages up to one as delivered or read for `user`, and tells the chat when it moved.
@@ -82,7 +84,7 @@ pub struct StatusRequest {
 /// answers `read`.
 pub async fn status(app: &Arc<App>, user: &UserId, req: StatusRequest) -> Result<Out> {
     let (me, user) = (user.clone(), user.clone());
-    let (chat_id, message_id) = (id(req.chat_id), id(req.message_id));
+    let (chat_id, message_id) = (req.chat_id, req.message_id);
     let data = move |status: Receipt| {
         json!({
             "status": status,
@@ -118,27 +120,27 @@ pub async fn status(app: &Arc<App>, user: &UserId, req: StatusRequest) -> Result
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryRequest {
-    chat_id: u64,
-    before: Option<u64>,
-    after: Option<u64>,
+    chat_id: ChatId,
+    before: Option<MessageId>,
+    after: Option<MessageId>,
     limit: Option<u64>,
 }
 
 /// A page of a chat's messages, ascending, with `hasMore`.
 pub async fn history(app: &Arc<App>, user: &UserId, req: HistoryRequest) -> Result<Out> {
     let page = Page {
-        before: req.before.map(id),
-        after: req.after.map(id),
+        before: req.before,
+        after: req.after,
         limit: bounded("data.limit", req.limit, 50, 200)?,
     };
-    let page = history_page(app, user.clone(), id(req.chat_id), page).await?;
+    let page = history_page(app, user.clone(), req.chat_id, page).await?;
     Ok(Out::ok(page))
 }
 
 /// A page of a chat's history as `user`, a member, sees it (nothing they cleared): the
 /// messages, their authors' profiles and whether there are more. The client's `history` and
 /// the host's message pages both read it here.
-pub async fn history_page(app: &App, user: UserId, chat_id: i64, page: Page) -> Result<Value> {
+pub async fn history_page(app: &App, user: UserId, chat_id: ChatId, page: Page) -> Result<Value> {
     app.store
         .read(move |c| {
             let chat = chats::member_chat(c, chat_id, &user)?;
@@ -153,7 +155,11 @@ pub async fn history_page(app: &App, user: UserId, chat_id: i64, page: Page) -> 
 }
 
 /// A message the caller may act on: it exists in a chat they are a member of, which is open.
-fn own_chat_message(tx: &Tx, user: &UserId, message_id: i64) -> Result<(Message, chats::ChatRow)> {
+fn own_chat_message(
+    tx: &Tx,
+    user: &UserId,
+    message_id: MessageId,
+) -> Result<(Message, chats::ChatRow)> {
     let msg = messages::get(tx, message_id)?.ok_or(Error::MessageNotFound(message_id))?;
     let chat = chats::member_chat(tx, msg.chat_id, user).map_err(|e| match e {
         Error::ChatNotFound(_) => Error::MessageNotFound(message_id),
@@ -168,7 +174,7 @@ fn own_chat_message(tx: &Tx, user: &UserId, message_id: i64) -> Result<(Message,
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EditRequest {
-    message_id: u64,
+    message_id: MessageId,
     text: String,
     params: Option<Params>,
 }
@@ -180,7 +186,7 @@ pub async fn edit(app: &Arc<App>, user: &UserId, req: EditRequest) -> Result<Out
         return Err(Error::BadRequest("data.text must not be empty".into()));
     }
     let limit = app.config.max_message_bytes;
-    let (me, message_id) = (user.clone(), id(req.message_id));
+    let (me, message_id) = (user.clone(), req.message_id);
     app.store
         .write(move |tx| {
             let (msg, _) = own_chat_message(tx, &me, message_id)?;
@@ -207,14 +213,14 @@ pub async fn edit(app: &Arc<App>, user: &UserId, req: EditRequest) -> Result<Out
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeleteRequest {
-    message_id: u64,
+    message_id: MessageId,
 }
 
 /// Deletes a message (its author, or the admin of its group): it stays in the chat as
 /// `deleted: true` with no text, params or file, and the chat gets that `message`. Deleting it
 /// again changes nothing.
 pub async fn delete(app: &Arc<App>, user: &UserId, req: DeleteRequest) -> Result<Out> {
-    let (me, message_id) = (user.clone(), id(req.message_id));
+    let (me, message_id) = (user.clone(), req.message_id);
     app.store
         .write(move |tx| {
             let (msg, chat) = own_chat_message(tx, &me, message_id)?;

@@ -130,8 +130,3 @@ pub fn bounded(field: &str, value: Option<u64>, default: usize, max: usize) -> R
         ))),
     }
 }
-
-/// A chat or message id from the wire as the store's integer.
-pub fn id(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}

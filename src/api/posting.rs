@@ -2,9 +2,8 @@
 //! whether a client sends it as a member or the host posts it as a member or as the system.
 //! What differs between them is the [`Poster`].
 
-use super::id;
 use crate::error::{Error, Result};
-use crate::model::{ChatKind, ChatStatus, Message, Params, UserId};
+use crate::model::{ChatId, ChatKind, ChatStatus, Message, Params, UserId, SYSTEM};
 use crate::presence::Presence;
 use crate::store::messages::{self, NewMessage};
 use crate::store::{chats, files, Tx};
@@ -13,15 +12,13 @@ use serde::Deserialize;
 
 /// Longest client message id.
 const MAX_CLIENT_ID: usize = 128;
-/// The sender of a message the host posts without a user.
-pub const SYSTEM: &str = "system";
 
 /// One message as a client sends it.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OutgoingMessage {
     pub client_message_id: String,
-    pub chat_id: u64,
+    pub chat_id: ChatId,
     #[serde(rename = "type")]
     pub kind: Option<String>,
     #[serde(default)]
@@ -80,7 +77,7 @@ pub fn validate(
     check_size(&m.text, &m.params, max_bytes, field("text"))?;
     Ok(NewMessage {
         client_message_id: m.client_message_id,
-        chat_id: id(m.chat_id),
+        chat_id: m.chat_id,
         kind,
         text: m.text,
         params: m.params,
@@ -141,7 +138,7 @@ pub fn post(
     let (kind, status, sender) = match poster {
         Poster::Client(user) => {
             let chat = chats::member_chat(tx, new.chat_id, user)?;
-            (chat.kind, chat.status, chat.role)
+            (chat.kind, chat.status, chat.role.to_string())
         }
         Poster::Notice => {
             let chat = chats::host_row(tx, new.chat_id)?;
@@ -153,7 +150,7 @@ pub fn post(
             let sender = match author {
                 // Looked up directly: a Chat lists only the first members of a large group.
                 Some(user) => match chats::member_chat(tx, chat.id, user) {
-                    Ok(row) => row.role,
+                    Ok(row) => row.role.to_string(),
                     Err(Error::ChatNotFound(_)) => {
                         return Err(Error::BadRequest(format!(
                             "body.user_id: {user} is not a member of chat {}",

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::feed::{Feed, Sources};
 use crate::hub::Frame;
 use crate::limits::Slot;
-use crate::model::{EventKind, UserId};
+use crate::model::{EventId, EventKind, UserId};
 use crate::presence::{Connection, Kind};
 use crate::sse;
 
@@ -24,16 +24,19 @@ const RETRY_MS: u64 = 3000;
 const POLL_DEFAULT: u64 = 25;
 const POLL_MAX_TIMEOUT: u64 = 60;
 
-fn parse_cursor(name: &str, s: &str) -> Result<i64> {
-    s.trim().parse::<u64>().map(super::id).map_err(|_| {
-        Error::BadRequest(format!(
-            "{name} must be an event id (a whole number), not {s:?}"
-        ))
-    })
+fn parse_cursor(name: &str, s: &str) -> Result<EventId> {
+    s.trim()
+        .parse::<u64>()
+        .map(EventId::from_wire)
+        .map_err(|_| {
+            Error::BadRequest(format!(
+                "{name} must be an event id (a whole number), not {s:?}"
+            ))
+        })
 }
 
 /// Opens `user`'s feed after `cursor`.
-async fn feed(app: &App, user: &UserId, cursor: Option<i64>) -> Result<Feed> {
+async fn feed(app: &App, user: &UserId, cursor: Option<EventId>) -> Result<Feed> {
     let sources = Sources {
         store: app.store.clone(),
         hub: app.hub.clone(),
@@ -57,9 +60,10 @@ struct Opened {
 }
 
 impl Opened {
-    fn new(app: &App, user: &UserId, kind: Kind, cursor: Option<i64>) -> Opened {
+    fn new(app: &App, user: &UserId, kind: Kind, cursor: Option<EventId>) -> Opened {
         let counted = crate::metrics::Held::new(&app.metrics.open(kind.transport()));
         if kind == Kind::Stream {
+            let cursor = cursor.map(EventId::get);
             tracing::info!(user = %user, transport = kind.transport(), cursor, "stream opened");
         }
         Opened {

@@ -4,7 +4,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::error::{Error, Result};
-use crate::model::{Chat, ChatKind, ChatStatus, Member, UserId};
+use crate::model::{Chat, ChatId, ChatKind, ChatStatus, Member, MessageId, Role, UserId};
 use crate::store::members::{member_ids, receipts};
 use crate::store::{messages, Tx};
 
@@ -15,7 +15,7 @@ pub const LISTED_MEMBERS: usize = 100;
 /// A chat's own columns.
 #[derive(Debug, Clone)]
 pub struct ChatRow {
-    pub id: i64,
+    pub id: ChatId,
     pub kind: ChatKind,
     pub name: Option<String>,
     pub order_id: Option<String>,
@@ -24,9 +24,9 @@ pub struct ChatRow {
     pub created_at: i64,
     pub updated_at: i64,
     /// The role of the member it was looked up for.
-    pub role: String,
+    pub role: Role,
     /// That member's clear mark.
-    pub cleared: i64,
+    pub cleared: MessageId,
 }
 
 const COLUMNS: &str =
@@ -49,7 +49,7 @@ fn from_row(r: &Row) -> rusqlite::Result<ChatRow> {
 }
 
 /// The chat, if `user` is a member of it; otherwise `chat_not_found`, as if it did not exist.
-pub fn member_chat(conn: &Connection, chat_id: i64, user: &UserId) -> Result<ChatRow> {
+pub fn member_chat(conn: &Connection, chat_id: ChatId, user: &UserId) -> Result<ChatRow> {
     let sql = format!(
         "SELECT {COLUMNS} FROM chats c JOIN members m ON m.chat_id = c.id
          WHERE c.id = ?1 AND m.user_id = ?2"
@@ -70,7 +70,7 @@ fn view_as(conn: &Connection, row: ChatRow, user: Option<&UserId>) -> Result<Cha
     let receipts = receipts(conn, row.id)?;
     let (read, cleared) = user
         .and_then(|u| receipts.iter().find(|r| &r.user == u))
-        .map_or((0, 0), |r| (r.read, r.cleared));
+        .map_or((MessageId::ZERO, MessageId::ZERO), |r| (r.read, r.cleared));
     let unread = match user {
         Some(u) => messages::unread(conn, row.id, u, read.max(cleared))?,
         None => 0,
@@ -99,7 +99,7 @@ fn view_as(conn: &Connection, row: ChatRow, user: Option<&UserId>) -> Result<Cha
 }
 
 /// Fails with `chat_not_found` unless the chat exists (for the host, who sees every chat).
-pub fn require(conn: &Connection, chat_id: i64) -> Result<()> {
+pub fn require(conn: &Connection, chat_id: ChatId) -> Result<()> {
     let found: bool = conn
         .prepare_cached("SELECT EXISTS(SELECT 1 FROM chats WHERE id = ?1)")?
         .query_row([chat_id], |r| r.get(0))?;
@@ -111,7 +111,7 @@ pub fn require(conn: &Connection, chat_id: i64) -> Result<()> {
 }
 
 /// A chat's own columns as the host backend sees them, member or not (role `host`).
-pub fn host_row(conn: &Connection, chat_id: i64) -> Result<ChatRow> {
+pub fn host_row(conn: &Connection, chat_id: ChatId) -> Result<ChatRow> {
     conn.prepare_cached(
         "SELECT c.id, c.kind, c.name, c.order_id, c.admin, c.status, c.created_at, c.updated_at,
                 'host', 0 FROM chats c WHERE c.id = ?1",
@@ -122,7 +122,7 @@ pub fn host_row(conn: &Connection, chat_id: i64) -> Result<ChatRow> {
 }
 
 /// A chat as the host backend sees it, member or not.
-pub fn host_view(conn: &Connection, chat_id: i64) -> Result<Chat> {
+pub fn host_view(conn: &Connection, chat_id: ChatId) -> Result<Chat> {
     let row = host_row(conn, chat_id)?;
     view_as(conn, row, None)
 }
@@ -134,7 +134,7 @@ pub fn personalize(conn: &Connection, user: &UserId, data: &str) -> Result<Strin
     let Ok(mut chat) = serde_json::from_str::<Chat>(data) else {
         return Ok(data.to_string());
     };
-    let marks: Option<(i64, i64)> = conn
+    let marks: Option<(MessageId, MessageId)> = conn
         .prepare_cached(
             "SELECT read_up_to, cleared_up_to FROM members WHERE chat_id = ?1 AND user_id = ?2",
         )?
@@ -142,9 +142,9 @@ pub fn personalize(conn: &Connection, user: &UserId, data: &str) -> Result<Strin
             Ok((r.get(0)?, r.get(1)?))
         })
         .optional()?;
-    let (read, cleared) = marks.unwrap_or((i64::MAX, 0));
+    let cleared = marks.map_or(MessageId::ZERO, |(_, cleared)| cleared);
     chat.unread = match marks {
-        Some(_) => messages::unread(conn, chat.id, user, read.max(cleared))?,
+        Some((read, cleared)) => messages::unread(conn, chat.id, user, read.max(cleared))?,
         None => 0,
     };
     if chat.last_message.as_ref().is_some_and(|m| m.id <= cleared) {
@@ -154,7 +154,7 @@ pub fn personalize(conn: &Connection, user: &UserId, data: &str) -> Result<Strin
 }
 
 /// The newest order chat for `order_id` that is still open.
-pub fn open_order_chat(conn: &Connection, order_id: &str) -> Result<Option<i64>> {
+pub fn open_order_chat(conn: &Connection, order_id: &str) -> Result<Option<ChatId>> {
     Ok(conn
         .prepare_cached(
             "SELECT id FROM chats WHERE kind = 'order' AND order_id = ?1 AND status = 'open'
@@ -165,7 +165,7 @@ pub fn open_order_chat(conn: &Connection, order_id: &str) -> Result<Option<i64>>
 }
 
 /// Closes a chat (no more messages); true if it was open.
-pub fn close(conn: &Connection, chat_id: i64) -> Result<bool> {
+pub fn close(conn: &Connection, chat_id: ChatId) -> Result<bool> {
     let n = conn
         .prepare_cached("UPDATE chats SET status = 'closed' WHERE id = ?1 AND status = 'open'")?
         .execute([chat_id])?;
@@ -176,7 +176,7 @@ pub fn close(conn: &Connection, chat_id: i64) -> Result<bool> {
 }
 
 /// Sets a member's role (the `sender` of their future messages).
-pub fn set_role(conn: &Connection, chat_id: i64, user: &UserId, role: &str) -> Result<()> {
+pub fn set_role(conn: &Connection, chat_id: ChatId, user: &UserId, role: &Role) -> Result<()> {
     conn.prepare_cached("UPDATE members SET role = ?3 WHERE chat_id = ?1 AND user_id = ?2")?
         .execute(params![chat_id, user.as_str(), role])?;
     touch(conn, chat_id)
@@ -185,10 +185,10 @@ pub fn set_role(conn: &Connection, chat_id: i64, user: &UserId, role: &str) -> R
 /// Hands `old`'s membership (role included) to `new`, who sees the history as read up to now.
 pub fn hand_over(
     conn: &mut Tx,
-    chat_id: i64,
+    chat_id: ChatId,
     old: &UserId,
     new: &UserId,
-    seen_up_to: i64,
+    seen_up_to: MessageId,
 ) -> Result<()> {
     crate::store::users::ensure(conn, new)?;
     conn.left(chat_id, old)?;
@@ -216,11 +216,11 @@ pub fn personal_chat(
     conn: &mut Tx,
     kind: ChatKind,
     user: &UserId,
-    members: &[(UserId, &str)],
-) -> Result<(i64, bool)> {
+    members: &[(UserId, Role)],
+) -> Result<(ChatId, bool)> {
     // "/" cannot appear in a user id, so this never meets a direct chat's key.
     let key = format!("{kind}/{user}");
-    let existing: Option<i64> = conn
+    let existing: Option<ChatId> = conn
         .prepare_cached("SELECT id FROM chats WHERE direct_key = ?1")?
         .query_row([&key], |r| r.get(0))
         .optional()?;
@@ -232,13 +232,13 @@ pub fn personal_chat(
         "INSERT INTO chats(kind, direct_key, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
     )?
     .execute(params![kind, key, now])?;
-    let id = conn.last_insert_rowid();
-    add_members(conn, id, members, 0)?;
+    let id = ChatId::new(conn.last_insert_rowid());
+    add_members(conn, id, members, MessageId::ZERO)?;
     Ok((id, true))
 }
 
 /// One chat as `user` sees it, if they are a member.
-pub fn get(conn: &Connection, chat_id: i64, user: &UserId) -> Result<Chat> {
+pub fn get(conn: &Connection, chat_id: ChatId, user: &UserId) -> Result<Chat> {
     let row = member_chat(conn, chat_id, user)?;
     view(conn, row, user)
 }
@@ -249,14 +249,14 @@ pub fn list(
     conn: &Connection,
     user: &UserId,
     count: usize,
-    before: Option<(i64, i64)>,
+    before: Option<(i64, ChatId)>,
 ) -> Result<Vec<Chat>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM chats c JOIN members m ON m.chat_id = c.id
          WHERE m.user_id = ?1 AND (c.updated_at < ?2 OR (c.updated_at = ?2 AND c.id < ?3))
          ORDER BY c.updated_at DESC, c.id DESC LIMIT ?4"
     );
-    let (at, id) = before.unwrap_or((i64::MAX, 0));
+    let (at, id) = before.unwrap_or((i64::MAX, ChatId::ZERO));
     let rows = conn
         .prepare_cached(&sql)?
         .query_map(params![user.as_str(), at, id, count as i64], from_row)?
@@ -271,7 +271,7 @@ fn direct_key(a: &UserId, b: &UserId) -> String {
 }
 
 /// The direct chat between `a` and `b`, if there is one.
-pub fn find_direct(conn: &Connection, a: &UserId, b: &UserId) -> Result<Option<i64>> {
+pub fn find_direct(conn: &Connection, a: &UserId, b: &UserId) -> Result<Option<ChatId>> {
     Ok(conn
         .prepare_cached("SELECT id FROM chats WHERE direct_key = ?1")?
         .query_row([direct_key(a, b)], |r| r.get(0))
@@ -286,11 +286,11 @@ pub struct NewChat<'a> {
     pub order_id: Option<&'a str>,
     pub admin: Option<&'a UserId>,
     /// Members with their roles.
-    pub members: &'a [(UserId, &'a str)],
+    pub members: &'a [(UserId, Role)],
 }
 
 /// Creates a chat with its members (a direct chat gets its uniqueness key); returns its id.
-pub fn create(conn: &mut Tx, new: &NewChat) -> Result<i64> {
+pub fn create(conn: &mut Tx, new: &NewChat) -> Result<ChatId> {
     let now = crate::time::now_ms();
     let key = match (new.kind, new.members) {
         (ChatKind::Direct, [(a, _), (b, _)]) => Some(direct_key(a, b)),
@@ -308,8 +308,8 @@ pub fn create(conn: &mut Tx, new: &NewChat) -> Result<i64> {
         key,
         now
     ])?;
-    let id = conn.last_insert_rowid();
-    add_members(conn, id, new.members, 0)?;
+    let id = ChatId::new(conn.last_insert_rowid());
+    add_members(conn, id, new.members, MessageId::ZERO)?;
     Ok(id)
 }
 
@@ -318,9 +318,9 @@ pub fn create(conn: &mut Tx, new: &NewChat) -> Result<i64> {
 /// messages nor moves old messages' status back. They see the chat's events from the next one.
 pub fn add_members(
     conn: &mut Tx,
-    chat_id: i64,
-    members: &[(UserId, &str)],
-    seen_up_to: i64,
+    chat_id: ChatId,
+    members: &[(UserId, Role)],
+    seen_up_to: MessageId,
 ) -> Result<Vec<Member>> {
     // `joined_at` orders the members: strictly after everyone already in the chat, and in the
     // order given (a millisecond apart), so ties never fall back to id order.
@@ -342,7 +342,7 @@ pub fn add_members(
             conn.joined(chat_id, user)?;
             added.push(Member {
                 id: user.clone(),
-                role: role.to_string(),
+                role: role.clone(),
             });
         }
     }
@@ -352,14 +352,14 @@ pub fn add_members(
 }
 
 /// Moves a chat's member count by `delta`.
-fn count_members(conn: &Connection, chat_id: i64, delta: i64) -> Result<()> {
+fn count_members(conn: &Connection, chat_id: ChatId, delta: i64) -> Result<()> {
     conn.prepare_cached("UPDATE chats SET member_count = member_count + ?2 WHERE id = ?1")?
         .execute(params![chat_id, delta])?;
     Ok(())
 }
 
 /// How many members a chat has.
-pub fn member_count(conn: &Connection, chat_id: i64) -> Result<i64> {
+pub fn member_count(conn: &Connection, chat_id: ChatId) -> Result<i64> {
     Ok(conn
         .prepare_cached("SELECT member_count FROM chats WHERE id = ?1")?
         .query_row([chat_id], |r| r.get(0))
@@ -367,49 +367,22 @@ pub fn member_count(conn: &Connection, chat_id: i64) -> Result<i64> {
         .unwrap_or(0))
 }
 
-/// Up to `count` members of a chat in id order, after the member `after`; and whether more follow.
-pub fn members_page(
-    conn: &Connection,
-    chat_id: i64,
-    after: Option<&str>,
-    count: usize,
-) -> Result<(Vec<Member>, bool)> {
-    let mut rows = conn
-        .prepare_cached(
-            "SELECT user_id, role FROM members WHERE chat_id = ?1 AND user_id > ?2
-             ORDER BY user_id LIMIT ?3",
-        )?
-        .query_map(
-            params![chat_id, after.unwrap_or(""), count as i64 + 1],
-            |r| {
-                Ok(Member {
-                    id: r.get(0)?,
-                    role: r.get(1)?,
-                })
-            },
-        )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let more = rows.len() > count;
-    rows.truncate(count);
-    Ok((rows, more))
-}
-
 /// Moves a chat's activity time to now.
-fn touch(conn: &Connection, chat_id: i64) -> Result<()> {
+fn touch(conn: &Connection, chat_id: ChatId) -> Result<()> {
     conn.prepare_cached("UPDATE chats SET updated_at = MAX(updated_at + 1, ?2) WHERE id = ?1")?
         .execute(params![chat_id, crate::time::now_ms()])?;
     Ok(())
 }
 
 /// The id of the newest message of a chat (0 if none).
-pub fn last_message_id(conn: &Connection, chat_id: i64) -> Result<i64> {
+pub fn last_message_id(conn: &Connection, chat_id: ChatId) -> Result<MessageId> {
     Ok(conn
         .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM messages WHERE chat_id = ?1")?
         .query_row([chat_id], |r| r.get(0))?)
 }
 
 /// Renames a chat.
-pub fn rename(conn: &Connection, chat_id: i64, name: &str) -> Result<()> {
+pub fn rename(conn: &Connection, chat_id: ChatId, name: &str) -> Result<()> {
     conn.prepare_cached("UPDATE chats SET name = ?2 WHERE id = ?1")?
         .execute(params![chat_id, name])?;
     touch(conn, chat_id)
@@ -417,7 +390,7 @@ pub fn rename(conn: &Connection, chat_id: i64, name: &str) -> Result<()> {
 
 /// Removes a member; if they were the admin, the longest-standing remaining member takes over.
 /// From the next event on, the chat's events no longer reach them.
-pub fn remove_member(conn: &mut Tx, chat_id: i64, user: &UserId) -> Result<()> {
+pub fn remove_member(conn: &mut Tx, chat_id: ChatId, user: &UserId) -> Result<()> {
     let n = conn
         .prepare_cached("DELETE FROM members WHERE chat_id = ?1 AND user_id = ?2")?
         .execute(params![chat_id, user.as_str()])?;
@@ -435,7 +408,7 @@ pub fn remove_member(conn: &mut Tx, chat_id: i64, user: &UserId) -> Result<()> {
 }
 
 /// Deletes a chat with its members and messages; its events no longer reach anyone.
-pub fn delete(conn: &mut Tx, chat_id: i64) -> Result<()> {
+pub fn delete(conn: &mut Tx, chat_id: ChatId) -> Result<()> {
     for member in member_ids(conn, chat_id)? {
         conn.left(chat_id, &member)?;
     }
@@ -445,7 +418,12 @@ pub fn delete(conn: &mut Tx, chat_id: i64) -> Result<()> {
 }
 
 /// Hides every message up to `up_to` from `user` (their clear mark never moves back).
-pub fn clear_for(conn: &Connection, chat_id: i64, user: &UserId, up_to: i64) -> Result<()> {
+pub fn clear_for(
+    conn: &Connection,
+    chat_id: ChatId,
+    user: &UserId,
+    up_to: MessageId,
+) -> Result<()> {
     conn.prepare_cached(
         "UPDATE members SET cleared_up_to = MAX(cleared_up_to, ?3) WHERE chat_id = ?1 AND user_id = ?2",
     )?
@@ -455,15 +433,19 @@ pub fn clear_for(conn: &Connection, chat_id: i64, user: &UserId, up_to: i64) -> 
 
 /// Every chat of at most `limit` members that `user` is in, with its other members (whom
 /// `user`'s presence concerns).
-pub fn partners(conn: &Connection, user: &UserId, limit: usize) -> Result<Vec<(i64, Vec<UserId>)>> {
+pub fn partners(
+    conn: &Connection,
+    user: &UserId,
+    limit: usize,
+) -> Result<Vec<(ChatId, Vec<UserId>)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT m.chat_id, o.user_id FROM members m JOIN chats c ON c.id = m.chat_id
          JOIN members o ON o.chat_id = m.chat_id
          WHERE m.user_id = ?1 AND o.user_id != ?1 AND c.member_count <= ?2 ORDER BY m.chat_id",
     )?;
-    let mut out: Vec<(i64, Vec<UserId>)> = Vec::new();
+    let mut out: Vec<(ChatId, Vec<UserId>)> = Vec::new();
     let rows = stmt.query_map(params![user, limit as i64], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, UserId>(1)?))
+        Ok((r.get::<_, ChatId>(0)?, r.get::<_, UserId>(1)?))
     })?;
     for row in rows {
         let (chat, other) = row?;
@@ -476,7 +458,11 @@ pub fn partners(conn: &Connection, user: &UserId, limit: usize) -> Result<Vec<(i
 }
 
 /// The newest order chat (open or closed) for `order_id` that `user` is a member of.
-pub fn consultation_chat(conn: &Connection, order_id: &str, user: &UserId) -> Result<Option<i64>> {
+pub fn consultation_chat(
+    conn: &Connection,
+    order_id: &str,
+    user: &UserId,
+) -> Result<Option<ChatId>> {
     Ok(conn
         .prepare_cached(
             "SELECT c.id FROM chats c JOIN members m ON m.chat_id = c.id

@@ -6,13 +6,15 @@ use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use anyhow::Context;
+
 use crate::error::Result;
 use crate::hub::Frame;
-use crate::model::UserId;
+use crate::model::{ChatId, EventId, MessageId, UserId};
 use crate::store::{chats, messages};
 
 /// The newest event id ever assigned (0 for a new database).
-pub fn head(conn: &Connection) -> rusqlite::Result<i64> {
+pub fn head(conn: &Connection) -> rusqlite::Result<EventId> {
     conn.prepare_cached(
         "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)",
     )?
@@ -23,14 +25,14 @@ pub fn head(conn: &Connection) -> rusqlite::Result<i64> {
 /// with `from <= id < until` (no end while they are a member).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span {
-    pub chat: i64,
-    pub from: i64,
-    pub until: Option<i64>,
+    pub chat: ChatId,
+    pub from: EventId,
+    pub until: Option<EventId>,
 }
 
 impl Span {
     /// Whether the event `id` of this span's chat is visible in it.
-    pub fn covers(&self, id: i64) -> bool {
+    pub fn covers(&self, id: EventId) -> bool {
         self.from <= id && self.until.is_none_or(|u| id < u)
     }
 }
@@ -57,7 +59,7 @@ pub struct Page {
     pub frames: Vec<Frame>,
     /// The newest id the page looked at (events it skipped, such as a message since deleted
     /// with its chat, count as looked at): the next page starts after it.
-    pub through: i64,
+    pub through: EventId,
     /// Whether more events may follow.
     pub more: bool,
     /// The user's membership spans, read in the same snapshot.
@@ -66,10 +68,10 @@ pub struct Page {
 
 /// A stored row before it is rendered.
 struct Row {
-    id: i64,
-    chat: Option<i64>,
+    id: EventId,
+    chat: Option<ChatId>,
     kind: String,
-    message: Option<i64>,
+    message: Option<MessageId>,
     data: Option<String>,
     /// For a chat event seen through a span that has ended: when the user left (Unix ms).
     left_at: Option<i64>,
@@ -88,7 +90,7 @@ fn row(r: &rusqlite::Row) -> rusqlite::Result<Row> {
 
 /// When the membership that ended before event `until` ended: the time of the first event from
 /// there on (the removal's own). With none left, the earliest time, so nothing counts as older.
-fn ended_at(conn: &Connection, until: i64) -> Result<i64> {
+fn ended_at(conn: &Connection, until: EventId) -> Result<i64> {
     Ok(conn
         .prepare_cached("SELECT created_at FROM events WHERE id >= ?1 ORDER BY id LIMIT 1")?
         .query_row([until], |r| r.get(0))
@@ -103,7 +105,7 @@ fn ended_at(conn: &Connection, until: i64) -> Result<i64> {
 pub fn resume_page(
     conn: &Connection,
     user: &UserId,
-    after: i64,
+    after: EventId,
     limit: usize,
     max_bytes: usize,
 ) -> Result<Option<Page>> {
@@ -125,12 +127,12 @@ pub fn resume_page(
          WHERE chat_id = ?1 AND id > ?2 AND id < ?3 ORDER BY id LIMIT ?4",
     )?;
     for span in &spans {
-        let low = after.max(span.from - 1);
-        let mut high = span.until.unwrap_or(i64::MAX);
+        let low = after.get().max(span.from.get() - 1);
+        let mut high = span.until.map_or(i64::MAX, EventId::get);
         if rows.len() >= limit {
             rows.sort_unstable_by_key(|r| r.id);
             rows.truncate(limit);
-            high = high.min(rows[limit - 1].id);
+            high = high.min(rows[limit - 1].id.get());
         }
         if low + 1 >= high {
             continue;
@@ -196,19 +198,25 @@ fn changed_since(m: &crate::model::Message, at: i64) -> bool {
 }
 
 /// The highest event id the janitor has pruned: a cursor below it cannot be resumed.
-pub fn pruned_through(conn: &Connection) -> Result<i64> {
+pub fn pruned_through(conn: &Connection) -> Result<EventId> {
     let v: Option<String> = conn
         .prepare_cached("SELECT value FROM meta WHERE key = 'pruned_through'")?
         .query_row([], |r| r.get(0))
         .optional()?;
-    Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+    let Some(v) = v else {
+        return Ok(EventId::ZERO);
+    };
+    let id = v
+        .parse()
+        .with_context(|| format!("the stored pruned_through {v:?} is not an event id"))?;
+    Ok(EventId::new(id))
 }
 
 /// Deletes up to `batch` events created before `cutoff_ms`, and the membership spans that ended
 /// before them; returns how many events it deleted.
 pub fn prune_before(conn: &Connection, cutoff_ms: i64, batch: usize) -> Result<usize> {
     // Ids grow with time, so the old rows are a prefix of the table: find where it ends.
-    let last_old: Option<i64> = conn
+    let last_old: Option<EventId> = conn
         .query_row(
             "SELECT MAX(id) FROM (SELECT id, created_at FROM events ORDER BY id LIMIT ?1)
              WHERE created_at < ?2",

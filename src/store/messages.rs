@@ -4,14 +4,14 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::error::{Error, Result};
-use crate::model::{File, Message, MessageStatus, Params, Receipt, UserId};
+use crate::model::{ChatId, File, Message, MessageId, MessageStatus, Params, Receipt, UserId};
 use crate::store::members::{self, Marks};
 
 /// A message to store, already validated.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
     pub client_message_id: String,
-    pub chat_id: i64,
+    pub chat_id: ChatId,
     pub kind: String,
     pub text: String,
     pub params: Params,
@@ -27,6 +27,9 @@ const COLUMNS: &str = "id, chat_id, user_id, sender, client_message_id, type, te
 /// A message as stored, before its status is known.
 fn from_row(r: &Row) -> rusqlite::Result<Message> {
     let params: String = r.get(7)?;
+    let params = serde_json::from_str(&params).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(7, rusqlite::types::Type::Text, Box::new(e))
+    })?;
     Ok(Message {
         id: r.get(0)?,
         chat_id: r.get(1)?,
@@ -35,7 +38,7 @@ fn from_row(r: &Row) -> rusqlite::Result<Message> {
         client_message_id: r.get(4)?,
         kind: r.get(5)?,
         text: r.get(6)?,
-        params: serde_json::from_str(&params).unwrap_or_default(),
+        params,
         file: file_from_row(r)?,
         deleted: r.get(8)?,
         insert_date: crate::time::rfc3339(r.get(9)?),
@@ -120,7 +123,7 @@ pub fn by_client_id(
 /// The system message already posted to a chat with `client_message_id`, if any.
 pub fn system_by_client_id(
     conn: &Connection,
-    chat_id: i64,
+    chat_id: ChatId,
     client_message_id: &str,
 ) -> Result<Option<Message>> {
     let sql = format!(
@@ -157,7 +160,7 @@ pub fn insert(
         now,
         m.file_id
     ])?;
-    let id = conn.last_insert_rowid();
+    let id = MessageId::new(conn.last_insert_rowid());
     conn.prepare_cached("UPDATE chats SET last_message_id = ?2, updated_at = ?3 WHERE id = ?1")?
         .execute(params![m.chat_id, id, now])?;
     if let Some(user) = user {
@@ -190,8 +193,8 @@ pub fn insert(
 /// The newest message of a chat above a member's clear mark.
 pub fn last(
     conn: &Connection,
-    chat_id: i64,
-    cleared: i64,
+    chat_id: ChatId,
+    cleared: MessageId,
     receipts: &[Marks],
 ) -> Result<Option<Message>> {
     let sql = format!(
@@ -199,14 +202,19 @@ pub fn last(
     );
     let m = conn
         .prepare_cached(&sql)?
-        .query_row([chat_id, cleared], from_row)
+        .query_row(params![chat_id, cleared], from_row)
         .optional()?;
     Ok(m.map(|m| with_status(vec![m], receipts).remove(0)))
 }
 
 /// How many messages from others, above `read_up_to`, `user` has not read in a chat (deleted
 /// messages do not count).
-pub fn unread(conn: &Connection, chat_id: i64, user: &UserId, read_up_to: i64) -> Result<i64> {
+pub fn unread(
+    conn: &Connection,
+    chat_id: ChatId,
+    user: &UserId,
+    read_up_to: MessageId,
+) -> Result<i64> {
     Ok(conn
         .prepare_cached(
             "SELECT COUNT(*) FROM messages WHERE chat_id = ?1 AND id > ?3 AND deleted = 0
@@ -219,9 +227,9 @@ pub fn unread(conn: &Connection, chat_id: i64, user: &UserId, read_up_to: i64) -
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Page {
     /// Only messages with a smaller id.
-    pub before: Option<i64>,
+    pub before: Option<MessageId>,
     /// Only messages with a larger id (the page starts right after it).
-    pub after: Option<i64>,
+    pub after: Option<MessageId>,
     /// Page size.
     pub limit: usize,
 }
@@ -230,11 +238,11 @@ pub struct Page {
 /// more lie beyond it: newer ones when paging forward with `after`, older ones otherwise.
 pub fn history(
     conn: &Connection,
-    chat_id: i64,
-    cleared: i64,
+    chat_id: ChatId,
+    cleared: MessageId,
     page: Page,
 ) -> Result<(Vec<Message>, bool)> {
-    let before = page.before.unwrap_or(i64::MAX);
+    let before = page.before.map_or(i64::MAX, MessageId::get);
     let fetch = page.limit as i64 + 1;
     let (sql, from) = match page.after {
         Some(after) => ("id > ?2 AND id < ?3 ORDER BY id ASC", after.max(cleared)),
@@ -258,7 +266,7 @@ pub fn history(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Marked {
     /// The mark moved forward from this message id.
-    Moved { before: i64 },
+    Moved { before: MessageId },
     /// The mark was already at or past the message; this is the message's stored status for the
     /// user (a `delivered` after `read` leaves it read).
     Unchanged { stored: Receipt },
@@ -268,9 +276,9 @@ pub enum Marked {
 /// delivered; never backwards). Fails if the message is not in that chat.
 pub fn mark(
     conn: &Connection,
-    chat_id: i64,
+    chat_id: ChatId,
     user: &UserId,
-    message_id: i64,
+    message_id: MessageId,
     mark: Receipt,
 ) -> Result<Marked> {
     let exists: bool = conn
@@ -279,7 +287,7 @@ pub fn mark(
     if !exists {
         return Err(Error::MessageNotFound(message_id));
     }
-    let (delivered, read): (i64, i64) = conn
+    let (delivered, read): (MessageId, MessageId) = conn
         .prepare_cached(
             "SELECT delivered_up_to, read_up_to FROM members WHERE chat_id = ?1 AND user_id = ?2",
         )?
@@ -317,7 +325,7 @@ pub fn mark(
 /// Renders messages by id for replay, reading each chat's receipt marks once.
 pub struct Renderer<'c> {
     conn: &'c Connection,
-    receipts: std::collections::HashMap<i64, Vec<Marks>>,
+    receipts: std::collections::HashMap<ChatId, Vec<Marks>>,
 }
 
 impl<'c> Renderer<'c> {
@@ -330,7 +338,7 @@ impl<'c> Renderer<'c> {
     }
 
     /// The message as it now is, with its status; `None` if it no longer exists.
-    pub fn message(&mut self, id: i64) -> Result<Option<Message>> {
+    pub fn message(&mut self, id: MessageId) -> Result<Option<Message>> {
         let sql = format!("SELECT {COLUMNS} FROM message_rows WHERE id = ?1");
         let Some(mut m) = self
             .conn
@@ -352,13 +360,13 @@ impl<'c> Renderer<'c> {
 }
 
 /// A message with its status, wherever it is.
-pub fn get(conn: &Connection, id: i64) -> Result<Option<Message>> {
+pub fn get(conn: &Connection, id: MessageId) -> Result<Option<Message>> {
     let sql = format!("SELECT {COLUMNS} FROM message_rows WHERE id = ?1");
     one(conn, &sql, [id])
 }
 
 /// Replaces a message's text and params and sets its edit time; returns it as it now is.
-pub fn edit(conn: &Connection, id: i64, text: &str, params: &Params) -> Result<Message> {
+pub fn edit(conn: &Connection, id: MessageId, text: &str, params: &Params) -> Result<Message> {
     let params_json = serde_json::to_string(params).map_err(anyhow::Error::from)?;
     conn.prepare_cached(
         "UPDATE messages SET text = ?2, params = ?3, edit_date = ?4 WHERE id = ?1",
@@ -368,7 +376,7 @@ pub fn edit(conn: &Connection, id: i64, text: &str, params: &Params) -> Result<M
 }
 
 /// Marks a message deleted and wipes its content (text, params, file); returns it as it now is.
-pub fn delete(conn: &Connection, id: i64) -> Result<Message> {
+pub fn delete(conn: &Connection, id: MessageId) -> Result<Message> {
     conn.prepare_cached(
         "UPDATE messages SET deleted = 1, text = '', params = '{}', file_id = NULL, edit_date = ?2
          WHERE id = ?1",
@@ -380,9 +388,9 @@ pub fn delete(conn: &Connection, id: i64) -> Result<Message> {
 /// The distinct authors, other than `except`, of a chat's messages with ids in `(after, up_to]`.
 pub fn authors_between(
     conn: &Connection,
-    chat_id: i64,
-    after: i64,
-    up_to: i64,
+    chat_id: ChatId,
+    after: MessageId,
+    up_to: MessageId,
     except: &UserId,
 ) -> Result<Vec<UserId>> {
     let mut stmt = conn.prepare_cached(
@@ -391,4 +399,27 @@ pub fn authors_between(
     )?;
     let rows = stmt.query_map(params![chat_id, after, up_to, except], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_whose_stored_params_do_not_parse_is_an_error() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::migrate::run(&mut conn).unwrap();
+        conn.execute_batch(
+            "INSERT INTO chats(kind, created_at, updated_at) VALUES ('group', 0, 0);
+             INSERT INTO messages(chat_id, user_id, sender, client_message_id, type, text,
+                                  params, insert_date)
+             VALUES (1, 'ann', 'member', 'c1', 'text', 'hi', '{}', 0),
+                    (1, 'ann', 'member', 'c2', 'text', 'hi', 'not json', 0);",
+        )
+        .unwrap();
+        let fine = get(&conn, MessageId::new(1)).unwrap().unwrap();
+        assert!(fine.params.is_empty());
+        let bad = get(&conn, MessageId::new(2));
+        assert!(bad.is_err(), "{bad:?}");
+    }
 }

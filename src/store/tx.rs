@@ -8,7 +8,7 @@ use rusqlite::Connection;
 
 use crate::error::Result;
 use crate::hub::{Frame, Published};
-use crate::model::{EventKind, Message, UserId};
+use crate::model::{ChatId, EventId, EventKind, Message, MessageId, UserId};
 
 /// A change's connection inside the shared transaction, and what it publishes once committed.
 pub struct Tx<'c> {
@@ -33,12 +33,12 @@ impl Tx<'_> {
     /// Stores one row of the event log; returns its id.
     fn append(
         &self,
-        chat: Option<i64>,
+        chat: Option<ChatId>,
         user: Option<&UserId>,
         kind: &str,
-        message: Option<i64>,
+        message: Option<MessageId>,
         data: Option<&str>,
-    ) -> Result<i64> {
+    ) -> Result<EventId> {
         self.conn
             .prepare_cached(
                 "INSERT INTO events(chat_id, user_id, type, message_id, data, created_at)
@@ -52,7 +52,7 @@ impl Tx<'_> {
                 data,
                 crate::time::now_ms()
             ])?;
-        Ok(self.conn.last_insert_rowid())
+        Ok(EventId::new(self.conn.last_insert_rowid()))
     }
 
     /// Stores one event of `kind` with `data` for each of `users` (an event about them alone,
@@ -82,7 +82,7 @@ impl Tx<'_> {
     /// Stores one event of `kind` for a chat: every member sees it, whatever their number.
     pub fn emit_chat(
         &mut self,
-        chat: i64,
+        chat: ChatId,
         kind: EventKind,
         data: &impl serde::Serialize,
     ) -> Result<()> {
@@ -107,7 +107,7 @@ impl Tx<'_> {
         Ok(())
     }
 
-    fn publish_chat(&mut self, chat: i64, id: i64, kind: &str, data: Arc<str>) {
+    fn publish_chat(&mut self, chat: ChatId, id: EventId, kind: &str, data: Arc<str>) {
         let frame = Frame {
             id: Some(id),
             chat: Some(chat),
@@ -118,13 +118,15 @@ impl Tx<'_> {
     }
 
     /// The id the next event will get: membership spans start and end there.
-    fn next_event_id(&self) -> Result<i64> {
-        Ok(crate::store::events::head(self.conn)? + 1)
+    fn next_event_id(&self) -> Result<EventId> {
+        Ok(EventId::new(
+            crate::store::events::head(self.conn)?.get() + 1,
+        ))
     }
 
     /// Opens `user`'s membership span in `chat` (no-op if one is open): they see the chat's
     /// events from the next one on.
-    pub fn joined(&mut self, chat: i64, user: &UserId) -> Result<()> {
+    pub fn joined(&mut self, chat: ChatId, user: &UserId) -> Result<()> {
         let from = self.next_event_id()?;
         let n = self
             .conn
@@ -142,7 +144,7 @@ impl Tx<'_> {
 
     /// Ends `user`'s membership span in `chat`: no event of the chat from the next one on
     /// reaches them.
-    pub fn left(&mut self, chat: i64, user: &UserId) -> Result<()> {
+    pub fn left(&mut self, chat: ChatId, user: &UserId) -> Result<()> {
         let until = self.next_event_id()?;
         self.conn
             .prepare_cached(

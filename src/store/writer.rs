@@ -347,7 +347,8 @@ mod tests {
             .unwrap();
         conn.pragma_update(None, "max_page_count", pages + 8)
             .unwrap();
-        let writer = Writer::start(conn, Hub::new(0), Arc::default()).unwrap();
+        let writer =
+            Writer::start(conn, Hub::new(crate::model::EventId::ZERO), Arc::default()).unwrap();
 
         // Queued together, the four changes are committed as one batch.
         let hold = writer.submit(Lane::Small, |_| {
@@ -390,7 +391,8 @@ mod tests {
     async fn a_small_change_never_queues_behind_more_than_one_bulk_change() {
         let dir = tempfile::tempdir().unwrap();
         let conn = Connection::open(dir.path().join("w.db")).unwrap();
-        let writer = Writer::start(conn, Hub::new(0), Arc::default()).unwrap();
+        let writer =
+            Writer::start(conn, Hub::new(crate::model::EventId::ZERO), Arc::default()).unwrap();
         let ran = Arc::new(Mutex::new(Vec::new()));
         let change = |lane: Lane, name: &'static str| {
             let ran = ran.clone();

@@ -160,11 +160,12 @@ async fn clients_cannot_delete_rename_or_leave_chats_the_host_owns() {
             .app
             .store
             .write(move |tx| {
+                use chinwag::model::{Role, UserId};
                 let members = [
-                    (chinwag::model::UserId::parse("alice").unwrap(), "client"),
+                    (UserId::parse("alice").unwrap(), Role::Client),
                     (
-                        chinwag::model::UserId::parse("staff").unwrap(),
-                        "consultant",
+                        UserId::parse("staff").unwrap(),
+                        Role::parse("consultant", "role").unwrap(),
                     ),
                 ];
                 chinwag::store::chats::create(

@@ -8,17 +8,15 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::decode;
+use crate::api::bounded;
 use crate::api::chats::{push_chat, push_members, snapshot, with_profiles};
-use crate::api::posting::{post, validate, OutgoingMessage, Poster, SYSTEM};
-use crate::api::{bounded, id};
+use crate::api::posting::{post, validate, OutgoingMessage, Poster};
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::model::{ChatKind, EventKind, Member, OrderId, Params, UserId};
+use crate::model::{ChatId, ChatKind, EventKind, Member, MessageId, OrderId, Params, Role, UserId};
 use crate::store::chats::{self, NewChat};
 use crate::store::messages::Page;
 use crate::store::{users, Tx};
-
-/// The sender role of messages the host posts without a user.
 
 #[derive(Deserialize)]
 pub struct UserChatsRequest {
@@ -34,15 +32,14 @@ pub async fn user_chats(app: &Arc<App>, req: UserChatsRequest) -> Result<Value> 
 
 #[derive(Deserialize)]
 pub struct UserChatRequest {
-    chat_id: u64,
+    chat_id: ChatId,
     user_id: UserId,
 }
 
 /// `GET /chats/chat`: one chat as that user (a member) sees it.
 pub async fn user_chat(app: &Arc<App>, req: UserChatRequest) -> Result<Value> {
-    let chat_id = id(req.chat_id);
     app.store
-        .read(move |c| with_profiles(c, chats::get(c, chat_id, &req.user_id)?))
+        .read(move |c| with_profiles(c, chats::get(c, req.chat_id, &req.user_id)?))
         .await
 }
 
@@ -66,12 +63,12 @@ impl<T> OneOrMany<T> {
 #[derive(Deserialize)]
 pub struct InfoRequest {
     user_id: UserId,
-    chats_id: OneOrMany<u64>,
+    chats_id: OneOrMany<ChatId>,
 }
 
 /// `GET /chats/info`: those of the chats that the user is a member of, as they see them.
 pub async fn info(app: &Arc<App>, req: InfoRequest) -> Result<Value> {
-    let ids: Vec<i64> = req.chats_id.into_vec().into_iter().map(id).collect();
+    let ids = req.chats_id.into_vec();
     if ids.len() > 200 {
         return Err(Error::BadRequest(
             "body.chats_id may name at most 200 chats".into(),
@@ -143,18 +140,18 @@ pub enum Direction {
 #[derive(Deserialize)]
 pub struct MessagesRequest {
     user_id: UserId,
-    chat_id: u64,
-    message_id: Option<u64>,
+    chat_id: ChatId,
+    message_id: Option<MessageId>,
     count: Option<u64>,
 }
 
 /// Messages of a chat as that user (a member) sees them, after or before `message_id`.
 pub async fn messages(app: &Arc<App>, req: MessagesRequest, way: Direction) -> Result<Value> {
     let limit = bounded("body.count", req.count, 50, 200)?;
-    let from = req.message_id.map(id);
+    let from = req.message_id;
     let page = match way {
         Direction::After => Page {
-            after: Some(from.unwrap_or(0)),
+            after: Some(from.unwrap_or(MessageId::ZERO)),
             before: None,
             limit,
         },
@@ -164,7 +161,7 @@ pub async fn messages(app: &Arc<App>, req: MessagesRequest, way: Direction) -> R
             limit,
         },
     };
-    crate::api::messages::history_page(app, req.user_id, id(req.chat_id), page).await
+    crate::api::messages::history_page(app, req.user_id, req.chat_id, page).await
 }
 
 #[derive(Deserialize)]
@@ -196,33 +193,19 @@ pub async fn new_chat(app: &Arc<App>, req: NewChatRequest) -> Result<Value> {
         .await
 }
 
-/// Checks a member role given by the host: the `sender` of that member's messages.
-fn role(user_type: &str) -> Result<&str> {
-    if !crate::model::is_name(user_type, 32, b"_.-") {
-        return Err(Error::BadRequest(
-            "body.user_type must be 1 to 32 characters of A-Z a-z 0-9 _ . -".into(),
-        ));
-    }
-    if user_type == SYSTEM {
-        return Err(Error::BadRequest(
-            "body.user_type \"system\" is reserved for system messages".into(),
-        ));
-    }
-    Ok(user_type)
-}
-
 #[derive(Deserialize)]
 pub struct SubscribeRequest {
     user_id: UserId,
     user_type: String,
-    chat_id: u64,
+    chat_id: ChatId,
 }
 
 /// `POST /chats/user/subscribe`: adds the user with that role (or changes the role of a member).
 /// A new member sees the history, counted as read. Every member gets the new `chat`.
 pub async fn subscribe(app: &Arc<App>, req: SubscribeRequest) -> Result<Value> {
-    role(&req.user_type)?;
-    let chat_id = id(req.chat_id);
+    // The role becomes the `sender` of the member's messages.
+    let role = Role::parse(&req.user_type, "body.user_type").map_err(Error::BadRequest)?;
+    let chat_id = req.chat_id;
     app.store
         .write(move |tx| {
             let kind = chats::host_view(tx, chat_id)?.kind;
@@ -233,11 +216,11 @@ pub async fn subscribe(app: &Arc<App>, req: SubscribeRequest) -> Result<Value> {
                 )));
             }
             let added = if members.contains(&req.user_id) {
-                chats::set_role(tx, chat_id, &req.user_id, &req.user_type)?;
+                chats::set_role(tx, chat_id, &req.user_id, &role)?;
                 Vec::new()
             } else {
                 let seen = chats::last_message_id(tx, chat_id)?;
-                chats::add_members(tx, chat_id, &[(req.user_id.clone(), &req.user_type)], seen)?
+                chats::add_members(tx, chat_id, &[(req.user_id.clone(), role)], seen)?
             };
             changed(tx, chat_id, &added, None)
         })
@@ -246,7 +229,7 @@ pub async fn subscribe(app: &Arc<App>, req: SubscribeRequest) -> Result<Value> {
 
 /// Pushes the membership change and `chat` to the members, `chatDeleted` to `gone`; answers
 /// the host's view.
-fn changed(tx: &mut Tx, chat_id: i64, added: &[Member], gone: Option<&UserId>) -> Result<Value> {
+fn changed(tx: &mut Tx, chat_id: ChatId, added: &[Member], gone: Option<&UserId>) -> Result<Value> {
     let removed: Vec<UserId> = gone.into_iter().cloned().collect();
     push_members(tx, chat_id, added, &removed)?;
     if let Some(gone) = gone {
@@ -255,7 +238,7 @@ fn changed(tx: &mut Tx, chat_id: i64, added: &[Member], gone: Option<&UserId>) -
     with_profiles(tx, chats::host_view(tx, chat_id)?)
 }
 
-fn require_member(members: &[UserId], user: &UserId, field: &str, chat_id: i64) -> Result<()> {
+fn require_member(members: &[UserId], user: &UserId, field: &str, chat_id: ChatId) -> Result<()> {
     if members.contains(user) {
         Ok(())
     } else {
@@ -267,7 +250,7 @@ fn require_member(members: &[UserId], user: &UserId, field: &str, chat_id: i64) 
 
 #[derive(Deserialize)]
 pub struct HandOverRequest {
-    chat_id: u64,
+    chat_id: ChatId,
     old_user_id: UserId,
     new_user_id: UserId,
 }
@@ -275,7 +258,7 @@ pub struct HandOverRequest {
 /// `PUT /chats/user/subscribe`: gives `old_user_id`'s place (and role) to `new_user_id`, who sees
 /// the whole history. The old member gets `chatDeleted`, everyone else the new `chat`.
 pub async fn hand_over(app: &Arc<App>, req: HandOverRequest) -> Result<Value> {
-    let chat_id = id(req.chat_id);
+    let chat_id = req.chat_id;
     app.store
         .write(move |tx| {
             chats::require(tx, chat_id)?;
@@ -302,12 +285,12 @@ pub async fn hand_over(app: &Arc<App>, req: HandOverRequest) -> Result<Value> {
 #[derive(Deserialize)]
 pub struct UnsubscribeRequest {
     user_id: UserId,
-    chat_id: u64,
+    chat_id: ChatId,
 }
 
 /// `POST /chats/user/unsubscribe`: removes the member; they get `chatDeleted`, the rest `chat`.
 pub async fn unsubscribe(app: &Arc<App>, req: UnsubscribeRequest) -> Result<Value> {
-    let chat_id = id(req.chat_id);
+    let chat_id = req.chat_id;
     app.store
         .write(move |tx| {
             chats::require(tx, chat_id)?;
@@ -321,7 +304,7 @@ pub async fn unsubscribe(app: &Arc<App>, req: UnsubscribeRequest) -> Result<Valu
 
 #[derive(Deserialize)]
 pub struct PostRequest {
-    chat_id: u64,
+    chat_id: ChatId,
     user_id: Option<UserId>,
     message: String,
     client_message_id: Option<String>,
@@ -377,13 +360,13 @@ pub async fn post_message(app: &Arc<App>, req: PostRequest) -> Result<Value> {
 
 #[derive(Deserialize)]
 pub struct CloseRequest {
-    chat_id: u64,
+    chat_id: ChatId,
 }
 
 /// `POST /chats/status`: closes the chat. Messages to it then get `409 chat_closed`; members get
 /// the closed `chat`. Closing a closed chat changes nothing.
 pub async fn close(app: &Arc<App>, req: CloseRequest) -> Result<Value> {
-    let chat_id = id(req.chat_id);
+    let chat_id = req.chat_id;
     app.store
         .write(move |tx| {
             chats::require(tx, chat_id)?;

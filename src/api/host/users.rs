@@ -10,7 +10,7 @@ use crate::api::chats::push_chat;
 use crate::api::posting::{post, Poster};
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::model::{AsSent, ChatKind, EventKind, OrderId, Params, Profile, UserId};
+use crate::model::{AsSent, ChatKind, EventKind, OrderId, Params, Profile, Role, UserId};
 use crate::store::messages::NewMessage;
 use crate::store::{chats, users};
 
@@ -145,7 +145,7 @@ pub async fn notify(app: &Arc<App>, req: NotifyRequest) -> Result<Value> {
                 tx,
                 ChatKind::Notifications,
                 &user,
-                &[(user.clone(), "member")],
+                &[(user.clone(), Role::Member)],
             )?;
             if created {
                 push_chat(tx, chat_id)?;

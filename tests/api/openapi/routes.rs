@@ -57,6 +57,7 @@ fn every_route_is_described_and_every_described_route_exists() {
 /// One error of every variant: the exhaustive match fails to compile when a variant is added.
 fn every_error() -> Vec<chinwag::error::Error> {
     use chinwag::error::Error;
+    use chinwag::model::{ChatId, MessageId};
     let all = vec![
         Error::BadRequest("data.chatId is required".into()),
         Error::TypeMismatch {
@@ -70,11 +71,11 @@ fn every_error() -> Vec<chinwag::error::Error> {
         },
         Error::TokenInvalid("expired".into()),
         Error::Forbidden("only the admin".into()),
-        Error::ChatNotFound(7),
-        Error::MessageNotFound(7),
+        Error::ChatNotFound(ChatId::new(7)),
+        Error::MessageNotFound(MessageId::new(7)),
         Error::FileNotFound("f".into()),
         Error::ConsultationNotFound("501".into()),
-        Error::ChatClosed(7),
+        Error::ChatClosed(ChatId::new(7)),
         Error::PayloadTooLarge(1024),
         Error::MessageTooLarge {
             field: "data.text".into(),
