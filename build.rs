@@ -14,11 +14,15 @@ fn git(args: &[&str]) -> Option<String> {
 /// Writes `$OUT_DIR/web.rs`: one `(name, bytes, etag)` per file directly in `web/`, sorted by
 /// name, the ETag a hash of the bytes. Cargo reruns this when a file there changes or is added.
 fn web_assets() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+    // Read when the script runs, not when it is compiled: a compiled build script can be reused
+    // for the same package checked out elsewhere (one target directory for two trees).
+    let root = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let dir = std::path::Path::new(&root).join("web");
     println!("cargo:rerun-if-changed={}", dir.display());
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .map(|entries| entries.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
+    let mut files: Vec<_> = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries.flatten().map(|e| e.path()).collect(),
+        Err(e) => panic!("{} is needed (the browser's files): {e}", dir.display()),
+    };
     files.retain(|p| p.is_file());
     files.sort();
     let mut out = String::from("&[\n");
