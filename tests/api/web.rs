@@ -4,7 +4,21 @@
 use reqwest::{header, Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{read, spawn_app, spawn_with};
+use crate::helpers::{read, spawn_app, spawn_with, TestApp};
+
+/// `method path` on `app` with `headers`, no credentials (the browser's files need none).
+async fn call(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    headers: &[(header::HeaderName, &str)],
+) -> reqwest::Response {
+    let mut req = app.client.request(method, format!("{}{path}", app.base));
+    for (name, value) in headers {
+        req = req.header(name, *value);
+    }
+    req.send().await.unwrap()
+}
 
 #[tokio::test]
 async fn the_demo_app_and_the_client_are_served_with_validators() {
@@ -15,12 +29,7 @@ async fn the_demo_app_and_the_client_are_served_with_validators() {
         ("/app.css", "text/css", "{"),
         ("/v1/client.js", "text/javascript", "export class Chinwag"),
     ] {
-        let res = app
-            .client
-            .get(format!("{}{path}", app.base))
-            .send()
-            .await
-            .unwrap();
+        let res = call(&app, Method::GET, path, &[]).await;
         assert_eq!(res.status(), StatusCode::OK, "{path}");
         let h = res.headers().clone();
         assert!(
@@ -32,29 +41,14 @@ async fn the_demo_app_and_the_client_are_served_with_validators() {
         let body = res.text().await.unwrap();
         assert!(body.contains(needle), "{path} does not hold {needle:?}");
         // The browser's copy is current: 304 with no body; a stale one gets the file.
-        let again = app.client.get(format!("{}{path}", app.base));
-        let res = again
-            .header(header::IF_NONE_MATCH, &etag)
-            .send()
-            .await
-            .unwrap();
+        let res = call(&app, Method::GET, path, &[(header::IF_NONE_MATCH, &etag)]).await;
         assert_eq!(res.status(), StatusCode::NOT_MODIFIED, "{path}");
         assert_eq!(res.headers()[header::ETAG].to_str().unwrap(), etag);
         assert!(res.bytes().await.unwrap().is_empty());
-        let stale = app.client.get(format!("{}{path}", app.base));
-        let res = stale
-            .header(header::IF_NONE_MATCH, "\"0\"")
-            .send()
-            .await
-            .unwrap();
+        let res = call(&app, Method::GET, path, &[(header::IF_NONE_MATCH, "\"0\"")]).await;
         assert_eq!(res.status(), StatusCode::OK, "{path}");
         // HEAD: the headers alone.
-        let res = app
-            .client
-            .head(format!("{}{path}", app.base))
-            .send()
-            .await
-            .unwrap();
+        let res = call(&app, Method::HEAD, path, &[]).await;
         assert_eq!(res.status(), StatusCode::OK);
         assert!(res.bytes().await.unwrap().is_empty());
     }
@@ -71,23 +65,13 @@ async fn only_the_apps_files_are_served_and_other_methods_are_refused() {
         "/../Cargo.toml",
         "/v1/app.js",
     ] {
-        let res = app
-            .client
-            .get(format!("{}{path}", app.base))
-            .send()
-            .await
-            .unwrap();
+        let res = call(&app, Method::GET, path, &[]).await;
         let (status, body) = read(res).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
         assert_eq!(body["error"]["reason"], "type_not_found", "{path}");
     }
     for path in ["/", "/app.js", "/v1/client.js"] {
-        let res = app
-            .client
-            .post(format!("{}{path}", app.base))
-            .send()
-            .await
-            .unwrap();
+        let res = call(&app, Method::POST, path, &[]).await;
         assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED, "{path}");
         assert_eq!(res.headers()[header::ALLOW], "GET, HEAD", "{path}");
     }
@@ -96,12 +80,7 @@ async fn only_the_apps_files_are_served_and_other_methods_are_refused() {
 #[tokio::test]
 async fn development_sign_in_is_off_unless_the_server_runs_with_dev() {
     let app = spawn_app().await;
-    let res = app
-        .client
-        .get(format!("{}/v1/dev", app.base))
-        .send()
-        .await
-        .unwrap();
+    let res = call(&app, Method::GET, "/v1/dev", &[]).await;
     let (status, body) = read(res).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(
@@ -120,12 +99,7 @@ async fn development_sign_in_is_off_unless_the_server_runs_with_dev() {
 #[tokio::test]
 async fn with_dev_anyone_signs_in_by_name_and_the_token_works() {
     let app = spawn_with(|c| c.dev = true).await;
-    let res = app
-        .client
-        .get(format!("{}/v1/dev", app.base))
-        .send()
-        .await
-        .unwrap();
+    let res = call(&app, Method::GET, "/v1/dev", &[]).await;
     let (status, body) = read(res).await;
     assert_eq!(
         (status, body),
@@ -178,27 +152,19 @@ async fn with_dev_anyone_signs_in_by_name_and_the_token_works() {
 #[tokio::test]
 async fn any_origin_by_default_and_the_preflight_allows_what_sse_polyfills_send() {
     let app = spawn_app().await;
-    let asked = app.client.get(format!("{}/healthz", app.base));
-    let res = asked
-        .header(header::ORIGIN, "https://app.example.com")
-        .send()
-        .await
-        .unwrap();
+    let origin = (header::ORIGIN, "https://app.example.com");
+    let res = call(&app, Method::GET, "/healthz", std::slice::from_ref(&origin)).await;
     assert_eq!(res.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
     assert!(res.headers().get(header::VARY).is_none());
-    let pre = app
-        .client
-        .request(Method::OPTIONS, format!("{}/v1/events", app.base));
-    let res = pre
-        .header(header::ORIGIN, "https://app.example.com")
-        .header(header::ACCESS_CONTROL_REQUEST_METHOD, "GET")
-        .header(
+    let asked = [
+        origin,
+        (header::ACCESS_CONTROL_REQUEST_METHOD, "GET"),
+        (
             header::ACCESS_CONTROL_REQUEST_HEADERS,
             "cache-control, x-requested-with",
-        )
-        .send()
-        .await
-        .unwrap();
+        ),
+    ];
+    let res = call(&app, Method::OPTIONS, "/v1/events", &asked).await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     let allowed = res.headers()[header::ACCESS_CONTROL_ALLOW_HEADERS]
         .to_str()
