@@ -34,11 +34,15 @@ pub use routes::{routes, template};
 pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
     let started = std::time::Instant::now();
     let method = req.method().clone();
-    let origin = req
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    // Kept only where the answer names it: with `*`, every request skips the copy.
+    let origin = match app.config.cors {
+        crate::config::Cors::Any => None,
+        crate::config::Cors::Only(_) => req
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    };
     let route_name = template(req.uri().path());
     // The raw path only where there is no template to name it by.
     let unknown_path = (route_name == "unknown").then(|| req.uri().path().to_string());
