@@ -76,9 +76,11 @@ for _ in $(seq 100); do
 done
 curl -fsS "$BASE/healthz" >/dev/null
 # The binary under test serves the browser's files it embeds (a build that lost them answers 404).
-curl -fsS "$BASE/" | grep -q '<html' || { say "GET / is not the demo app's page"; exit 1; }
-curl -fsS "$BASE/v1/client.js" | grep -q 'export class Chinwag' \
-    || { say "GET /v1/client.js is not the client"; exit 1; }
+# (Read whole, then searched: `curl | grep -q` fails under pipefail when grep stops at its match.)
+curl -fsS "$BASE/" >"$WORK/page.html"
+grep -q '<html' "$WORK/page.html" || { say "GET / is not the demo app's page"; exit 1; }
+curl -fsS "$BASE/v1/client.js" >"$WORK/client.js"
+grep -q 'export class Chinwag' "$WORK/client.js" || { say "GET /v1/client.js is not the client"; exit 1; }
 
 CLIENT_TOKEN=$("$CHINWAG_BIN" token --data-dir "$DATA" --secret "$SECRET" --user alice --ttl 7200)
 

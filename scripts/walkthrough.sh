@@ -302,8 +302,12 @@ wait "${bg[serve]}" 2>/dev/null || true
 unset "bg[serve]"
 start demo
 wait_for demo "chinwag listening on http://127.0.0.1:8080" 60
-curl -sf localhost:8080/ | grep -q '<html' || fail "GET / is not the demo app's page"
-curl -sf localhost:8080/v1/client.js | grep -q 'export class Chinwag' || fail "GET /v1/client.js is not the client"
+# Each body is read whole before it is searched: `curl | grep -q` fails under pipefail whenever grep
+# stops reading at its match while curl still writes the rest (SIGPIPE).
+curl -sf localhost:8080/ >"$logs/demo-page" || fail "GET / did not answer 200"
+grep -q '<html' "$logs/demo-page" || fail "GET / is not the demo app's page"
+curl -sf localhost:8080/v1/client.js >"$logs/demo-client" || fail "GET /v1/client.js did not answer 200"
+grep -q 'export class Chinwag' "$logs/demo-client" || fail "GET /v1/client.js is not the client"
 curl -sf localhost:8080/v1/dev >"$logs/dev"
 check dev 'docs[0]["data"]["dev"] is True'
 curl -s -X POST localhost:8080/v1/dev/token -d '{"data": {"userId": "bob"}}' >"$logs/dev-token"
