@@ -67,7 +67,7 @@ impl App {
             config.poll_presence,
             config.presence_group_limit,
         );
-        let deliveries = Deliveries::new(store.clone());
+        let deliveries = Deliveries::new(crate::deliveries::Sink::Store(store.clone()));
         let webhooks = Webhooks::new(&config)?;
         let thumbnails = Thumbnails::new(
             config.thumbnail_decodes,

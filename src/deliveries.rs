@@ -1,7 +1,8 @@
 //! Automatic `delivered` receipts: a message that reached a recipient's open stream or poll is
 //! marked delivered for them, and its author is told with `messageStatus`, so clients that never
 //! send receipts still show two ticks. Marks are gathered in memory and written in one change
-//! every `FLUSH_DELAY`, so a busy stream costs a write per interval, not per message.
+//! every `FLUSH_DELAY`, so a busy stream costs a write per interval, not per message. An edge
+//! of a cluster sends its marks to the primary, which writes them the same way.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,6 +14,7 @@ use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
 use crate::hub::Frame;
+use crate::link::{Ask, Link};
 use crate::model::{ChatId, EventKind, MessageId, Receipt, UserId};
 use crate::store::messages::{self, Marked};
 use crate::store::Store;
@@ -29,20 +31,29 @@ struct MessageRef {
     user_id: Option<String>,
 }
 
+/// Where marks are written: this node's database, or the primary's.
+pub enum Sink {
+    Store(Store),
+    Remote(Link),
+}
+
+/// Marks: for each recipient and chat, the newest message that reached them.
+pub type Marks = Vec<(UserId, ChatId, MessageId)>;
+
 /// Pending delivered marks: for each recipient and chat, the newest message that reached them.
 pub struct Deliveries {
     pending: Mutex<HashMap<(UserId, ChatId), MessageId>>,
     wake: Notify,
-    store: Store,
+    sink: Sink,
 }
 
 impl Deliveries {
-    /// A collector that writes through `store`.
-    pub fn new(store: Store) -> Arc<Deliveries> {
+    /// A collector that writes to `sink`.
+    pub fn new(sink: Sink) -> Arc<Deliveries> {
         Arc::new(Deliveries {
             pending: Mutex::default(),
             wake: Notify::new(),
-            store,
+            sink,
         })
     }
 
@@ -72,38 +83,22 @@ impl Deliveries {
         }
     }
 
-    /// Writes every pending mark in one change; each mark that moved tells the authors of the
-    /// messages it newly covers.
+    /// Writes every pending mark (on an edge: sends them to the primary).
     pub async fn flush(&self) -> Result<()> {
-        let batch: Vec<((UserId, ChatId), MessageId)> =
-            self.pending.lock().unwrap().drain().collect();
+        let batch: Marks = (self.pending.lock().unwrap().drain())
+            .map(|((user, chat), message)| (user, chat, message))
+            .collect();
         if batch.is_empty() {
             return Ok(());
         }
-        self.store
-            .write(move |tx| {
-                for ((user, chat_id), message_id) in &batch {
-                    let before =
-                        match messages::mark(tx, *chat_id, user, *message_id, Receipt::Delivered) {
-                            Ok(Marked::Moved { before }) => before,
-                            Ok(Marked::Unchanged { .. }) => continue,
-                            // The chat was deleted or the user left it since: nothing to mark.
-                            Err(Error::ChatNotFound(_) | Error::MessageNotFound(_)) => continue,
-                            Err(e) => return Err(e),
-                        };
-                    let authors =
-                        messages::authors_between(tx, *chat_id, before, *message_id, user)?;
-                    let data = json!({
-                        "status": "delivered",
-                        "chatId": chat_id,
-                        "messageId": message_id,
-                        "userId": user,
-                    });
-                    tx.emit(&authors, EventKind::MessageStatus, &data)?;
-                }
+        match &self.sink {
+            Sink::Store(store) => write(store, batch).await,
+            Sink::Remote(link) => {
+                let ask = Ask::Delivered { marks: batch };
+                link.ask::<serde_json::Value>(&ask).await?;
                 Ok(())
-            })
-            .await
+            }
+        }
     }
 
     /// Runs until aborted: waits for marks, lets more gather for a moment, writes them.
@@ -116,4 +111,33 @@ impl Deliveries {
             }
         }
     }
+}
+
+/// Writes `marks` in one change; each mark that moved tells the authors of the messages it
+/// newly covers.
+pub async fn write(store: &Store, marks: Marks) -> Result<()> {
+    store
+        .write(move |tx| {
+            for (user, chat_id, message_id) in &marks {
+                    let before =
+                    match messages::mark(tx, *chat_id, user, *message_id, Receipt::Delivered) {
+                        Ok(Marked::Moved { before }) => before,
+                        Ok(Marked::Unchanged { .. }) => continue,
+                        // The chat was deleted or the user left it since: nothing to mark.
+                        Err(Error::ChatNotFound(_) | Error::MessageNotFound(_)) => continue,
+                        Err(e) => return Err(e),
+                    };
+                let authors =
+                    messages::authors_between(tx, *chat_id, before, *message_id, user)?;
+                let data = json!({
+                    "status": "delivered",
+                    "chatId": chat_id,
+                    "messageId": message_id,
+                    "userId": user,
+                });
+                tx.emit(&authors, EventKind::MessageStatus, &data)?;
+            }
+            Ok(())
+            })
+            .await
 }

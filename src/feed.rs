@@ -2,7 +2,8 @@
 //! subscribes, resolves the cursor, replays the store after it, goes live, drops repeats by id,
 //! checks each chat event against the user's membership, renders per-user fields, re-reads the
 //! store after a lag, and answers `reset` when the cursor is past retention. It holds at most
-//! one small page of events in memory.
+//! one small page of events in memory. What it reads comes from the database here, or on an
+//! edge of a cluster from the primary ([`Reader`]).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use crate::deliveries::Deliveries;
 use crate::error::{Error, Result};
 use crate::hub::{Frame, Hub, Item, Subscription};
+use crate::link::{Link, Opening};
 use crate::metrics::Metrics;
 use crate::model::{ChatId, EventId, EventKind, UserId};
 use crate::store::events::{self, Page, Span};
@@ -25,10 +27,80 @@ pub const MAX_EVENTS: usize = 500;
 /// is larger alone).
 pub const MAX_BYTES: usize = 32 * 1024;
 
+/// Where a feed reads the store: the database itself, or the primary's through the cluster.
+#[derive(Clone)]
+pub enum Reader {
+    Local(Store),
+    Remote(Link),
+}
+
+impl Reader {
+    async fn spans(&self, user: &UserId) -> Result<Vec<Span>> {
+        match self {
+            Reader::Local(store) => {
+                let user = user.clone();
+                store.read(move |c| events::spans(c, &user)).await
+            }
+            Reader::Remote(link) => link.spans(user).await,
+        }
+    }
+
+    async fn page(&self, user: &UserId, after: EventId) -> Result<Option<Page>> {
+        match self {
+            Reader::Local(store) => {
+                let user = user.clone();
+                store
+                    .read(move |c| events::resume_page(c, &user, after, MAX_EVENTS, MAX_BYTES))
+                    .await
+            }
+            Reader::Remote(link) => link.page(user, after).await,
+        }
+    }
+
+    async fn personalize(&self, user: &UserId, data: &Arc<str>) -> Result<String> {
+        match self {
+            Reader::Local(store) => {
+                let (user, data) = (user.clone(), data.clone());
+                store.read(move |c| chats::personalize(c, &user, &data)).await
+            }
+            Reader::Remote(link) => link.personalize(user, data).await,
+        }
+    }
+}
+
+/// Where `user`'s feed starts: the newest committed id (read first), what is pruned, their
+/// spans, and (if asked) the `chats` snapshot a stream starts with, read after the head so that
+/// nothing committed in between is missed by both.
+pub async fn opening(
+    store: &Store,
+    hub: &Hub,
+    user: &UserId,
+    snapshot: bool,
+) -> Result<Opening> {
+    let head = hub.head();
+    let u = user.clone();
+    let (pruned, spans, snapshot) = store
+        .read(move |c| {
+            let snapshot = match snapshot {
+                true => Some(chats::snapshot(c, &u, 50, None)?),
+                false => None,
+            };
+            Ok((events::pruned_through(c)?, events::spans(c, &u)?, snapshot))
+        })
+        .await?;
+    Ok(Opening {
+        user: user.clone(),
+        head,
+        pruned,
+        spans,
+        snapshot,
+    })
+}
+
 /// What a feed reads and listens through.
 #[derive(Clone)]
 pub struct Sources {
-    pub store: Store,
+    pub reader: Reader,
     pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,
     pub deliveries: Arc<Deliveries>,
@@ -69,28 +141,58 @@ fn open_chats(spans: &[Span]) -> impl Iterator<Item = ChatId> + '_ {
 }
 
 impl Feed {
-    /// Starts `user`'s feed after `cursor` (`None`: from now). A cursor older than retention, or
-    /// newer than any id given out, starts from now with a `reset` first.
-    pub async fn open(src: &Sources, user: &UserId, cursor: Option<EventId>) -> Result<Feed> {
+    /// Starts `user`'s feed after `cursor` (`None`: from now), on this node's database; with the
+    /// `chats` snapshot when asked for. A cursor older than retention, or newer than any id
+    /// given out, starts from now with a `reset` first.
+    pub async fn open(
+        src: &Sources,
+        store: &Store,
+        user: &UserId,
+        cursor: Option<EventId>,
+        snapshot: bool,
+    ) -> Result<(Feed, Option<serde_json::Value>)> {
         // Subscribe before anything is read, so nothing committed meanwhile is missed.
         let sub = src.hub.subscribe(user);
-        let head = src.hub.head();
-        let u = user.clone();
-        let (pruned, spans) = src
-            .store
-            .read(move |c| Ok((events::pruned_through(c)?, events::spans(c, &u)?)))
-            .await?;
+        let opening = opening(store, &src.hub, user, snapshot).await?;
+        Ok(Feed::start(src, sub, cursor, opening))
+    }
+
+    /// Starts a feed from where the primary said it starts (on an edge). Subscribed after that
+    /// was read: what was committed in between comes from the first replay, which is read now.
+    pub fn resume(
+        src: &Sources,
+        cursor: Option<EventId>,
+        opening: Opening,
+    ) -> (Feed, Option<serde_json::Value>) {
+        src.hub.advance(opening.head);
+        let sub = src.hub.subscribe(&opening.user);
+        Feed::start(src, sub, cursor, opening)
+    }
+
+    fn start(
+        src: &Sources,
+        sub: Subscription,
+        cursor: Option<EventId>,
+        opening: Opening,
+    ) -> (Feed, Option<serde_json::Value>) {
+        let Opening {
+            user,
+            head,
+            pruned,
+            spans,
+            snapshot,
+        } = opening;
         // From here on the user's chats' events reach the channel; the first replay, read after
         // this, holds whatever was committed before.
-        src.hub.watch(user, open_chats(&spans));
+        src.hub.watch(&user, open_chats(&spans));
         let (last, reset) = match cursor {
             None => (head, None),
             Some(c) if c < pruned || c > head => (head, Some(reset_frame(head))),
             Some(c) => (c, None),
         };
-        Ok(Feed {
+        let feed = Feed {
             src: src.clone(),
-            user: user.clone(),
+            user,
             sub,
             last,
             spans,
@@ -99,7 +201,8 @@ impl Feed {
             ready: Vec::new(),
             ready_bytes: 0,
             reset,
-        })
+        };
+        (feed, snapshot)
     }
 
     /// The `reset` to send before anything else, if the cursor could not be resumed.
@@ -175,12 +278,7 @@ impl Feed {
 
     /// Reads the next page after the cursor into `ready`.
     async fn replay_page(&mut self) -> Result<()> {
-        let (user, after) = (self.user.clone(), self.last);
-        let page = self
-            .src
-            .store
-            .read(move |c| events::resume_page(c, &user, after, MAX_EVENTS, MAX_BYTES))
-            .await?;
+        let page = self.src.reader.page(&self.user, self.last).await?;
         let Some(Page {
             frames,
             through,
@@ -190,12 +288,7 @@ impl Feed {
         else {
             // Pruned while the feed was behind: start over from the present, with the
             // memberships as they are now (changes it was told of may be among what it missed).
-            let user = self.user.clone();
-            let spans = self
-                .src
-                .store
-                .read(move |c| events::spans(c, &user))
-                .await?;
+            let spans = self.src.reader.spans(&self.user).await?;
             let head = self.src.hub.head();
             self.spans = spans;
             self.src.hub.watch(&self.user, open_chats(&self.spans));
@@ -219,12 +312,12 @@ impl Feed {
     async fn judge(&mut self, item: Item) -> Result<()> {
         let mut frame = match item {
             Item::Membership => {
-                let user = self.user.clone();
-                self.spans = self
-                    .src
-                    .store
-                    .read(move |c| events::spans(c, &user))
-                    .await?;
+                self.spans = self.src.reader.spans(&self.user).await?;
+                return Ok(());
+            }
+            Item::Resync => {
+                self.src.metrics.lag_rereads.inc();
+                self.catch_up = true;
                 return Ok(());
             }
             Item::Frame(f) => f,
@@ -241,12 +334,7 @@ impl Feed {
                 return Ok(());
             }
             if &*frame.kind == "chat" {
-                let (user, data) = (self.user.clone(), frame.data.clone());
-                let data = self
-                    .src
-                    .store
-                    .read(move |c| chats::personalize(c, &user, &data))
-                    .await?;
+                let data = self.src.reader.personalize(&self.user, &frame.data).await?;
                 frame = Arc::new(Frame {
                     data: data.into(),
                     ..(*frame).clone()

@@ -4,12 +4,17 @@
 //! committed change here in commit order; live-only events (typing, presence, calls) are published
 //! directly. Memory only makes delivery fast: a receiver that falls behind re-reads the store,
 //! and each receiver checks a chat's event against its own membership before sending it.
+//!
+//! In a cluster the primary's hub also hands every change, in the same order, to a relay (sent on
+//! to the edges); an edge's hub takes them from there with [`Hub::apply`], and tells every
+//! receiver to re-read the store ([`Item::Resync`]) when some may have been lost on the way.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use tokio::sync::broadcast;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc};
 
 use crate::model::{ChatId, EventId, EventKind, UserId};
 
@@ -17,7 +22,7 @@ use crate::model::{ChatId, EventId, EventKind, UserId};
 const CHANNEL_CAPACITY: usize = 16;
 
 /// One event on its way to users: stored ones have an id, live-only ones do not.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Frame {
     /// The event id (stored events only).
     pub id: Option<EventId>,
@@ -54,10 +59,14 @@ pub enum Item {
     Frame(Arc<Frame>),
     /// The user's memberships changed: re-read them before judging the next chat event.
     Membership,
+    /// Changes may have been lost on their way to this node: read the store after the cursor.
+    Resync,
 }
 
-/// A committed change as the writer hands it over, in commit order.
-#[derive(Debug, Clone)]
+/// A committed change as the writer hands it over, in commit order (a live event for one user
+/// travels as `User` too).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum Published {
     /// An event for one user.
     User(UserId, Arc<Frame>),
@@ -111,11 +120,27 @@ impl Routes {
     }
 }
 
+/// What the hub hands its relay: one publish call's changes, numbered in order from 1, with the
+/// newest committed event id after them.
+#[derive(Debug, Clone)]
+pub struct Relayed {
+    pub seq: u64,
+    pub head: EventId,
+    pub changes: Vec<Published>,
+}
+
+/// How many publish calls the relay may have queued; past it they are dropped, and the gap in
+/// `seq` tells the edges to re-read the store.
+pub const RELAY_CAPACITY: usize = 4096;
+
 /// The registry of listening users, and the newest committed event id.
 #[derive(Default)]
 pub struct Hub {
     routes: Mutex<Routes>,
     head: AtomicI64,
+    relay: OnceLock<mpsc::Sender<Relayed>>,
+    /// The last `seq` handed to the relay (counted under the routes lock: in publish order).
+    relayed: std::sync::atomic::AtomicU64,
 }
 
 /// A receiver on one user's events; unregisters itself when dropped.
@@ -130,9 +155,49 @@ impl Hub {
     /// A hub whose newest committed event id is `head`.
     pub fn new(head: EventId) -> Arc<Hub> {
         Arc::new(Hub {
-            routes: Mutex::default(),
             head: AtomicI64::new(head.get()),
+            ..Hub::default()
         })
+    }
+
+    /// From now on every publish is also handed, in order, to the returned receiver (the
+    /// primary of a cluster sends it on to the edges). Once only.
+    pub fn relay(&self) -> mpsc::Receiver<Relayed> {
+        let (tx, rx) = mpsc::channel(RELAY_CAPACITY);
+        if self.relay.set(tx).is_err() {
+            panic!("the hub's relay is taken once");
+        }
+        rx
+    }
+
+    /// Hands `changes` to the relay, if there is one. Called with the routes lock held, so the
+    /// relay's order is the hub's.
+    fn to_relay(&self, changes: impl FnOnce() -> Vec<Published>) {
+        let Some(tx) = self.relay.get() else { return };
+        let seq = self.relayed.fetch_add(1, Ordering::AcqRel) + 1;
+        let relayed = Relayed {
+            seq,
+            head: self.head(),
+            changes: changes(),
+        };
+        if tx.try_send(relayed).is_err() {
+            tracing::warn!("the cluster relay is full; edges will re-read the store");
+        }
+    }
+
+    /// Applies changes relayed from the primary: the head moves to `head`, then they are
+    /// delivered as if committed here.
+    pub fn apply(&self, head: EventId, changes: &[Published]) {
+        self.advance(head);
+        self.publish_committed(changes);
+    }
+
+    /// Tells every receiver to re-read the store: changes may have been lost on the way here.
+    pub fn resync(&self) {
+        let routes = self.routes.lock().unwrap();
+        for l in routes.users.values() {
+            let _ = l.tx.send(Item::Resync);
+        }
     }
 
     /// Starts receiving `user`'s events: those addressed to them at once, their chats' once
@@ -178,6 +243,7 @@ impl Hub {
     /// Delivers committed changes, in order, to whoever they concern and is listening.
     pub fn publish_committed(&self, changes: &[Published]) {
         let mut routes = self.routes.lock().unwrap();
+        self.to_relay(|| changes.to_vec());
         for change in changes {
             match change {
                 Published::User(user, frame) => routes.send(user, Item::Frame(frame.clone())),
@@ -203,6 +269,12 @@ impl Hub {
     /// Delivers live frames to whoever of their users is listening.
     pub fn publish<'a>(&self, frames: impl IntoIterator<Item = (&'a UserId, Arc<Frame>)>) {
         let routes = self.routes.lock().unwrap();
+        let frames: Vec<(&UserId, Arc<Frame>)> = frames.into_iter().collect();
+        self.to_relay(|| {
+            let each = frames.iter();
+            each.map(|(u, f)| Published::User((*u).clone(), f.clone()))
+                .collect()
+        });
         for (user, frame) in frames {
             routes.send(user, Item::Frame(frame));
         }

@@ -60,6 +60,7 @@ pub mod http;
 pub mod hub;
 pub mod janitor;
 pub mod limits;
+pub mod link;
 pub mod metrics;
 pub mod model;
 pub mod presence;

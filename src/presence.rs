@@ -62,16 +62,26 @@ pub struct Presence {
     group_limit: usize,
 }
 
+/// What closing a connection does, told whether it closed cleanly.
+type Close = Box<dyn FnOnce(bool) + Send + Sync>;
+
 /// An open connection; dropping it closes it. Call [`Connection::close_cleanly`] first when the
 /// server ended it on purpose.
 pub struct Connection {
-    presence: Arc<Presence>,
-    user: UserId,
-    kind: Kind,
+    close: Option<Close>,
     clean: bool,
 }
 
 impl Connection {
+    /// A connection whose close runs `close` (an edge's tells the primary); `clean` from the
+    /// start for a poll, whose end is always on purpose.
+    pub fn new(kind: Kind, close: impl FnOnce(bool) + Send + Sync + 'static) -> Connection {
+        Connection {
+            close: Some(Box::new(close)),
+            clean: kind == Kind::Poll,
+        }
+    }
+
     /// Marks the end as clean: no `clientConnectionError` is sent.
     pub fn close_cleanly(&mut self) {
         self.clean = true;
@@ -80,7 +90,9 @@ impl Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        self.presence.disconnect(&self.user, self.kind, self.clean);
+        if let Some(close) = self.close.take() {
+            close(self.clean);
+        }
     }
 }
 
@@ -113,12 +125,8 @@ impl Presence {
         if let Some(generation) = came_online {
             self.tell_partners(user.clone(), Some(generation), None);
         }
-        Connection {
-            presence: self.clone(),
-            user: user.clone(),
-            kind,
-            clean: kind == Kind::Poll,
-        }
+        let (presence, user) = (self.clone(), user.clone());
+        Connection::new(kind, move |clean| presence.disconnect(&user, kind, clean))
     }
 
     fn disconnect(self: &Arc<Self>, user: &UserId, kind: Kind, clean: bool) {

@@ -161,8 +161,9 @@ impl Connections {
         } = accepted;
         let _ = stream.set_nodelay(true);
         let app = self.app.clone();
-        let service = hyper::service::service_fn(move |req| {
+        let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
             let app = app.clone();
+            let req = req.map(http_body_util::BodyExt::boxed);
             async move {
                 Ok::<_, Infallible>(if metrics_only {
                     crate::http::handle_metrics(app, req).await

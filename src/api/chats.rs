@@ -20,7 +20,7 @@ const MAX_NAME: usize = 200;
 
 /// `{chat, users}`: a chat with its members' profiles.
 pub fn with_profiles(conn: &rusqlite::Connection, chat: Chat) -> Result<Value> {
-    let profiles = member_profiles(conn, std::slice::from_ref(&chat))?;
+    let profiles = chats::member_profiles(conn, std::slice::from_ref(&chat))?;
     Ok(json!({"chat": chat, "users": profiles}))
 }
 
@@ -80,15 +80,6 @@ pub fn group_name(name: Option<String>) -> Result<Option<String>> {
     Ok(name)
 }
 
-/// Profiles of every member of `chats`.
-fn member_profiles(conn: &rusqlite::Connection, list: &[Chat]) -> Result<Vec<crate::model::User>> {
-    users::profiles(
-        conn,
-        list.iter()
-            .flat_map(|c| c.users.iter().map(|m| m.id.as_str())),
-    )
-}
-
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ListRequest {
@@ -106,11 +97,7 @@ pub async fn snapshot(
 ) -> Result<Value> {
     let user = user.clone();
     app.store
-        .read(move |c| {
-            let list = chats::list(c, &user, count, before)?;
-            let profiles = member_profiles(c, &list)?;
-            Ok(json!({"chats": list, "users": profiles}))
-        })
+        .read(move |c| chats::snapshot(c, &user, count, before))
         .await
 }
 

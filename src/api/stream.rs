@@ -1,5 +1,7 @@
 //! The receiving side: `GET /v1/events` (SSE) and `GET /v1/poll` (long-poll), two thin encoders
-//! over one [`Feed`]: no gap, no duplicate, the same events either way.
+//! over one [`Feed`]: no gap, no duplicate, the same events either way. They run from
+//! [`Streams`], the handles a stream needs, the same on a single server and on an edge of a
+//! cluster (where the feed reads the primary's store and presence is the primary's).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,14 +11,15 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use crate::app::App;
 use crate::error::{Error, Result};
 use crate::feed::{Feed, Sources};
 use crate::hub::Frame;
-use crate::limits::Slot;
+use crate::limits::{Limits, Slot};
+use crate::link::Opening;
 use crate::model::{EventId, EventKind, UserId};
 use crate::presence::{Connection, Kind};
 use crate::sse;
+use crate::store::Store;
 
 /// Reconnect delay sent to SSE clients.
 const RETRY_MS: u64 = 3000;
@@ -35,15 +38,114 @@ fn parse_cursor(name: &str, s: &str) -> Result<EventId> {
         })
 }
 
-/// Opens `user`'s feed after `cursor`.
-async fn feed(app: &App, user: &UserId, cursor: Option<EventId>) -> Result<Feed> {
-    let sources = Sources {
-        store: app.store.clone(),
-        hub: app.hub.clone(),
-        metrics: app.metrics.clone(),
-        deliveries: app.deliveries.clone(),
-    };
-    Feed::open(&sources, user, cursor).await
+/// What a stream or poll runs from.
+pub struct Streams {
+    pub sources: Sources,
+    /// Opens a presence connection for a user (this node's registry, or the primary's).
+    pub connect: Arc<dyn Fn(&UserId, Kind) -> Connection + Send + Sync>,
+    pub limits: Arc<Limits>,
+    /// Becomes true when the server stops: streams end, polls answer.
+    pub stop: watch::Receiver<bool>,
+    /// Becomes true when draining begins: held polls answer.
+    pub draining: watch::Receiver<bool>,
+    /// Changes every ping interval.
+    pub pings: watch::Receiver<()>,
+}
+
+impl Streams {
+    /// A single server's (or a primary's): its database, hub and presence.
+    pub fn here(app: &crate::app::App) -> Streams {
+        let presence = app.presence.clone();
+        Streams {
+            sources: Sources {
+                reader: crate::feed::Reader::Local(app.store.clone()),
+                hub: app.hub.clone(),
+                metrics: app.metrics.clone(),
+                deliveries: app.deliveries.clone(),
+            },
+            connect: Arc::new(move |user, kind| presence.connect(user, kind)),
+            limits: app.limits.clone(),
+            stop: app.stopping(),
+            draining: app.drain.watch(),
+            pings: app.ping_tx.subscribe(),
+        }
+    }
+}
+
+/// Where a feed starts: this node's database, or where the primary said (an edge).
+pub enum Start {
+    Here(Store),
+    Opened(Opening),
+}
+
+impl Start {
+    /// Opens `user`'s feed after `cursor`, with the `chats` snapshot if asked for.
+    async fn feed(
+        self,
+        s: &Streams,
+        user: &UserId,
+        cursor: Option<EventId>,
+        snapshot: bool,
+    ) -> Result<(Feed, Option<Value>)> {
+        match self {
+            Start::Here(store) => Feed::open(&s.sources, &store, user, cursor, snapshot).await,
+            Start::Opened(opening) => Ok(Feed::resume(&s.sources, cursor, opening)),
+        }
+    }
+}
+
+/// What an SSE request asks for: where to resume, and whether to start with the snapshot.
+#[derive(Debug, Clone, Copy)]
+pub struct SseAsk {
+    pub cursor: Option<EventId>,
+    pub snapshot: bool,
+}
+
+impl SseAsk {
+    /// From `Last-Event-ID` (or `?since=`) and `?snapshot=`.
+    pub fn parse(query: &HashMap<String, String>, last_event_id: Option<&str>) -> Result<SseAsk> {
+        let cursor = match (last_event_id, query.get("since")) {
+            (Some(s), _) if !s.trim().is_empty() => Some(parse_cursor("Last-Event-ID", s)?),
+            (_, Some(s)) if !s.trim().is_empty() => Some(parse_cursor("since", s)?),
+            _ => None,
+        };
+        let snapshot = !matches!(
+            query.get("snapshot").map(String::as_str),
+            Some("0" | "false")
+        );
+        Ok(SseAsk { cursor, snapshot })
+    }
+}
+
+/// What a long-poll asks for: where to resume, and how long to hold.
+#[derive(Debug, Clone, Copy)]
+pub struct PollAsk {
+    pub cursor: Option<EventId>,
+    pub timeout: u64,
+}
+
+impl PollAsk {
+    /// From `?since=` and `?timeout=`.
+    pub fn parse(query: &HashMap<String, String>) -> Result<PollAsk> {
+        let timeout = match query.get("timeout") {
+            None => POLL_DEFAULT,
+            Some(t) => t
+                .parse::<u64>()
+                .ok()
+                .filter(|t| *t <= POLL_MAX_TIMEOUT)
+                .ok_or_else(|| {
+                    Error::BadRequest(format!(
+                        "timeout must be 0 to {POLL_MAX_TIMEOUT} seconds, not {t:?}"
+                    ))
+                })?,
+        };
+        let cursor = query
+            .get("since")
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| parse_cursor("since", s))
+            .transpose()?;
+        Ok(PollAsk { cursor, timeout })
+    }
 }
 
 /// One open stream or poll: the user's presence connection and place under the cap of open
@@ -60,15 +162,15 @@ struct Opened {
 }
 
 impl Opened {
-    fn new(app: &App, user: &UserId, kind: Kind, cursor: Option<EventId>) -> Opened {
-        let counted = crate::metrics::Held::new(&app.metrics.open(kind.transport()));
+    fn new(s: &Streams, user: &UserId, kind: Kind, cursor: Option<EventId>) -> Opened {
+        let counted = crate::metrics::Held::new(&s.sources.metrics.open(kind.transport()));
         if kind == Kind::Stream {
             let cursor = cursor.map(EventId::get);
             tracing::info!(user = %user, transport = kind.transport(), cursor, "stream opened");
         }
         Opened {
-            conn: app.presence.connect(user, kind),
-            slot: app.limits.open_stream(user),
+            conn: (s.connect)(user, kind),
+            slot: s.limits.open_stream(user),
             user: user.clone(),
             kind,
             started: std::time::Instant::now(),
@@ -91,38 +193,26 @@ impl Drop for Opened {
 
 /// Opens an SSE stream for `user`: its chunks, each ready to send as it is.
 pub async fn sse(
-    app: &Arc<App>,
+    s: &Streams,
     user: UserId,
-    query: HashMap<String, String>,
-    last_event_id: Option<String>,
+    ask: SseAsk,
+    start: Start,
 ) -> Result<impl tokio_stream::Stream<Item = Bytes> + Send + Sync + 'static> {
-    let cursor = match (last_event_id.as_deref(), query.get("since")) {
-        (Some(s), _) if !s.trim().is_empty() => Some(parse_cursor("Last-Event-ID", s)?),
-        (_, Some(s)) if !s.trim().is_empty() => Some(parse_cursor("since", s)?),
-        _ => None,
-    };
     // Taken before any await, so a shutdown that starts meanwhile is still seen.
-    let stop = app.stopping();
-    let want_snapshot = !matches!(
-        query.get("snapshot").map(String::as_str),
-        Some("0" | "false")
-    );
+    let stop = s.stop.clone();
     // The feed listens before the snapshot is read, so nothing committed meanwhile is missed.
-    let feed = feed(app, &user, cursor).await?;
-    let snapshot = if want_snapshot {
-        let data = super::chats::snapshot(app, &user, 50, None).await?;
-        Some(Frame::live(EventKind::Chats, &data))
-    } else {
-        None
-    };
-    let opened = Opened::new(app, &user, Kind::Stream, cursor);
+    let (feed, snapshot) = start.feed(s, &user, ask.cursor, ask.snapshot).await?;
+    let snapshot = snapshot.map(|data| Frame::live(EventKind::Chats, &data));
+    let opened = Opened::new(s, &user, Kind::Stream, ask.cursor);
+    let mut pings = s.pings.clone();
+    pings.mark_unchanged();
     Ok(events(
-        app.clone(),
+        pings,
         feed,
         snapshot,
         opened,
         stop,
-        cursor.is_none(),
+        ask.cursor.is_none(),
     ))
 }
 
@@ -153,7 +243,7 @@ enum Wake {
 /// with it `opened`). It is a generator polled by the connection itself: no task or channel per
 /// stream.
 fn events(
-    app: Arc<App>,
+    mut ping: watch::Receiver<()>,
     mut feed: Feed,
     snapshot: Option<Frame>,
     mut opened: Opened,
@@ -171,7 +261,6 @@ fn events(
         let first = sse::chunk(&sse::opening(RETRY_MS, start), &first);
         drop((reset, snapshot));
         yield first;
-        let mut ping = app.pings();
         loop {
             let wake = tokio::select! {
                 got = feed.next() => Wake::Events(got),
@@ -220,27 +309,11 @@ fn poll_event(f: &Frame) -> Value {
 /// Answers a long-poll: at once when events newer than `since` are stored, otherwise when the
 /// next event arrives, the timeout ends, a newer poll or stream of the user takes its place
 /// under the cap, or the server starts draining.
-pub async fn poll(app: &Arc<App>, user: UserId, query: HashMap<String, String>) -> Result<Value> {
-    let mut stop = app.drain.watch();
-    let timeout = match query.get("timeout") {
-        None => POLL_DEFAULT,
-        Some(t) => t
-            .parse::<u64>()
-            .ok()
-            .filter(|t| *t <= POLL_MAX_TIMEOUT)
-            .ok_or_else(|| {
-                Error::BadRequest(format!(
-                    "timeout must be 0 to {POLL_MAX_TIMEOUT} seconds, not {t:?}"
-                ))
-            })?,
-    };
-    let cursor = query
-        .get("since")
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| parse_cursor("since", s))
-        .transpose()?;
-    let mut opened = Opened::new(app, &user, Kind::Poll, cursor);
-    let mut feed = feed(app, &user, cursor).await?;
+pub async fn poll(s: &Streams, user: UserId, ask: PollAsk, start: Start) -> Result<Value> {
+    let mut stop = s.draining.clone();
+    let PollAsk { cursor, timeout } = ask;
+    let mut opened = Opened::new(s, &user, Kind::Poll, cursor);
+    let (mut feed, _) = start.feed(s, &user, cursor, false).await?;
     if let Some(reset) = feed.take_reset() {
         return Ok(json!({"events": [poll_event(&reset)], "next": feed.cursor()}));
     }

@@ -7,7 +7,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header;
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -15,7 +14,7 @@ use crate::error::{Error, Result};
 /// Reads the whole body, failing with 413 past `limit` bytes without buffering more than that,
 /// and with 408 when it has not all arrived within `timeout`.
 pub async fn read_limited(
-    req: http::Request<Incoming>,
+    req: super::In,
     limit: usize,
     timeout: Duration,
 ) -> Result<Bytes> {
@@ -60,7 +59,7 @@ impl From<PieceError> for Error {
 /// The body's data as a stream of pieces, each of which must come within `gap` of the one
 /// before (an upload may take long in all, but may not stall).
 pub fn paced(
-    req: http::Request<Incoming>,
+    req: super::In,
     gap: Duration,
 ) -> impl tokio_stream::Stream<Item = std::result::Result<Bytes, PieceError>> + Unpin + Send {
     use tokio_stream::StreamExt;

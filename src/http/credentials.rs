@@ -1,8 +1,7 @@
 //! Who is calling: the bearer credential of a request, a client's token checked (with their
 //! request rate), or the host backend's service key.
 
-use http::{header, Request};
-use hyper::body::Incoming;
+use http::header;
 
 use super::query;
 use crate::api;
@@ -12,7 +11,7 @@ use crate::model::UserId;
 
 /// The bearer credential of `Authorization`, if there is one. Two `Authorization` headers are
 /// refused: a proxy and the client could each have added one, and which one counts is a guess.
-pub fn bearer(req: &Request<Incoming>) -> Result<Option<&str>> {
+pub fn bearer(req: &super::In) -> Result<Option<&str>> {
     let mut values = req.headers().get_all(header::AUTHORIZATION).iter();
     let (Some(value), None) = (values.next(), values.next()) else {
         return match req.headers().contains_key(header::AUTHORIZATION) {
@@ -29,7 +28,7 @@ pub fn bearer(req: &Request<Incoming>) -> Result<Option<&str>> {
 }
 
 /// The caller of a client endpoint, from `Authorization: Bearer` or (streams only) `?token=`.
-pub async fn caller(app: &App, req: &Request<Incoming>, query_token: bool) -> Result<UserId> {
+pub async fn caller(app: &App, req: &super::In, query_token: bool) -> Result<UserId> {
     let from_query = query_token.then(|| query(req).remove("token")).flatten();
     let token = match (bearer(req)?, from_query.as_deref()) {
         (Some(t), _) => t.to_string(),
@@ -49,7 +48,7 @@ pub async fn caller(app: &App, req: &Request<Incoming>, query_token: bool) -> Re
 }
 
 /// Checks that the caller presents the host backend's service key.
-pub fn service_key(app: &App, req: &Request<Incoming>) -> Result<()> {
+pub fn service_key(app: &App, req: &super::In) -> Result<()> {
     match bearer(req)? {
         Some(key) if app.keys.is_service_key(key) => Ok(()),
         Some(_) => Err(Error::TokenInvalid("the service key does not match".into())),

@@ -6,9 +6,8 @@ use std::convert::Infallible;
 use std::path::Path;
 
 use bytes::BytesMut;
-use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
-use hyper::body::Incoming;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_stream::StreamExt;
 
@@ -39,7 +38,7 @@ fn multipart_error(e: multer::Error) -> Error {
 pub async fn upload(
     app: &App,
     user: UserId,
-    req: Request<Incoming>,
+    req: super::In,
     name: Option<String>,
 ) -> Result<Response<Body>> {
     let limit = app.config.max_upload;

@@ -17,13 +17,19 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::{header, Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 use crate::api;
 use crate::app::App;
 use crate::error::{Error, Result};
 
 pub use reply::Body;
+
+/// Every request body: a connection's (`hyper::body::Incoming`, boxed where it is accepted) or
+/// one forwarded from an edge of the cluster, buffered. One type, so handlers do not care which.
+pub type ReqBody = http_body_util::combinators::BoxBody<bytes::Bytes, hyper::Error>;
+
+/// A request as every handler takes it.
+pub type In = Request<ReqBody>;
 pub use routes::{routes, template};
 
 /// Answers one request from `peer`. Every failure becomes the protocol's error envelope. Each
@@ -31,7 +37,7 @@ pub use routes::{routes, template};
 /// and 3xx at info, 4xx at debug, 5xx at error with the cause chain; and one sample in the
 /// metrics. Once the server drains, a request is answered `503` (a stream: told to reconnect
 /// later) and every answer closes its connection.
-pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
+pub async fn handle(app: Arc<App>, req: In, peer: IpAddr) -> Response<Body> {
     let started = std::time::Instant::now();
     let method = req.method().clone();
     // Kept only where the answer names it: with `*`, every request skips the copy.
@@ -98,7 +104,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Resp
 /// The answer to a request that came after draining began: a preflight as always, a stream
 /// that ends at once after telling the client when to reconnect (a browser's EventSource gives
 /// up for good on an error status), `503 unavailable` for anything else.
-fn drained(req: &Request<Incoming>) -> Result<Response<Body>> {
+fn drained(req: &In) -> Result<Response<Body>> {
     if req.method() == Method::OPTIONS {
         return Ok(reply::preflight());
     }
@@ -112,7 +118,7 @@ fn drained(req: &Request<Incoming>) -> Result<Response<Body>> {
 }
 
 /// The client's address: from the configured header a trusted proxy sets, else the peer's.
-fn client_ip(app: &App, req: &Request<Incoming>, peer: IpAddr) -> IpAddr {
+fn client_ip(app: &App, req: &In, peer: IpAddr) -> IpAddr {
     let Some(name) = &app.config.client_ip_header else {
         return peer;
     };
@@ -129,7 +135,7 @@ fn client_ip(app: &App, req: &Request<Incoming>, peer: IpAddr) -> IpAddr {
 /// routes it. A wrong service key counts like any other request.
 async fn admit_then_route(
     app: &Arc<App>,
-    req: Request<Incoming>,
+    req: In,
     peer: IpAddr,
 ) -> Result<Response<Body>> {
     let path = req.uri().path();
@@ -158,7 +164,7 @@ fn method_name(method: &Method) -> &'static str {
 }
 
 /// The query string as a map (first value of each name wins).
-pub fn query(req: &Request<Incoming>) -> HashMap<String, String> {
+pub fn query(req: &In) -> HashMap<String, String> {
     let mut map = HashMap::new();
     if let Some(q) = req.uri().query() {
         for (k, v) in form_urlencoded::parse(q.as_bytes()) {
@@ -183,7 +189,7 @@ async fn metrics_page(app: &App) -> Result<Response<Body>> {
 
 /// Answers the separate metrics address (`--metrics-listen`): `GET /metrics` without a key,
 /// nothing else.
-pub async fn handle_metrics(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle_metrics(app: Arc<App>, req: In) -> Response<Body> {
     let result = match (req.method(), req.uri().path()) {
         (&Method::GET, "/metrics") => metrics_page(&app).await,
         (_, "/metrics") => Err(Error::MethodNotAllowed {

@@ -5,8 +5,7 @@
 
 use std::sync::Arc;
 
-use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
+use http::{Method, Response, StatusCode};
 
 use super::credentials::{caller, service_key};
 use super::{body, files, query, reply, Body, OPENAPI};
@@ -120,7 +119,7 @@ pub fn routes() -> Vec<(&'static str, String)> {
 
 /// Answers `req` from its route: the host API under `/v1/server/`, a fixed route, or a client
 /// type at `/v1/{type}`. `host`: the request has shown the service key already.
-pub async fn route(app: &Arc<App>, req: Request<Incoming>, host: bool) -> Result<Response<Body>> {
+pub async fn route(app: &Arc<App>, req: super::In, host: bool) -> Result<Response<Body>> {
     if req.method() == Method::OPTIONS {
         return Ok(reply::preflight());
     }
@@ -169,17 +168,18 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>, host: bool) -> Result
         Fixed::Description => Ok(reply::typed(StatusCode::OK, "application/json", OPENAPI)),
         Fixed::Events => {
             let user = caller(app, &req, true).await?;
-            let last_event_id = req
-                .headers()
-                .get("last-event-id")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            let chunks = api::stream::sse(app, user, query(&req), last_event_id).await?;
+            let ask = api::stream::SseAsk::parse(&query(&req), last_event_id(&req))?;
+            let start = api::stream::Start::Here(app.store.clone());
+            let streams = api::stream::Streams::here(app);
+            let chunks = api::stream::sse(&streams, user, ask, start).await?;
             Ok(reply::event_stream(chunks))
         }
         Fixed::Poll => {
             let user = caller(app, &req, true).await?;
-            let body = api::stream::poll(app, user, query(&req)).await?;
+            let ask = api::stream::PollAsk::parse(&query(&req))?;
+            let start = api::stream::Start::Here(app.store.clone());
+            let streams = api::stream::Streams::here(app);
+            let body = api::stream::poll(&streams, user, ask, start).await?;
             Ok(reply::json(StatusCode::OK, &body))
         }
         Fixed::Envelope => client_request(app, req, None).await,
@@ -237,10 +237,17 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>, host: bool) -> Result
     }
 }
 
+/// The `Last-Event-ID` a reconnecting stream sends.
+pub fn last_event_id(req: &super::In) -> Option<&str> {
+    req.headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+}
+
 /// `POST /v1/{type}` and `POST /v1`: authenticate, read and decode the envelope, dispatch.
 async fn client_request(
     app: &Arc<App>,
-    req: Request<Incoming>,
+    req: super::In,
     path_kind: Option<String>,
 ) -> Result<Response<Body>> {
     let user = caller(app, &req, false).await?;
@@ -279,7 +286,7 @@ async fn client_request(
 /// string), dispatch.
 async fn host_request(
     app: &Arc<App>,
-    req: Request<Incoming>,
+    req: super::In,
     path: &str,
     key_shown: bool,
 ) -> Result<Response<Body>> {

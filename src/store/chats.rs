@@ -8,6 +8,28 @@ use crate::model::{Chat, ChatId, ChatKind, ChatStatus, Member, MessageId, Role, 
 use crate::store::members::{member_ids, receipts};
 use crate::store::{messages, Tx};
 
+/// Profiles of every member of `list`.
+pub fn member_profiles(conn: &Connection, list: &[Chat]) -> Result<Vec<crate::model::User>> {
+    crate::store::users::profiles(
+        conn,
+        list.iter()
+            .flat_map(|c| c.users.iter().map(|m| m.id.as_str())),
+    )
+}
+
+/// `{chats, users}` for `user`: their `count` most recently active chats (before `before`, an
+/// `updatedAt` and a chat id), with their members' profiles.
+pub fn snapshot(
+    conn: &Connection,
+    user: &UserId,
+    count: usize,
+    before: Option<(i64, ChatId)>,
+) -> Result<serde_json::Value> {
+    let list = list(conn, user, count, before)?;
+    let profiles = member_profiles(conn, &list)?;
+    Ok(serde_json::json!({"chats": list, "users": profiles}))
+}
+
 /// How many members a Chat object lists; `memberCount` has the total and `members` pages
 /// through all of them.
 pub const LISTED_MEMBERS: usize = 100;

@@ -23,7 +23,7 @@ pub fn head(conn: &Connection) -> rusqlite::Result<EventId> {
 
 /// A stretch of one user's membership of one chat, in event ids: they see the chat's events
 /// with `from <= id < until` (no end while they are a member).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Span {
     pub chat: ChatId,
     pub from: EventId,
@@ -53,7 +53,7 @@ pub fn spans(conn: &Connection, user: &UserId) -> Result<Vec<Span>> {
 }
 
 /// One page of a user's events after a cursor.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Page {
     /// The events, rendered for the user, oldest first.
     pub frames: Vec<Frame>,
