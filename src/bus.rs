@@ -4,9 +4,8 @@
 //! of `/v1/server`. The bus is the host's own: whoever may publish on the topic acts as the host.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use async_nats::{ConnectOptions, Event};
 use bytes::Bytes;
 use http::Method;
 use serde_json::{json, Value};
@@ -24,23 +23,8 @@ pub const QUEUE_GROUP: &str = "chinwag";
 /// on its own task, and on shutdown leaves the queue group so another process takes new
 /// requests, after which requests already taken are answered like HTTP ones.
 pub async fn run(app: Arc<App>, bus: Bus) {
-    let reconnect = bus.reconnect;
-    let mut options = ConnectOptions::new()
-        .name("chinwag")
-        .connection_timeout(bus.timeout)
-        .retry_on_initial_connect()
-        .max_reconnects(None)
-        .reconnect_delay_callback(move |attempts| {
-            if attempts <= 1 {
-                Duration::ZERO
-            } else {
-                reconnect
-            }
-        })
-        .event_callback(|event| async move { log_event(event) });
-    if let Some(token) = &bus.token {
-        options = options.token(token.clone());
-    }
+    let options =
+        crate::link::nats_options("chinwag", bus.timeout, bus.reconnect, bus.token.as_deref());
     let client = match options.connect(bus.url.as_str()).await {
         Ok(client) => client,
         Err(e) => {
@@ -85,17 +69,6 @@ pub async fn run(app: Arc<App>, bus: Bus) {
     }
     // Replies of requests still running go out before the connection closes.
     let _ = tokio::time::timeout(bus.timeout, client.flush()).await;
-}
-
-/// Logs what happens to the bus connection: losing it and getting it back at warn and info,
-/// and the server's refusals (a wrong `--bus-token`) at error.
-fn log_event(event: Event) {
-    match event {
-        Event::Connected => tracing::info!("connected to the bus"),
-        Event::Disconnected => tracing::warn!("lost the bus; reconnecting"),
-        Event::ServerError(e) => tracing::error!("the bus refused: {e}"),
-        other => tracing::info!("bus: {other}"),
-    }
 }
 
 /// The reply frame to one request's payload, with its log line; a request that comes once the

@@ -119,6 +119,8 @@ pub struct Config {
     pub webhook_url: Option<String>,
     /// The host API over a NATS bus; `None`: HTTP only.
     pub bus: Option<Bus>,
+    /// This server as a node of a cluster; `None`: a single server.
+    pub cluster: Option<Cluster>,
     /// HMAC-SHA256 key of the webhook signature; required when `webhook_url` is set.
     pub webhook_secret: Option<String>,
     /// Wait after a delivery's first failure, doubling after each further one.
@@ -233,6 +235,29 @@ pub struct Bus {
     pub reconnect: Duration,
 }
 
+/// A node of a cluster: the NATS server the nodes share and what this one is.
+#[derive(Clone, Debug)]
+pub struct Cluster {
+    /// The NATS server (`nats://host:4222`; several, comma-separated).
+    pub url: String,
+    /// The NATS server's auth token, if it wants one.
+    pub token: Option<String>,
+    pub role: Role,
+    /// This node's name among the edges (presence keeps each node's connections apart).
+    pub node: String,
+    /// How long an edge waits for the primary's answer before it answers `503`.
+    pub timeout: Duration,
+}
+
+/// What a node of a cluster is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// Owns the database, answers the edges, and serves clients too.
+    Primary,
+    /// Serves clients' connections; reads and writes go to the primary.
+    Edge,
+}
+
 /// The bus topic when `--bus-topic` is not given.
 pub const DEFAULT_BUS_TOPIC: &str = "chinwag.host";
 
@@ -264,6 +289,7 @@ impl Config {
             sentry_dsn: None,
             webhook_url: None,
             bus: None,
+            cluster: None,
             webhook_secret: None,
             webhook_backoff: DEFAULT_WEBHOOK_BACKOFF,
             webhook_max_attempts: DEFAULT_WEBHOOK_MAX_ATTEMPTS,

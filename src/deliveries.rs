@@ -119,7 +119,7 @@ pub async fn write(store: &Store, marks: Marks) -> Result<()> {
     store
         .write(move |tx| {
             for (user, chat_id, message_id) in &marks {
-                    let before =
+                let before =
                     match messages::mark(tx, *chat_id, user, *message_id, Receipt::Delivered) {
                         Ok(Marked::Moved { before }) => before,
                         Ok(Marked::Unchanged { .. }) => continue,
@@ -127,8 +127,7 @@ pub async fn write(store: &Store, marks: Marks) -> Result<()> {
                         Err(Error::ChatNotFound(_) | Error::MessageNotFound(_)) => continue,
                         Err(e) => return Err(e),
                     };
-                let authors =
-                    messages::authors_between(tx, *chat_id, before, *message_id, user)?;
+                let authors = messages::authors_between(tx, *chat_id, before, *message_id, user)?;
                 let data = json!({
                     "status": "delivered",
                     "chatId": chat_id,
@@ -138,6 +137,6 @@ pub async fn write(store: &Store, marks: Marks) -> Result<()> {
                 tx.emit(&authors, EventKind::MessageStatus, &data)?;
             }
             Ok(())
-            })
-            .await
+        })
+        .await
 }

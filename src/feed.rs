@@ -61,7 +61,9 @@ impl Reader {
         match self {
             Reader::Local(store) => {
                 let (user, data) = (user.clone(), data.clone());
-                store.read(move |c| chats::personalize(c, &user, &data)).await
+                store
+                    .read(move |c| chats::personalize(c, &user, &data))
+                    .await
             }
             Reader::Remote(link) => link.personalize(user, data).await,
         }
@@ -71,12 +73,7 @@ impl Reader {
 /// Where `user`'s feed starts: the newest committed id (read first), what is pruned, their
 /// spans, and (if asked) the `chats` snapshot a stream starts with, read after the head so that
 /// nothing committed in between is missed by both.
-pub async fn opening(
-    store: &Store,
-    hub: &Hub,
-    user: &UserId,
-    snapshot: bool,
-) -> Result<Opening> {
+pub async fn opening(store: &Store, hub: &Hub, user: &UserId, snapshot: bool) -> Result<Opening> {
     let head = hub.head();
     let u = user.clone();
     let (pruned, spans, snapshot) = store

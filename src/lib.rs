@@ -8,6 +8,8 @@
 //!   commands; nothing else reads the environment. It alone uses [`server`].
 //! - [`server`] serves a listener it is given until a shutdown future resolves, drains, and runs
 //!   the background tasks (the [`janitor`], the [`webhooks`] worker, [`deliveries`], pings).
+//! - [`cluster`] runs a node of a cluster: the primary's answers to the edges, and an edge's
+//!   serving (streams from relayed events, everything else forwarded to the primary).
 //! - [`bus`] answers the host API over a NATS bus (seed 001's Bus API), beside [`http`].
 //! - [`http`] is the HTTP edge: admission (address rate, head bounds, the [`drain`]), routes
 //!   (`http/routes.rs`: the fixed routes' table), credentials (tokens, the service key), bodies
@@ -30,7 +32,8 @@
 //! - [`store`] is the only place with SQL: a pool of readers and one writer thread that commits
 //!   concurrent requests together (group commit) and publishes their events to the [`hub`];
 //!   [`store::backup`] copies a running server's data (`chinwag backup`).
-//! - [`hub`] fans committed and live events out to each user's open streams and polls.
+//! - [`hub`] fans committed and live events out to each user's open streams and polls (and, on
+//!   a cluster's primary, to the relay); [`link`] is the wire between the nodes of a cluster.
 //! - [`auth`] mints and verifies client tokens and compares the service key.
 //! - [`metrics`] holds the Prometheus families every layer records into, served at `/metrics`;
 //!   [`reports`] sends each 500's cause chain and each panic to Sentry when a DSN is configured;
@@ -49,6 +52,7 @@ pub mod auth;
 pub mod blocking;
 pub mod bus;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod deliveries;
 pub mod drain;

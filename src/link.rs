@@ -115,7 +115,11 @@ impl From<Refused> for Error {
             503 => Error::Unavailable {
                 retry_after: r.retry_after.unwrap_or(RETRY_AFTER),
             },
-            _ => Error::Internal(anyhow::anyhow!("the primary refused: {} {}", r.status, r.body)),
+            _ => Error::Internal(anyhow::anyhow!(
+                "the primary refused: {} {}",
+                r.status,
+                r.body
+            )),
         }
     }
 }
@@ -139,6 +143,46 @@ pub enum Presence {
         node: String,
         open: Vec<(u64, UserId, bool)>,
     },
+}
+
+/// How every node (and the bus) connects to NATS: in the background, retrying at once and then
+/// every `reconnect` while the server is away, logging what happens to the connection.
+pub fn nats_options(
+    name: &str,
+    timeout: Duration,
+    reconnect: Duration,
+    token: Option<&str>,
+) -> async_nats::ConnectOptions {
+    let options = async_nats::ConnectOptions::new()
+        .name(name)
+        .connection_timeout(timeout)
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .reconnect_delay_callback(move |attempts| {
+            if attempts <= 1 {
+                Duration::ZERO
+            } else {
+                reconnect
+            }
+        })
+        .event_callback(|event| async move { log_event(event) });
+    match token {
+        Some(token) => options.token(token.to_string()),
+        None => options,
+    }
+}
+
+/// Logs what happens to a NATS connection: losing it and getting it back at warn and info, and
+/// the server's refusals (a wrong token) at error.
+fn log_event(event: async_nats::Event) {
+    use async_nats::Event;
+    match event {
+        Event::Connected => tracing::info!("connected to NATS"),
+        Event::Disconnected => tracing::warn!("lost the NATS server; reconnecting"),
+        Event::ServerError(e) => tracing::error!("the NATS server refused: {e}"),
+        Event::ClientError(e) => tracing::debug!("NATS: {e}"),
+        other => tracing::info!("NATS: {other}"),
+    }
 }
 
 /// An edge's connection to the primary, through the NATS server.

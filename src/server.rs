@@ -16,6 +16,7 @@ use crate::app::App;
 use crate::config::Config;
 use crate::http::accept::{Accepted, Acceptor};
 use crate::http::stall::Stall;
+use crate::http::Serves;
 
 /// Most bytes hyper buffers for one connection, each way: a response waiting for a client that
 /// reads slowly or not at all holds at most this (past the kernel's socket buffer) until the
@@ -66,50 +67,8 @@ pub async fn serve(
             }
         })
     };
-    let cap = connection_cap(&app.config);
-    tracing::info!("accepting at most {cap} connections at once");
-    // Behind a proxy every connection comes from the proxy: addresses are capped only without one.
-    let per_address = (app.config.max_connections_per_ip > 0
-        && app.config.client_ip_header.is_none())
-    .then_some(app.config.max_connections_per_ip);
-    let mut acceptor = Acceptor::new(listener, metrics, cap, per_address, app.metrics.clone());
-    let conns = Connections::new(app.clone());
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = acceptor.next() => conns.serve(accepted),
-            _ = &mut shutdown => break,
-        }
-    }
-    let grace = app.config.shutdown_grace;
-    let deadline = Instant::now() + grace;
-    app.drain.begin();
-    // Requests taken before now are answered; connections that keep coming are told 503.
-    let mut quiet = Instant::now() + DRAIN_QUIET;
-    let mut settled = false;
-    loop {
-        tokio::select! {
-            accepted = acceptor.next() => {
-                conns.serve(accepted);
-                quiet = Instant::now() + DRAIN_QUIET;
-            }
-            _ = app.drain.settled(), if !settled => settled = true,
-            _ = tokio::time::sleep_until(quiet), if settled => break,
-            _ = tokio::time::sleep_until(deadline) => break,
-        }
-    }
-    // send_replace sets the flag even when nobody listens yet: later waiters see it at once.
-    app.stop_tx.send_replace(true);
-    for accepted in acceptor.queued() {
-        conns.serve(accepted);
-    }
-    drop(acceptor);
-    if tokio::time::timeout_at(deadline, conns.graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("some connections were still open after {grace:?}; closing anyway");
-    }
+    run_http(listener, metrics, app.clone(), shutdown, &app.stop_tx).await;
+    let deadline = Instant::now() + app.config.shutdown_grace;
     if let Some(bus) = bus {
         let _ = tokio::time::timeout_at(deadline, bus).await;
     }
@@ -127,15 +86,73 @@ pub async fn serve(
     Ok(())
 }
 
+/// Serves `listener` (and the metrics address) with `node` until `shutdown` resolves, then
+/// drains as [`serve`] describes, up to the point where connections are closed. Returns when
+/// the last connection is closed or `shutdown_grace` has passed.
+pub async fn run_http<S: Serves>(
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    node: Arc<S>,
+    shutdown: impl Future<Output = ()>,
+    stop_tx: &tokio::sync::watch::Sender<bool>,
+) {
+    let config = node.config();
+    let cap = connection_cap(config);
+    tracing::info!("accepting at most {cap} connections at once");
+    // Behind a proxy every connection comes from the proxy: addresses are capped only without one.
+    let per_address = (config.max_connections_per_ip > 0 && config.client_ip_header.is_none())
+        .then_some(config.max_connections_per_ip);
+    let node_metrics = node.metrics().clone();
+    let mut acceptor = Acceptor::new(listener, metrics, cap, per_address, node_metrics);
+    let conns = Connections::new(node.clone());
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = acceptor.next() => conns.serve(accepted),
+            _ = &mut shutdown => break,
+        }
+    }
+    let grace = node.config().shutdown_grace;
+    let deadline = Instant::now() + grace;
+    let drain = node.drain();
+    drain.begin();
+    // Requests taken before now are answered; connections that keep coming are told 503.
+    let mut quiet = Instant::now() + DRAIN_QUIET;
+    let mut settled = false;
+    loop {
+        tokio::select! {
+            accepted = acceptor.next() => {
+                conns.serve(accepted);
+                quiet = Instant::now() + DRAIN_QUIET;
+            }
+            _ = drain.settled(), if !settled => settled = true,
+            _ = tokio::time::sleep_until(quiet), if settled => break,
+            _ = tokio::time::sleep_until(deadline) => break,
+        }
+    }
+    // send_replace sets the flag even when nobody listens yet: later waiters see it at once.
+    stop_tx.send_replace(true);
+    for accepted in acceptor.queued() {
+        conns.serve(accepted);
+    }
+    drop(acceptor);
+    if tokio::time::timeout_at(deadline, conns.graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections were still open after {grace:?}; closing anyway");
+    }
+}
+
 /// Serves accepted connections, each on its own task, all watched for a graceful end.
-struct Connections {
-    app: Arc<App>,
+struct Connections<S> {
+    app: Arc<S>,
     builder: hyper::server::conn::http1::Builder,
     graceful: GracefulShutdown,
 }
 
-impl Connections {
-    fn new(app: Arc<App>) -> Connections {
+impl<S: Serves> Connections<S> {
+    fn new(app: Arc<S>) -> Connections<S> {
         // HTTP/1.1 only: it is what browsers, proxies and curl speak to a plain-HTTP origin,
         // and it keeps each idle stream's connection small.
         let mut builder = hyper::server::conn::http1::Builder::new();
@@ -161,18 +178,19 @@ impl Connections {
         } = accepted;
         let _ = stream.set_nodelay(true);
         let app = self.app.clone();
-        let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-            let app = app.clone();
-            let req = req.map(http_body_util::BodyExt::boxed);
-            async move {
-                Ok::<_, Infallible>(if metrics_only {
-                    crate::http::handle_metrics(app, req).await
-                } else {
-                    crate::http::handle(app, req, peer.ip()).await
-                })
-            }
-        });
-        let io = TokioIo::new(Stall::new(stream, self.app.config.stall_timeout));
+        let service =
+            hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let app = app.clone();
+                let req = req.map(http_body_util::BodyExt::boxed);
+                async move {
+                    Ok::<_, Infallible>(if metrics_only {
+                        crate::http::handle_metrics(app, req).await
+                    } else {
+                        crate::http::handle(app, req, peer.ip()).await
+                    })
+                }
+            });
+        let io = TokioIo::new(Stall::new(stream, self.app.config().stall_timeout));
         let conn = self.builder.serve_connection(io, service);
         let conn = self.graceful.watch(conn);
         tokio::spawn(async move {

@@ -179,6 +179,23 @@ struct ServeArgs {
     /// seed 001's RECONNECT_TO_SERVICE); the HTTP API is unaffected meanwhile.
     #[arg(long, env = "CHINWAG_BUS_RECONNECT", default_value = "15s", value_parser = parse_seconds)]
     bus_reconnect: Duration,
+    /// Run as a node of a cluster joined by this NATS server (nats://host:4222): one primary
+    /// owns the database, any number of edges serve clients (see --role).
+    #[arg(long, env = "CHINWAG_CLUSTER")]
+    cluster: Option<String>,
+    /// What this node of the cluster is: `primary` (owns the data directory) or `edge` (keeps
+    /// no data; forwards reads and writes to the primary, delivers events to its own streams).
+    #[arg(long, env = "CHINWAG_ROLE", value_enum, requires = "cluster")]
+    role: Option<config::Role>,
+    /// The cluster NATS server's auth token, if it wants one.
+    #[arg(long, env = "CHINWAG_CLUSTER_TOKEN", hide_env_values = true, value_parser = parse_key)]
+    cluster_token: Option<String>,
+    /// This node's name in the cluster (unique per node; default: random at each start).
+    #[arg(long, env = "CHINWAG_NODE", value_parser = parse_subject)]
+    node: Option<String>,
+    /// How long an edge waits for the primary before it answers 503 with Retry-After.
+    #[arg(long, env = "CHINWAG_CLUSTER_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    cluster_timeout: Duration,
     /// Report every 500 and every panic, with its cause chain, to this Sentry DSN.
     #[arg(long, env = "CHINWAG_SENTRY_DSN", hide_env_values = true)]
     sentry_dsn: Option<String>,
@@ -370,6 +387,19 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         timeout: args.bus_timeout,
         reconnect: args.bus_reconnect,
     });
+    config.cluster = match args.cluster {
+        Some(url) => Some(config::Cluster {
+            url,
+            token: args.cluster_token,
+            role: args.role.unwrap_or(config::Role::Primary),
+            node: match args.node {
+                Some(node) => node,
+                None => crate::random::random_hex(4)?,
+            },
+            timeout: args.cluster_timeout,
+        }),
+        None => None,
+    };
     config.sentry_dsn = args.sentry_dsn;
     config.shutdown_grace = args.shutdown_grace;
     config.stall_timeout = args.stall_timeout;
@@ -401,6 +431,20 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ),
             None => None,
         };
+        if let Some(cluster) = config
+            .cluster
+            .clone()
+            .filter(|c| c.role == config::Role::Edge)
+        {
+            let shutdown = shutdown_signal()?;
+            println!("chinwag listening on http://{addr}");
+            println!(
+                "an edge of the cluster at {} (node {}): the primary keeps the data",
+                cluster.url, cluster.node
+            );
+            tracing::info!(%addr, "listening");
+            return crate::cluster::edge::serve(listener, metrics, config, shutdown).await;
+        }
         // Held until the process exits: a second server on this directory would split the users.
         let _lock = config.lock_data_dir()?;
         // Before the banner: once it says "listening", the database and the kept secrets exist.
@@ -425,6 +469,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         if app.config.dev {
             println!("--dev: anyone may sign in as any user (never use it in production)");
             tracing::warn!("development sign-in is on: anyone may get a token for any user");
+        }
+        if let Some(cluster) = app.config.cluster.clone() {
+            println!("the primary of the cluster at {}", cluster.url);
+            tokio::spawn(crate::cluster::primary::run(app.clone(), cluster));
         }
         crate::server::serve(listener, metrics, app, shutdown).await
     })

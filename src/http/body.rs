@@ -13,11 +13,7 @@ use crate::error::{Error, Result};
 
 /// Reads the whole body, failing with 413 past `limit` bytes without buffering more than that,
 /// and with 408 when it has not all arrived within `timeout`.
-pub async fn read_limited(
-    req: super::In,
-    limit: usize,
-    timeout: Duration,
-) -> Result<Bytes> {
+pub async fn read_limited(req: super::In, limit: usize, timeout: Duration) -> Result<Bytes> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)

@@ -29,8 +29,17 @@ pub fn bearer(req: &super::In) -> Result<Option<&str>> {
 
 /// The caller of a client endpoint, from `Authorization: Bearer` or (streams only) `?token=`.
 pub async fn caller(app: &App, req: &super::In, query_token: bool) -> Result<UserId> {
+    let token = token(req, query_token)?;
+    let user = api::caller::authenticate(app, &token).await?;
+    tracing::Span::current().record("user", user.as_str());
+    app.limits.check_user(&user)?;
+    Ok(user)
+}
+
+/// The client token of a request, from `Authorization: Bearer` or (streams only) `?token=`.
+pub fn token(req: &super::In, query_token: bool) -> Result<String> {
     let from_query = query_token.then(|| query(req).remove("token")).flatten();
-    let token = match (bearer(req)?, from_query.as_deref()) {
+    Ok(match (bearer(req)?, from_query.as_deref()) {
         (Some(t), _) => t.to_string(),
         (None, Some(t)) => t.to_string(),
         (None, None) => {
@@ -40,11 +49,7 @@ pub async fn caller(app: &App, req: &super::In, query_token: bool) -> Result<Use
                 "no token: send Authorization: Bearer <token>".into()
             }))
         }
-    };
-    let user = api::caller::authenticate(app, &token).await?;
-    tracing::Span::current().record("user", user.as_str());
-    app.limits.check_user(&user)?;
-    Ok(user)
+    })
 }
 
 /// Checks that the caller presents the host backend's service key.

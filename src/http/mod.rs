@@ -4,7 +4,7 @@
 
 pub mod accept;
 pub mod body;
-mod credentials;
+pub mod credentials;
 pub mod files;
 pub mod head;
 pub mod reply;
@@ -20,7 +20,10 @@ use http::{header, Method, Request, Response, StatusCode};
 
 use crate::api;
 use crate::app::App;
+use crate::config::Config;
+use crate::drain::Drain;
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 
 pub use reply::Body;
 
@@ -30,18 +33,53 @@ pub type ReqBody = http_body_util::combinators::BoxBody<bytes::Bytes, hyper::Err
 
 /// A request as every handler takes it.
 pub type In = Request<ReqBody>;
-pub use routes::{routes, template};
+pub use routes::{last_event_id, routes, template, web_file};
+
+/// What answers requests: a server with its database ([`App`]) or an edge of a cluster. Each
+/// request goes through [`handle`], which admits, logs, counts and finishes it the same way for
+/// both; only the routing differs.
+pub trait Serves: Send + Sync + 'static {
+    fn config(&self) -> &Config;
+    fn drain(&self) -> &Drain;
+    fn metrics(&self) -> &Arc<Metrics>;
+    /// Answers an admitted request (an error becomes the error envelope).
+    fn route(
+        self: &Arc<Self>,
+        req: In,
+        peer: IpAddr,
+    ) -> impl std::future::Future<Output = Result<Response<Body>>> + Send;
+    /// The metrics page, current as of this call.
+    fn scrape(&self) -> impl std::future::Future<Output = Result<String>> + Send;
+}
+
+impl Serves for App {
+    fn config(&self) -> &Config {
+        &self.config
+    }
+    fn drain(&self) -> &Drain {
+        &self.drain
+    }
+    fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+    async fn route(self: &Arc<Self>, req: In, peer: IpAddr) -> Result<Response<Body>> {
+        admit_then_route(self, req, peer).await
+    }
+    async fn scrape(&self) -> Result<String> {
+        api::metrics::scrape(self).await
+    }
+}
 
 /// Answers one request from `peer`. Every failure becomes the protocol's error envelope. Each
 /// request is one span (method, route template, user) with one line when it is answered: 2xx
 /// and 3xx at info, 4xx at debug, 5xx at error with the cause chain; and one sample in the
 /// metrics. Once the server drains, a request is answered `503` (a stream: told to reconnect
 /// later) and every answer closes its connection.
-pub async fn handle(app: Arc<App>, req: In, peer: IpAddr) -> Response<Body> {
+pub async fn handle<S: Serves>(app: Arc<S>, req: In, peer: IpAddr) -> Response<Body> {
     let started = std::time::Instant::now();
     let method = req.method().clone();
     // Kept only where the answer names it: with `*`, every request skips the copy.
-    let origin = match app.config.cors {
+    let origin = match app.config().cors {
         crate::config::Cors::Any => None,
         crate::config::Cors::Only(_) => req
             .headers()
@@ -60,10 +98,10 @@ pub async fn handle(app: Arc<App>, req: In, peer: IpAddr) -> Response<Body> {
     );
     // Boxed: hyper keeps each connection's request future allocated for as long as the
     // connection lives, so the large routing future must not be part of it (idle streams).
-    let admitted = app.drain.admit();
+    let admitted = app.drain().admit();
     let result = match admitted {
         Some(_) => {
-            let routed = Box::pin(admit_then_route(&app, req, peer));
+            let routed = Box::pin(app.route(req, peer));
             tracing::Instrument::instrument(routed, span.clone()).await
         }
         None => drained(&req),
@@ -76,7 +114,7 @@ pub async fn handle(app: Arc<App>, req: In, peer: IpAddr) -> Response<Body> {
         Err(e) => {
             match &e {
                 Error::Internal(cause) => tracing::error!(status = 500, ms, "answered: {cause:#}"),
-                Error::RequestTimeout(_) => app.metrics.limited("body_timeout"),
+                Error::RequestTimeout(_) => app.metrics().limited("body_timeout"),
                 _ => {}
             }
             (reply::error(&e), Some(e.response_parts().1))
@@ -89,12 +127,12 @@ pub async fn handle(app: Arc<App>, req: In, peer: IpAddr) -> Response<Body> {
         400..=499 => tracing::debug!(status, ms, reason, path, "answered"),
         _ => tracing::info!(status, ms, "answered"),
     }
-    app.metrics
+    app.metrics()
         .request(method_name(&method), route_name, status, started.elapsed());
-    let cors = &app.config.cors;
+    let cors = &app.config().cors;
     let vary = matches!(cors, crate::config::Cors::Only(_));
     reply::add_cors(&mut res, cors.allow(origin.as_deref()), vary);
-    if app.drain.is_draining() {
+    if app.drain().is_draining() {
         res.headers_mut()
             .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
     }
@@ -104,7 +142,7 @@ pub async fn handle(app: Arc<App>, req: In, peer: IpAddr) -> Response<Body> {
 /// The answer to a request that came after draining began: a preflight as always, a stream
 /// that ends at once after telling the client when to reconnect (a browser's EventSource gives
 /// up for good on an error status), `503 unavailable` for anything else.
-fn drained(req: &In) -> Result<Response<Body>> {
+pub fn drained(req: &In) -> Result<Response<Body>> {
     if req.method() == Method::OPTIONS {
         return Ok(reply::preflight());
     }
@@ -118,8 +156,8 @@ fn drained(req: &In) -> Result<Response<Body>> {
 }
 
 /// The client's address: from the configured header a trusted proxy sets, else the peer's.
-fn client_ip(app: &App, req: &In, peer: IpAddr) -> IpAddr {
-    let Some(name) = &app.config.client_ip_header else {
+pub fn client_ip<S: Serves>(app: &S, req: &In, peer: IpAddr) -> IpAddr {
+    let Some(name) = &app.config().client_ip_header else {
         return peer;
     };
     req.headers()
@@ -133,17 +171,13 @@ fn client_ip(app: &App, req: &In, peer: IpAddr) -> IpAddr {
 /// Counts the request against its address's rate, unless it is the host backend's (it presents
 /// the service key: the host acts for all its users and is limited by its own design), then
 /// routes it. A wrong service key counts like any other request.
-async fn admit_then_route(
-    app: &Arc<App>,
-    req: In,
-    peer: IpAddr,
-) -> Result<Response<Body>> {
+async fn admit_then_route(app: &Arc<App>, req: In, peer: IpAddr) -> Result<Response<Body>> {
     let path = req.uri().path();
     let host_route = path.starts_with("/v1/server/") || path == "/metrics";
     // Checked once: the host's routes take this answer rather than asking again.
     let host = host_route && credentials::service_key(app, &req).is_ok();
     if !host {
-        app.limits.check_ip(client_ip(app, &req, peer))?;
+        app.limits.check_ip(client_ip(&**app, &req, peer))?;
     }
     head::check(&req)?;
     routes::route(app, req, host).await
@@ -178,8 +212,8 @@ pub fn query(req: &In) -> HashMap<String, String> {
 pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
 
 /// The metrics page, in the OpenMetrics text format (which Prometheus reads).
-async fn metrics_page(app: &App) -> Result<Response<Body>> {
-    let page = api::metrics::scrape(app).await?;
+pub async fn metrics_page<S: Serves>(node: &S) -> Result<Response<Body>> {
+    let page = node.scrape().await?;
     Ok(reply::typed(
         StatusCode::OK,
         "application/openmetrics-text; version=1.0.0; charset=utf-8",
@@ -189,9 +223,9 @@ async fn metrics_page(app: &App) -> Result<Response<Body>> {
 
 /// Answers the separate metrics address (`--metrics-listen`): `GET /metrics` without a key,
 /// nothing else.
-pub async fn handle_metrics(app: Arc<App>, req: In) -> Response<Body> {
+pub async fn handle_metrics<S: Serves>(app: Arc<S>, req: In) -> Response<Body> {
     let result = match (req.method(), req.uri().path()) {
-        (&Method::GET, "/metrics") => metrics_page(&app).await,
+        (&Method::GET, "/metrics") => metrics_page(&*app).await,
         (_, "/metrics") => Err(Error::MethodNotAllowed {
             method: req.method().to_string(),
             allowed: "GET",

@@ -163,7 +163,7 @@ pub async fn route(app: &Arc<App>, req: super::In, host: bool) -> Result<Respons
             if !host {
                 service_key(app, &req)?;
             }
-            super::metrics_page(app).await
+            super::metrics_page(&**app).await
         }
         Fixed::Description => Ok(reply::typed(StatusCode::OK, "application/json", OPENAPI)),
         Fixed::Events => {
@@ -183,19 +183,9 @@ pub async fn route(app: &Arc<App>, req: super::In, host: bool) -> Result<Respons
             Ok(reply::json(StatusCode::OK, &body))
         }
         Fixed::Envelope => client_request(app, req, None).await,
-        Fixed::App | Fixed::Asset | Fixed::Client => {
-            let name = match which {
-                Fixed::App => "index.html",
-                Fixed::Client => super::web::CLIENT,
-                _ => &path[1..],
-            };
-            let mut res = super::web::serve(name, req.headers())
-                .ok_or_else(|| Error::TypeNotFound(format!("{path}: not in this build")))?;
-            if method == Method::HEAD {
-                *res.body_mut() = reply::full(bytes::Bytes::new());
-            }
-            Ok(res)
-        }
+        Fixed::App | Fixed::Asset | Fixed::Client => web_file(&req).unwrap_or_else(|| {
+            Err(Error::TypeNotFound(format!("no such endpoint: {method} {path}")))
+        }),
         Fixed::Dev | Fixed::DevToken if !app.config.dev => Err(Error::TypeNotFound(format!(
             "no such endpoint: {method} {path} (development sign-in is off: the server runs without --dev)"
         ))),
@@ -235,6 +225,31 @@ pub async fn route(app: &Arc<App>, req: super::In, host: bool) -> Result<Respons
             Ok(res)
         }
     }
+}
+
+/// The demo app's page, its assets and the client, when `req` asks for one of them with a method
+/// they answer (`None`: another route).
+pub fn web_file(req: &super::In) -> Option<Result<Response<Body>>> {
+    let path = req.uri().path();
+    let (which, _, allowed) = fixed(path)?;
+    let name = match which {
+        Fixed::App => "index.html",
+        Fixed::Client => super::web::CLIENT,
+        Fixed::Asset => &path[1..],
+        _ => return None,
+    };
+    if let Err(e) = allow(req.method(), allowed) {
+        return Some(Err(e));
+    }
+    let Some(mut res) = super::web::serve(name, req.headers()) else {
+        return Some(Err(Error::TypeNotFound(format!(
+            "{path}: not in this build"
+        ))));
+    };
+    if req.method() == Method::HEAD {
+        *res.body_mut() = reply::full(bytes::Bytes::new());
+    }
+    Some(Ok(res))
 }
 
 /// The `Last-Event-ID` a reconnecting stream sends.

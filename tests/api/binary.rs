@@ -126,7 +126,8 @@ fn read_banner(child: &mut Child, more: impl Fn() -> String) -> Vec<String> {
     // The banner's other lines up to the data directory's: the metrics address, if any.
     for line in lines.by_ref() {
         let line = line.unwrap();
-        if line.starts_with("data directory:") {
+        // A server's banner ends with its data directory; an edge of a cluster has none.
+        if line.starts_with("data directory:") || line.starts_with("an edge of the cluster") {
             break;
         }
         if let Some(m) = line.strip_prefix("metrics on ") {

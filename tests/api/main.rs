@@ -9,6 +9,7 @@ mod binary;
 mod bounds;
 mod bus;
 mod chats;
+mod cluster;
 mod counters;
 mod durability;
 mod edits;

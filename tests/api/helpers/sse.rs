@@ -116,13 +116,19 @@ impl Sse {
 
     /// The next event of type `kind`, skipping others (up to 5 s).
     pub async fn next_of(&mut self, kind: &str) -> Event {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let e = self.next_of_within(kind, 5.0).await;
+        e.unwrap_or_else(|| panic!("no {kind} event within 5 s"))
+    }
+
+    /// The next event of type `kind`, skipping others, or None if none comes within `secs`.
+    pub async fn next_of_within(&mut self, kind: &str, secs: f64) -> Option<Event> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(secs);
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match tokio::time::timeout(left, self.events.recv()).await {
-                Ok(Some(e)) if e.event == kind => return e,
+                Ok(Some(e)) if e.event == kind => return Some(e),
                 Ok(Some(_)) => continue,
-                _ => panic!("no {kind} event within 5 s"),
+                _ => return None,
             }
         }
     }

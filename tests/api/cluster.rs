@@ -1,0 +1,382 @@
+//! Three real nodes on a real nats-server: a primary with the data directory and two edges with
+//! none. A message sent through one edge reaches a stream on the other; typing and presence
+//! cross edges (a user with a stream on each is online until both close); a client whose edge
+//! is killed resumes on the other with `Last-Event-ID` and gets everything exactly once; the
+//! primary restarts while clients send and every acknowledged message survives.
+
+use std::collections::HashMap;
+use std::process::Child;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::binary::{self, post, terminate};
+use crate::helpers::nats::Nats;
+use crate::helpers::Sse;
+use crate::helpers::{http_client, wait_for};
+
+/// A primary and two edges, A and B, on one nats-server.
+struct Cluster {
+    nats: Nats,
+    dir: tempfile::TempDir,
+    primary: Child,
+    pub primary_addr: String,
+    edges: HashMap<&'static str, (Child, String)>,
+}
+
+impl Cluster {
+    /// Starts the nodes and waits until both edges reach the primary.
+    async fn start() -> Option<Cluster> {
+        let nats = Nats::start(None)?;
+        let dir = tempfile::tempdir().unwrap();
+        let (primary, primary_addr) = start_primary(&dir, &nats);
+        let mut cluster = Cluster {
+            nats,
+            dir,
+            primary,
+            primary_addr,
+            edges: HashMap::new(),
+        };
+        for name in ["a", "b"] {
+            cluster.start_edge(name).await;
+        }
+        Some(cluster)
+    }
+
+    async fn start_edge(&mut self, name: &'static str) {
+        let url = self.nats.url();
+        let args = [
+            "--listen",
+            "127.0.0.1:0",
+            "--cluster",
+            &url,
+            "--role",
+            "edge",
+            "--node",
+            name,
+            "--cluster-timeout",
+            "2s",
+        ];
+        let (child, addr) = binary::serve(self.dir.path(), &args, &[]);
+        self.edges.insert(name, (child, addr));
+        // Ready once a request through it reaches the primary.
+        let token = self.token("probe");
+        let edge = self.edge(name).to_string();
+        wait_for("the edge to reach the primary", 10.0, || async {
+            (binary::chats_status(&edge, &token).await == 200).then_some(())
+        })
+        .await;
+    }
+
+    fn edge(&self, name: &str) -> &str {
+        &self.edges[name].1
+    }
+
+    /// A client token for `user`, minted from the primary's data directory.
+    fn token(&self, user: &str) -> String {
+        let data = self.dir.path().join("primary");
+        let data = data.to_str().unwrap();
+        binary::token(self.dir.path(), &["--user", user, "--data-dir", data])
+    }
+
+    /// Ends edge `name` with SIGKILL.
+    fn kill_edge(&mut self, name: &str) {
+        let (mut child, _) = self.edges.remove(name).unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for (child, _) in self.edges.values_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = self.primary.kill();
+        let _ = self.primary.wait();
+    }
+}
+
+fn start_primary(dir: &tempfile::TempDir, nats: &Nats) -> (Child, String) {
+    let url = nats.url();
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        "primary",
+        "--cluster",
+        &url,
+        "--role",
+        "primary",
+    ];
+    binary::serve(dir.path(), &args, &[])
+}
+
+/// `token`'s stream on the node at `addr`, resuming after `last` when given.
+async fn stream(addr: &str, token: &str, last: Option<i64>) -> Sse {
+    let mut req = http_client()
+        .get(format!("{addr}/v1/events?snapshot=0"))
+        .bearer_auth(token);
+    if let Some(id) = last {
+        req = req.header("Last-Event-ID", id.to_string());
+    }
+    let sse = Sse::new(req.send().await.unwrap());
+    assert_eq!(sse.status, 200);
+    sse
+}
+
+/// Sends a text through the node at `addr`; the message as stored.
+async fn send(addr: &str, token: &str, chat: i64, id: &str, text: &str) -> Value {
+    let data = json!({"messages": [{"chatId": chat, "clientMessageId": id, "text": text}]});
+    let (status, body) = post(addr, token, "message", data).await;
+    assert_eq!(status, 200, "{body}");
+    body["data"]["messages"][0].clone()
+}
+
+/// A direct chat of `a` and `b` made through `addr`.
+async fn direct(addr: &str, a: &str, b: &str) -> i64 {
+    let (status, body) = post(addr, a, "createChat", json!({"userIds": [b]})).await;
+    assert_eq!(status, 200, "{body}");
+    body["data"]["chat"]["id"].as_i64().unwrap()
+}
+
+/// The `opponentStatus` of `chat`'s other member, as `token`'s user asks it at `addr`.
+async fn partner_status(addr: &str, token: &str, chat: i64) -> String {
+    let (status, body) = post(addr, token, "opponentStatus", json!({"chatId": chat})).await;
+    assert_eq!(status, 200, "{body}");
+    body["data"]["users"][0]["status"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Waits (asking four times a second, within the user's request rate) until `token`'s
+/// partner in `chat` shows `want`.
+async fn partner_becomes(addr: &str, token: &str, chat: i64, want: &str) {
+    for _ in 0..60 {
+        if partner_status(addr, token, chat).await == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("the partner never became {want}");
+}
+
+#[tokio::test]
+async fn messages_typing_and_presence_cross_edges() {
+    let Some(cluster) = Cluster::start().await else {
+        return;
+    };
+    let (a, b) = (cluster.edge("a").to_string(), cluster.edge("b").to_string());
+    let (alice, bob) = (cluster.token("alice"), cluster.token("bob"));
+    let chat = direct(&a, &alice, "bob").await;
+
+    let mut bob_on_b = stream(&b, &bob, None).await;
+    let mut alice_on_a = stream(&a, &alice, None).await;
+    // Alice's stream on A makes her online for Bob's stream on B.
+    let online = bob_on_b.next_of("opponentStatus").await;
+    assert_eq!(online.data()["users"][0]["userId"], "alice");
+    assert_eq!(online.data()["users"][0]["status"], "online");
+
+    let sent = send(&a, &alice, chat, "m1", "through edge A").await;
+    let got = bob_on_b.next_of("message").await;
+    assert_eq!(got.data()["id"], sent["id"]);
+    assert_eq!(got.data()["text"], "through edge A");
+
+    let typing = json!({"chatId": chat, "status": "typing", "message": "hel"});
+    let (status, _) = post(&b, &bob, "typing", typing).await;
+    assert_eq!(status, 202);
+    let typed = alice_on_a.next_of("typing").await;
+    assert_eq!(typed.data()["userId"], "bob");
+    assert_eq!(typed.data()["message"], "hel");
+
+    // Delivered on B, so the author's stream on A hears of it.
+    let delivered = alice_on_a.next_of("messageStatus").await;
+    assert_eq!(delivered.data()["status"], "delivered");
+    assert_eq!(delivered.data()["messageId"], sent["id"]);
+
+    // Alice has a stream on each edge: online until both close.
+    let alice_on_b = stream(&b, &alice, None).await;
+    alice_on_a.close();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(partner_status(&a, &bob, chat).await, "online");
+    alice_on_b.close();
+    let offline = bob_on_b.next_of_within("opponentStatus", 10.0).await;
+    let offline = offline.expect("Bob is told Alice went offline");
+    assert_eq!(offline.data()["users"][0]["status"], "offline");
+    partner_becomes(&b, &bob, chat, "offline").await;
+}
+
+#[tokio::test]
+async fn a_client_whose_edge_is_killed_resumes_on_the_other_exactly_once() {
+    let Some(mut cluster) = Cluster::start().await else {
+        return;
+    };
+    let a = cluster.edge("a").to_string();
+    let b = cluster.edge("b").to_string();
+    let (alice, bob) = (cluster.token("alice"), cluster.token("bob"));
+    let chat = direct(&a, &alice, "bob").await;
+
+    let mut on_b = stream(&b, &bob, None).await;
+    let mut seen: Vec<(i64, String)> = Vec::new();
+    for i in 0..10 {
+        send(&a, &alice, chat, &format!("m{i}"), &format!("text {i}")).await;
+    }
+    while seen.len() < 10 {
+        let e = on_b.next_of("message").await;
+        seen.push((e.id.unwrap(), e.data()["text"].as_str().unwrap().into()));
+    }
+    let last = seen.last().unwrap().0;
+    // Edge B dies; what is sent meanwhile waits in the store.
+    cluster.kill_edge("b");
+    on_b.close();
+    for i in 10..20 {
+        send(&a, &alice, chat, &format!("m{i}"), &format!("text {i}")).await;
+    }
+    // Bob's partner (Alice) sees him offline once the primary stops hearing from B.
+    partner_becomes(&a, &alice, chat, "offline").await;
+
+    let mut on_a = stream(&a, &bob, Some(last)).await;
+    for i in 20..25 {
+        send(&a, &alice, chat, &format!("m{i}"), &format!("text {i}")).await;
+    }
+    while seen.len() < 25 {
+        let e = on_a.next_of("message").await;
+        seen.push((e.id.unwrap(), e.data()["text"].as_str().unwrap().into()));
+    }
+    let texts: Vec<String> = seen.iter().map(|(_, t)| t.clone()).collect();
+    let want: Vec<String> = (0..25).map(|i| format!("text {i}")).collect();
+    assert_eq!(texts, want, "every message once, in order");
+    assert!(
+        on_a.next_of_within("message", 1.0).await.is_none(),
+        "nothing more"
+    );
+    let ids: Vec<i64> = seen.iter().map(|(id, _)| *id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids grow: {ids:?}");
+}
+
+#[tokio::test]
+async fn the_primary_restarts_while_clients_send_and_every_acknowledged_message_survives() {
+    let Some(mut cluster) = Cluster::start().await else {
+        return;
+    };
+    let a = cluster.edge("a").to_string();
+    let b = cluster.edge("b").to_string();
+    let (alice, bob) = (cluster.token("alice"), cluster.token("bob"));
+    let chat = direct(&a, &alice, "bob").await;
+    let mut on_b = stream(&b, &bob, None).await;
+
+    // Alice sends 60 messages through A, retrying a refused or unanswered one with the same id.
+    let sender = {
+        let (a, alice) = (a.clone(), alice.clone());
+        tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            let mut refused = 0;
+            for i in 0..60 {
+                let id = format!("r{i}");
+                let data =
+                    json!({"messages": [{"chatId": chat, "clientMessageId": id, "text": id}]});
+                let mut tries = 0;
+                loop {
+                    tries += 1;
+                    assert!(tries < 200, "message {i} never went through");
+                    let res = http_client()
+                        .post(format!("{a}/v1/message"))
+                        .bearer_auth(&alice)
+                        .json(&json!({ "data": data }))
+                        .send()
+                        .await;
+                    match res {
+                        Ok(r) if r.status() == 200 => break,
+                        Ok(r) => {
+                            assert_eq!(r.status(), 503, "only 503 while the primary is away");
+                            assert!(r.headers().contains_key("retry-after"));
+                            refused += 1;
+                        }
+                        Err(_) => refused += 1,
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                acknowledged.push(id);
+                tokio::time::sleep(Duration::from_millis(40)).await;
+            }
+            (acknowledged, refused)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // The primary dies mid-stream and comes back on the same data directory.
+    cluster.primary.kill().unwrap();
+    cluster.primary.wait().unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let (primary, addr) = start_primary(&cluster.dir, &cluster.nats);
+    cluster.primary = primary;
+    cluster.primary_addr = addr;
+    let (acknowledged, refused) = sender.await.unwrap();
+    assert!(refused > 0, "some sends met the primary away");
+
+    // Bob's stream on B stayed open throughout and has every message exactly once.
+    let mut texts = Vec::new();
+    while texts.len() < 60 {
+        let Some(e) = on_b.next_of_within("message", 15.0).await else {
+            break;
+        };
+        texts.push(e.data()["text"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        texts, acknowledged,
+        "every acknowledged message, once, in order"
+    );
+    // And the primary's history has them all.
+    let (status, body) = post(&b, &bob, "history", json!({"chatId": chat, "limit": 100})).await;
+    assert_eq!(status, 200);
+    let stored: Vec<&str> = (body["data"]["messages"].as_array().unwrap())
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(stored.len(), 60, "{stored:?}");
+    terminate(&mut cluster.primary);
+}
+
+#[tokio::test]
+async fn an_edge_without_its_primary_refuses_writes_with_retry_after_and_keeps_streams() {
+    let Some(mut cluster) = Cluster::start().await else {
+        return;
+    };
+    let a = cluster.edge("a").to_string();
+    let (alice, bob) = (cluster.token("alice"), cluster.token("bob"));
+    let chat = direct(&a, &alice, "bob").await;
+    let mut on_a = stream(&a, &bob, None).await;
+    terminate(&mut cluster.primary);
+
+    let res = http_client()
+        .post(format!("{a}/v1/chats"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.headers()["retry-after"], "2");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["reason"], "unavailable");
+    // A new stream is told to come back, as EventSource needs (not an error status).
+    let res = http_client()
+        .get(format!("{a}/v1/events?token={bob}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().starts_with("retry: 2000"));
+
+    // The open stream lives on and carries what is sent once the primary is back.
+    let (primary, addr) = start_primary(&cluster.dir, &cluster.nats);
+    cluster.primary = primary;
+    cluster.primary_addr = addr;
+    wait_for("the primary to answer through the edge", 10.0, || async {
+        (binary::chats_status(&a, &alice).await == 200).then_some(())
+    })
+    .await;
+    let sent = send(&a, &alice, chat, "after", "back again").await;
+    let got = on_a.next_of("message").await;
+    assert_eq!(got.data()["id"], sent["id"]);
+}
