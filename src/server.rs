@@ -58,14 +58,7 @@ pub async fn serve(
     let bus = (app.config.bus.clone()).map(|bus| tokio::spawn(crate::bus::run(app.clone(), bus)));
     let pinger = {
         let app = app.clone();
-        tokio::spawn(async move {
-            let period = app.config.ping_interval;
-            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-            loop {
-                tick.tick().await;
-                app.ping_tx.send_replace(());
-            }
-        })
+        tokio::spawn(async move { ping_clock(app.config.ping_interval, &app.ping_tx).await })
     };
     run_http(listener, metrics, app.clone(), shutdown, &app.stop_tx).await;
     let deadline = Instant::now() + app.config.shutdown_grace;
@@ -141,6 +134,15 @@ pub async fn run_http<S: Serves>(
         .is_err()
     {
         tracing::warn!("some connections were still open after {grace:?}; closing anyway");
+    }
+}
+
+/// Changes `pings` every `period`, for ever: every stream's keep-alive runs off this one clock.
+pub async fn ping_clock(period: Duration, pings: &tokio::sync::watch::Sender<()>) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    loop {
+        tick.tick().await;
+        pings.send_replace(());
     }
 }
 

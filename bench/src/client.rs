@@ -43,6 +43,11 @@ impl Api {
     /// A client whose connections come from `local` (another loopback address, so that the
     /// server's per-address limits tell it apart), or from the default one.
     pub fn from_address(server: &Server, local: Option<std::net::IpAddr>) -> Result<Api> {
+        Api::at(server.base(), local)
+    }
+
+    /// A client of the server at `base` (`http://ADDR`), connecting from `local` if given.
+    pub fn at(base: &str, local: Option<std::net::IpAddr>) -> Result<Api> {
         let http = reqwest::Client::builder()
             .no_proxy()
             .tcp_nodelay(true)
@@ -51,7 +56,7 @@ impl Api {
             .build()?;
         Ok(Api {
             http,
-            base: server.base().into(),
+            base: base.into(),
         })
     }
 

@@ -30,18 +30,9 @@ pub async fn part(args: &Args) -> Result<Vec<Row>> {
     println!("\n[latency] {} messages, one at a time", args.messages);
     let server = Server::start(args.server.as_deref(), args.sync)?;
     let api = Api::new(&server)?;
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let deadline = Instant::now() + DELIVERY_TIMEOUT * (args.messages as u32 + 10);
-    let (pairs, _listeners) = setup_pairs(&server, &api, "lat", 1, &tx, deadline).await?;
-    let pair = &pairs[0];
     let cpu = CpuMeter::start(server.pid())?;
-    let mut latencies = Vec::with_capacity(args.messages);
-    for i in 0..args.messages {
-        let id = pair.send(&api, "lat", i).await?;
-        latencies.push(wait_for(&mut rx, &id).await?.latency_ns());
-    }
+    let p = sequential(&server, &api, &api, "lat", args.messages).await?;
     let (server_cpu, bench_cpu, _) = cpu.stop()?;
-    let p = Percentiles::of(latencies).context("no messages")?;
     println!("  send->SSE p50/p90/p99/max: {}", p.line());
     Ok(vec![
         Row::info(
@@ -52,4 +43,25 @@ pub async fn part(args: &Args) -> Result<Vec<Row>> {
         .goal(format!("p50 <= {TARGET_P50_MS} ms"), p.p50 <= TARGET_P50_MS),
         Row::cpu("latency", (server_cpu, bench_cpu)),
     ])
+}
+
+/// `n` messages sent one at a time through `send` to a listener whose stream is open through
+/// `listen`, each timed from just before its POST until its frame arrives.
+pub async fn sequential(
+    server: &Server,
+    listen: &Api,
+    send: &Api,
+    tag: &str,
+    n: usize,
+) -> Result<Percentiles> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let deadline = Instant::now() + DELIVERY_TIMEOUT * (n as u32 + 10);
+    let (pairs, _listeners) = setup_pairs(server, listen, send, tag, 1, &tx, deadline).await?;
+    let pair = &pairs[0];
+    let mut latencies = Vec::with_capacity(n);
+    for i in 0..n {
+        let id = pair.send(send, tag, i).await?;
+        latencies.push(wait_for(&mut rx, &id).await?.latency_ns());
+    }
+    Percentiles::of(latencies).context("no messages")
 }

@@ -220,9 +220,23 @@ fn measure_cpu(pid: u32, w: &Window) -> JoinHandle<Result<(f64, f64, f64)>> {
 pub async fn run_load(args: &Args, tag: &str, pace: Pace) -> Result<LoadResult> {
     let server = Server::start(args.server.as_deref(), args.sync)?;
     let api = Api::new(&server)?;
+    run_load_across(args, tag, pace, &server, &api, &api).await
+}
+
+/// [`run_load`] against running nodes: streams through `listen`, sends through `send`, tokens
+/// from (and CPU measured on) `server`.
+pub async fn run_load_across(
+    args: &Args,
+    tag: &str,
+    pace: Pace,
+    server: &Server,
+    listen: &Api,
+    api: &Api,
+) -> Result<LoadResult> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let listen_until = Instant::now() + Duration::from_secs(120) + args.window() + DELIVERY_TIMEOUT;
-    let (pairs, listeners) = setup_pairs(&server, &api, tag, args.pairs, &tx, listen_until).await?;
+    let (pairs, listeners) =
+        setup_pairs(server, listen, api, tag, args.pairs, &tx, listen_until).await?;
     drop(tx);
     let w = Arc::new(Window::new(LEAD_IN, args.window()));
     let cpu = measure_cpu(server.pid(), &w);

@@ -21,6 +21,9 @@
 //! - `floods`: with every limit at its default and 1,024 open files, from a second loopback
 //!   address: 1,100 slow bodies, 500 streams of one user and 5,000 requests of one token; what
 //!   the server held, and another user's send times meanwhile.
+//! - `cluster`: a nats-server, a primary and two edges: send through edge A to a stream on edge
+//!   B one at a time (next to the same on a single server), and the pairs' delivered messages
+//!   per second through the two edges. Needs `nats-server` on PATH; not part of a full run.
 //!
 //! Every message's client id carries the time it was sent, so a listener computes latency
 //! without shared state. Every loop ends on a count or a deadline, and the server is killed
@@ -30,6 +33,7 @@
 
 mod attacks;
 mod client;
+mod cluster;
 mod fanout;
 mod floods;
 mod groups;
@@ -124,6 +128,7 @@ enum Part {
     Stall,
     Attacks,
     Floods,
+    Cluster,
 }
 
 impl Args {
@@ -144,7 +149,10 @@ impl Args {
     }
 
     fn runs(&self, part: Part) -> bool {
-        self.only.is_none_or(|p| p == part)
+        match self.only {
+            None => part != Part::Cluster,
+            Some(p) => p == part,
+        }
     }
 
     fn window(&self) -> Duration {
@@ -217,6 +225,9 @@ async fn run_parts(args: &Args) -> Result<()> {
     }
     if args.runs(Part::Floods) {
         rows.extend(floods::part(args).await.context("floods part")?);
+    }
+    if args.runs(Part::Cluster) {
+        rows.extend(cluster::part(args).await.context("cluster part")?);
     }
     print_table(&rows);
     Ok(())

@@ -103,9 +103,12 @@ impl Pair {
 
 /// Makes `n` pairs of users `TAG-sI`/`TAG-lI` with a direct chat each; every listener's stream
 /// is open (and subscribed) before its chat exists, and reports into `out` until `deadline`.
+/// Streams are opened through `listen` and chats made through `send` (the same server, or two
+/// nodes of a cluster); tokens come from `server`.
 pub async fn setup_pairs(
     server: &Server,
-    api: &Api,
+    listen: &Api,
+    send: &Api,
     tag: &str,
     n: usize,
     out: &mpsc::UnboundedSender<Delivery>,
@@ -115,12 +118,12 @@ pub async fn setup_pairs(
     let mut listeners = Listeners::default();
     for i in 0..n {
         let (sender, listener) = (format!("{tag}-s{i}"), format!("{tag}-l{i}"));
-        let stream = api.open_stream(&server.token(&listener)?).await?;
+        let stream = listen.open_stream(&server.token(&listener)?).await?;
         listeners
             .0
             .push(spawn_listener(stream, out.clone(), deadline));
         let token = server.token(&sender)?;
-        let chat_id = api.create_chat(&token, &listener).await?;
+        let chat_id = send.create_chat(&token, &listener).await?;
         pairs.push(Pair {
             token: token.into(),
             chat_id,

@@ -38,11 +38,14 @@ fn parse_cursor(name: &str, s: &str) -> Result<EventId> {
         })
 }
 
+/// Opens a presence connection for a user.
+pub type Connect = Arc<dyn Fn(&UserId, Kind) -> Connection + Send + Sync>;
+
 /// What a stream or poll runs from.
 pub struct Streams {
     pub sources: Sources,
     /// Opens a presence connection for a user (this node's registry, or the primary's).
-    pub connect: Arc<dyn Fn(&UserId, Kind) -> Connection + Send + Sync>,
+    pub connect: Connect,
     pub limits: Arc<Limits>,
     /// Becomes true when the server stops: streams end, polls answer.
     pub stop: watch::Receiver<bool>,

@@ -216,12 +216,7 @@ pub async fn serve(
     let pinger = {
         let edge = edge.clone();
         tokio::spawn(async move {
-            let period = edge.config.ping_interval;
-            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-            loop {
-                tick.tick().await;
-                edge.ping_tx.send_replace(());
-            }
+            crate::server::ping_clock(edge.config.ping_interval, &edge.ping_tx).await
         })
     };
     crate::server::run_http(listener, metrics, edge.clone(), shutdown, &edge.stop_tx).await;

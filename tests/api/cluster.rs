@@ -98,6 +98,53 @@ impl Drop for Cluster {
     }
 }
 
+/// A started cluster with what every test here begins with: the edges' addresses, Alice's and
+/// Bob's tokens, and their direct chat (made through edge A).
+struct Scene {
+    a: String,
+    b: String,
+    alice: String,
+    bob: String,
+    chat: i64,
+}
+
+async fn scene() -> Option<(Cluster, Scene)> {
+    let cluster = Cluster::start().await?;
+    let (a, b) = (cluster.edge("a").to_string(), cluster.edge("b").to_string());
+    let (alice, bob) = (cluster.token("alice"), cluster.token("bob"));
+    let chat = direct(&a, &alice, "bob").await;
+    let scene = Scene {
+        a,
+        b,
+        alice,
+        bob,
+        chat,
+    };
+    Some((cluster, scene))
+}
+
+/// Sends `text N` (client id `mN`) for each N of `range` from Alice through edge A.
+async fn send_texts(s: &Scene, range: std::ops::Range<usize>) {
+    for i in range {
+        send(
+            &s.a,
+            &s.alice,
+            s.chat,
+            &format!("m{i}"),
+            &format!("text {i}"),
+        )
+        .await;
+    }
+}
+
+/// Reads messages from `sse` into `seen` (id and text) until it holds `n`.
+async fn read_until(sse: &mut Sse, seen: &mut Vec<(i64, String)>, n: usize) {
+    while seen.len() < n {
+        let e = sse.next_of("message").await;
+        seen.push((e.id.unwrap(), e.data()["text"].as_str().unwrap().into()));
+    }
+}
+
 fn start_primary(dir: &tempfile::TempDir, nats: &Nats) -> (Child, String) {
     let url = nats.url();
     let args = [
@@ -165,12 +212,16 @@ async fn partner_becomes(addr: &str, token: &str, chat: i64, want: &str) {
 
 #[tokio::test]
 async fn messages_typing_and_presence_cross_edges() {
-    let Some(cluster) = Cluster::start().await else {
+    let Some((_cluster, scene)) = scene().await else {
         return;
     };
-    let (a, b) = (cluster.edge("a").to_string(), cluster.edge("b").to_string());
-    let (alice, bob) = (cluster.token("alice"), cluster.token("bob"));
-    let chat = direct(&a, &alice, "bob").await;
+    let Scene {
+        a,
+        b,
+        alice,
+        bob,
+        chat,
+    } = scene;
 
     let mut bob_on_b = stream(&b, &bob, None).await;
     let mut alice_on_a = stream(&a, &alice, None).await;
@@ -210,41 +261,24 @@ async fn messages_typing_and_presence_cross_edges() {
 
 #[tokio::test]
 async fn a_client_whose_edge_is_killed_resumes_on_the_other_exactly_once() {
-    let Some(mut cluster) = Cluster::start().await else {
+    let Some((mut cluster, s)) = scene().await else {
         return;
     };
-    let a = cluster.edge("a").to_string();
-    let b = cluster.edge("b").to_string();
-    let (alice, bob) = (cluster.token("alice"), cluster.token("bob"));
-    let chat = direct(&a, &alice, "bob").await;
-
-    let mut on_b = stream(&b, &bob, None).await;
+    let mut on_b = stream(&s.b, &s.bob, None).await;
     let mut seen: Vec<(i64, String)> = Vec::new();
-    for i in 0..10 {
-        send(&a, &alice, chat, &format!("m{i}"), &format!("text {i}")).await;
-    }
-    while seen.len() < 10 {
-        let e = on_b.next_of("message").await;
-        seen.push((e.id.unwrap(), e.data()["text"].as_str().unwrap().into()));
-    }
+    send_texts(&s, 0..10).await;
+    read_until(&mut on_b, &mut seen, 10).await;
     let last = seen.last().unwrap().0;
     // Edge B dies; what is sent meanwhile waits in the store.
     cluster.kill_edge("b");
     on_b.close();
-    for i in 10..20 {
-        send(&a, &alice, chat, &format!("m{i}"), &format!("text {i}")).await;
-    }
+    send_texts(&s, 10..20).await;
     // Bob's partner (Alice) sees him offline once the primary stops hearing from B.
-    partner_becomes(&a, &alice, chat, "offline").await;
+    partner_becomes(&s.a, &s.alice, s.chat, "offline").await;
 
-    let mut on_a = stream(&a, &bob, Some(last)).await;
-    for i in 20..25 {
-        send(&a, &alice, chat, &format!("m{i}"), &format!("text {i}")).await;
-    }
-    while seen.len() < 25 {
-        let e = on_a.next_of("message").await;
-        seen.push((e.id.unwrap(), e.data()["text"].as_str().unwrap().into()));
-    }
+    let mut on_a = stream(&s.a, &s.bob, Some(last)).await;
+    send_texts(&s, 20..25).await;
+    read_until(&mut on_a, &mut seen, 25).await;
     let texts: Vec<String> = seen.iter().map(|(_, t)| t.clone()).collect();
     let want: Vec<String> = (0..25).map(|i| format!("text {i}")).collect();
     assert_eq!(texts, want, "every message once, in order");
@@ -258,13 +292,16 @@ async fn a_client_whose_edge_is_killed_resumes_on_the_other_exactly_once() {
 
 #[tokio::test]
 async fn the_primary_restarts_while_clients_send_and_every_acknowledged_message_survives() {
-    let Some(mut cluster) = Cluster::start().await else {
+    let Some((mut cluster, scene)) = scene().await else {
         return;
     };
-    let a = cluster.edge("a").to_string();
-    let b = cluster.edge("b").to_string();
-    let (alice, bob) = (cluster.token("alice"), cluster.token("bob"));
-    let chat = direct(&a, &alice, "bob").await;
+    let Scene {
+        a,
+        b,
+        alice,
+        bob,
+        chat,
+    } = scene;
     let mut on_b = stream(&b, &bob, None).await;
 
     // Alice sends 60 messages through A, retrying a refused or unanswered one with the same id.
@@ -340,12 +377,16 @@ async fn the_primary_restarts_while_clients_send_and_every_acknowledged_message_
 
 #[tokio::test]
 async fn an_edge_without_its_primary_refuses_writes_with_retry_after_and_keeps_streams() {
-    let Some(mut cluster) = Cluster::start().await else {
+    let Some((mut cluster, scene)) = scene().await else {
         return;
     };
-    let a = cluster.edge("a").to_string();
-    let (alice, bob) = (cluster.token("alice"), cluster.token("bob"));
-    let chat = direct(&a, &alice, "bob").await;
+    let Scene {
+        a,
+        b: _,
+        alice,
+        bob,
+        chat,
+    } = scene;
     let mut on_a = stream(&a, &bob, None).await;
     terminate(&mut cluster.primary);
 
