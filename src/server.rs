@@ -183,7 +183,10 @@ impl<S: Serves> Connections<S> {
         let service =
             hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let app = app.clone();
-                let req = req.map(http_body_util::BodyExt::boxed);
+                let req = req.map(|body| {
+                    use http_body_util::BodyExt;
+                    body.map_err(crate::http::BodyError::from).boxed()
+                });
                 async move {
                     Ok::<_, Infallible>(if metrics_only {
                         crate::http::handle_metrics(app, req).await

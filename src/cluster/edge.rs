@@ -71,7 +71,10 @@ impl Serves for Edge {
             _ => {
                 let peer = http::client_ip(&**self, &req, peer);
                 let timeout = self.config.body_timeout;
-                super::forward::forward(&self.link, req, peer, timeout).await
+                // What the primary takes at most (an upload with its form's framing), checked
+                // here too so that a larger body is not carried through the cluster.
+                let limit = (self.config.max_upload + 64 * 1024).max(self.config.max_body as u64);
+                super::forward::forward(&self.link, req, peer, timeout, limit).await
             }
         }
     }

@@ -1,25 +1,44 @@
-//! Client requests from an edge to the primary, as they came: the method, target, client
-//! address and headers as NATS headers, the body as the payload; the answer the same way back.
-//! The primary answers through its own HTTP handling (`http::handle`), so a forwarded request
-//! is authenticated, limited, logged and answered exactly as one made to it directly.
+//! Client requests from an edge to the primary, as they came, in NATS messages: the method,
+//! target, client address and headers as NATS headers; bodies either way in pieces of at most
+//! [`PIECE`] bytes, so an upload or a download of any size fits NATS messages of the default
+//! size. The primary answers through its own HTTP handling (`http::handle`), so a forwarded
+//! request is authenticated, limited, logged and answered exactly as one made to it directly.
+//!
+//! The exchange, on an inbox of the edge's: the edge sends the head with the first piece; if
+//! more follow, the primary answers `Continue` naming an inbox of its own, and the edge sends
+//! the rest there. The primary then sends the answer's head with its first piece, and the
+//! rest. Every piece after the first is numbered and says whether more follow; a piece that is
+//! missing or late ends the body: a request's with an error (nothing half-read is stored), an
+//! answer's short of its `Content-Length` (the client sees it cut).
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use async_nats::HeaderMap;
-use bytes::Bytes;
+use async_nats::{HeaderMap, Subject};
+use bytes::{Bytes, BytesMut};
 use http::{header, HeaderName, HeaderValue, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, StreamBody};
+use tokio_stream::StreamExt;
 
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::http::{body, Body, In};
+use crate::http::{Body, BodyError, In};
 use crate::link::{Link, Refused, HTTP};
+
+/// Largest piece of a body in one NATS message (well under NATS's default 1 MB).
+pub const PIECE: usize = 256 * 1024;
 
 const METHOD: &str = "Chinwag-Method";
 const TARGET: &str = "Chinwag-Target";
 const PEER: &str = "Chinwag-Peer";
 const STATUS: &str = "Chinwag-Status";
+/// On a piece: more pieces follow.
+const MORE: &str = "Chinwag-More";
+/// On a piece after the first: its number, from 1.
+const PART: &str = "Chinwag-Part";
+/// The primary's answer to a head with more pieces: where to send them.
+const CONTINUE: &str = "Chinwag-Continue";
 /// Each HTTP header travels as a NATS header with this prefix (NATS has names of its own).
 const PREFIX: &str = "H-";
 
@@ -27,7 +46,7 @@ const PREFIX: &str = "H-";
 fn hop_by_hop(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
-        "connection" | "keep-alive" | "transfer-encoding" | "te" | "upgrade" | "content-length"
+        "connection" | "keep-alive" | "transfer-encoding" | "te" | "upgrade"
     )
 }
 
@@ -60,29 +79,170 @@ fn take_headers(from: &HeaderMap, to: &mut http::HeaderMap) {
     }
 }
 
-/// The edge's side: sends `req` (its body read whole, at most what one NATS message carries)
-/// to the primary and answers with what it answered; `503` with `Retry-After` when the primary
-/// does not answer in time.
+fn has(headers: Option<&HeaderMap>, name: &str) -> bool {
+    headers.is_some_and(|h| h.get(name).is_some())
+}
+
+/// Reads `body` in pieces of at most [`PIECE`] bytes, each within `gap` of the one before, and
+/// at most `limit` bytes in all.
+struct Pieces<B> {
+    body: B,
+    gap: Duration,
+    limit: u64,
+    read: u64,
+    done: bool,
+}
+
+impl<B> Pieces<B>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    /// The next piece (`None`: the body has ended).
+    async fn next(&mut self) -> Result<Option<Bytes>> {
+        let mut piece = BytesMut::new();
+        while !self.done && piece.len() < PIECE {
+            let frame = tokio::time::timeout(self.gap, self.body.frame())
+                .await
+                .map_err(|_| Error::RequestTimeout(self.gap))?;
+            match frame {
+                None => self.done = true,
+                Some(Err(e)) => {
+                    return Err(Error::BadRequest(format!("could not read the body: {e}")))
+                }
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.read += data.len() as u64;
+                        if self.read > self.limit {
+                            return Err(Error::PayloadTooLarge(self.limit));
+                        }
+                        piece.extend_from_slice(&data);
+                    }
+                }
+            }
+        }
+        Ok((!piece.is_empty() || !self.done).then(|| piece.freeze()))
+    }
+}
+
+/// Sends pieces after the first (numbered from 1) to `to`, the last without `MORE`.
+async fn send_rest<B>(
+    client: &async_nats::Client,
+    to: Subject,
+    mut next: Option<Bytes>,
+    pieces: &mut Pieces<B>,
+) -> Result<()>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let mut part = 1u64;
+    while let Some(piece) = next {
+        next = pieces.next().await?;
+        let mut headers = HeaderMap::new();
+        headers.insert(PART, part.to_string().as_str());
+        if next.is_some() {
+            headers.insert(MORE, "1");
+        }
+        client
+            .publish_with_headers(to.clone(), headers, piece)
+            .await
+            .map_err(|e| Error::Internal(anyhow::anyhow!("sending a body piece: {e}")))?;
+        part += 1;
+    }
+    Ok(())
+}
+
+/// The pieces after the first, read from `messages` until the last: each must come within
+/// `gap`, numbered in order; otherwise the stream ends with an error.
+fn rest(
+    mut messages: async_nats::Subscriber,
+    gap: Duration,
+) -> impl tokio_stream::Stream<Item = std::result::Result<Bytes, String>> + Send {
+    async_stream::stream! {
+        let mut part = 1u64;
+        loop {
+            let message = match tokio::time::timeout(gap, messages.next()).await {
+                Ok(Some(m)) => m,
+                Ok(None) => { yield Err("the pieces' subscription ended".to_string()); return; }
+                Err(_) => { yield Err(format!("piece {part} did not arrive within {gap:?}")); return; }
+            };
+            let headers = message.headers.as_ref();
+            let numbered = headers
+                .and_then(|h| h.get(PART))
+                .and_then(|v| v.as_str().parse::<u64>().ok());
+            if numbered != Some(part) {
+                yield Err(format!("piece {part} is missing"));
+                return;
+            }
+            let more = has(headers, MORE);
+            yield Ok(message.payload);
+            if !more {
+                return;
+            }
+            part += 1;
+        }
+    }
+}
+
+/// The edge's side: sends `req` (a body of at most `limit` bytes, each piece within
+/// `body_timeout`) to the primary and answers with what it answered; `503` with `Retry-After`
+/// when the primary does not answer in time.
 pub async fn forward(
     link: &Link,
     req: In,
     peer: IpAddr,
-    body_timeout: std::time::Duration,
+    body_timeout: Duration,
+    limit: u64,
 ) -> Result<Response<Body>> {
-    // What a NATS message may carry, less room for the headers.
-    let max = (link.client.server_info().max_payload).saturating_sub(64 * 1024);
-    let mut headers = HeaderMap::new();
-    headers.insert(METHOD, req.method().as_str());
-    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    headers.insert(TARGET, target);
-    headers.insert(PEER, peer.to_string().as_str());
-    put_headers(req.headers(), &mut headers);
-    let payload = body::read_limited(req, max, body_timeout).await?;
-    let reply = match link.request(HTTP, Some(headers), payload).await {
-        Ok(reply) => reply,
-        Err(refused) => return Err(Error::from(refused)),
+    let client = &link.client;
+    let inbox = client.new_inbox();
+    fn unreachable<E>(_: E) -> Error {
+        Error::from(Refused::unreachable())
+    }
+    let mut replies = client.subscribe(inbox.clone()).await.map_err(unreachable)?;
+    let (parts, body) = req.into_parts();
+    let mut head = HeaderMap::new();
+    head.insert(METHOD, parts.method.as_str());
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    head.insert(TARGET, target);
+    head.insert(PEER, peer.to_string().as_str());
+    put_headers(&parts.headers, &mut head);
+    let declared = (parts.headers.get(header::CONTENT_LENGTH))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(Error::PayloadTooLarge(limit));
+    }
+    let mut pieces = Pieces {
+        body,
+        gap: body_timeout,
+        limit,
+        read: 0,
+        done: false,
     };
-    let Some(got) = reply.headers.as_ref() else {
+    let first = pieces.next().await?.unwrap_or_default();
+    let second = pieces.next().await?;
+    if second.is_some() {
+        head.insert(MORE, "1");
+    }
+    client
+        .publish_with_reply_and_headers(HTTP, inbox, head, first)
+        .await
+        .map_err(unreachable)?;
+    let mut answer = next_reply(&mut replies, link.timeout).await?;
+    if second.is_some() {
+        let to = answer
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(CONTINUE))
+            .map(|v| Subject::from(v.as_str()));
+        if let Some(to) = to {
+            send_rest(client, to, second, &mut pieces).await?;
+            answer = next_reply(&mut replies, link.timeout).await?;
+        }
+    }
+    let Some(got) = answer.headers.as_ref() else {
         return Err(Error::Internal(anyhow::anyhow!(
             "the primary's answer has no headers"
         )));
@@ -92,62 +252,95 @@ pub async fn forward(
         .and_then(|s| s.as_str().parse::<u16>().ok())
         .and_then(|s| StatusCode::from_u16(s).ok())
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("the primary's answer has no status")))?;
-    let mut res = Response::new(crate::http::reply::full(reply.payload));
+    let body = match has(Some(got), MORE) {
+        false => crate::http::reply::full(answer.payload),
+        true => {
+            let first = tokio_stream::once(Ok(answer.payload.clone()));
+            let all = first.chain(rest(replies, link.timeout));
+            // A missing piece ends the body short of its Content-Length: the client sees it cut.
+            let frames = all.map_while(|piece| piece.ok().map(|b| Ok(hyper::body::Frame::data(b))));
+            StreamBody::new(frames).boxed()
+        }
+    };
+    let mut res = Response::new(body);
     *res.status_mut() = status;
     take_headers(got, res.headers_mut());
     Ok(res)
 }
 
-/// The primary's side: answers a forwarded request through `http::handle`, as the headers and
-/// payload of the reply.
-pub async fn answer(
-    app: &Arc<App>,
-    message: &async_nats::Message,
-    max_payload: usize,
-) -> (HeaderMap, Bytes) {
-    let res = match request(message) {
+/// The next message on the edge's inbox, within `timeout`; the NATS server's "no responders"
+/// (no primary listening) and no answer in time are both the primary being away.
+async fn next_reply(
+    replies: &mut async_nats::Subscriber,
+    timeout: Duration,
+) -> Result<async_nats::Message> {
+    match tokio::time::timeout(timeout, replies.next()).await {
+        Ok(Some(m)) if m.status != Some(async_nats::StatusCode::NO_RESPONDERS) => Ok(m),
+        _ => Err(Error::from(Refused::unreachable())),
+    }
+}
+
+/// The primary's side: answers a forwarded request through `http::handle`, on its reply inbox.
+pub async fn answer(app: &Arc<App>, client: &async_nats::Client, message: async_nats::Message) {
+    let Some(reply) = message.reply.clone() else {
+        return;
+    };
+    let res = match request(app, client, &reply, &message).await {
         Ok((req, peer)) => crate::http::handle(app.clone(), req, peer).await,
         Err(e) => crate::http::reply::error(&e),
     };
+    if let Err(e) = send_answer(client, reply, res).await {
+        tracing::warn!("an answer to an edge was cut: {e:#}");
+    }
+}
+
+/// Sends `res` to `to`: its head with the first piece, then the rest.
+async fn send_answer(
+    client: &async_nats::Client,
+    to: Subject,
+    res: Response<Body>,
+) -> anyhow::Result<()> {
     let (parts, body) = res.into_parts();
+    let mut head = HeaderMap::new();
+    head.insert(STATUS, parts.status.as_str());
+    put_headers(&parts.headers, &mut head);
     let is_stream = parts
         .headers
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-    let bytes = match is_stream {
-        // Streams are the edges' own; one that got here would never end.
-        true => Bytes::new(),
-        false => match body.collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(never) => match never {},
-        },
+    // Streams are the edges' own; one that got here would never end.
+    let body = match is_stream {
+        true => crate::http::reply::full(Bytes::new()),
+        false => body,
     };
-    let max = max_payload.saturating_sub(64 * 1024);
-    if bytes.len() > max {
-        let e = Error::Internal(anyhow::anyhow!(
-            "an answer of {} bytes is more than one NATS message carries ({max}); raise max_payload in the NATS server's configuration",
-            bytes.len()
-        ));
-        tracing::error!("{e:#}");
-        let res = crate::http::reply::error(&e);
-        return reply_of(
-            res.status(),
-            res.headers(),
-            Bytes::from(e.body().to_string()),
-        );
+    let mut pieces = Pieces {
+        body,
+        gap: Duration::from_secs(30),
+        limit: u64::MAX,
+        read: 0,
+        done: false,
+    };
+    let first = pieces.next().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let second = pieces.next().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    if second.is_some() {
+        head.insert(MORE, "1");
     }
-    reply_of(parts.status, &parts.headers, bytes)
+    client
+        .publish_with_headers(to.clone(), head, first.unwrap_or_default())
+        .await?;
+    send_rest(client, to, second, &mut pieces)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-fn reply_of(status: StatusCode, headers: &http::HeaderMap, body: Bytes) -> (HeaderMap, Bytes) {
-    let mut out = HeaderMap::new();
-    out.insert(STATUS, status.as_str());
-    put_headers(headers, &mut out);
-    (out, body)
-}
-
-/// The forwarded request a message carries, and the client's address.
-fn request(message: &async_nats::Message) -> Result<(In, IpAddr)> {
+/// The forwarded request a message carries (its body read in pieces from an inbox of ours when
+/// more than one), and the client's address.
+async fn request(
+    app: &App,
+    client: &async_nats::Client,
+    reply: &Subject,
+    message: &async_nats::Message,
+) -> Result<(In, IpAddr)> {
     let bad = |what: &str| Error::BadRequest(format!("a forwarded request without {what}"));
     let headers = message.headers.as_ref().ok_or_else(|| bad("headers"))?;
     let get = |name: &str| headers.get(name).map(|v| v.as_str().to_string());
@@ -156,23 +349,43 @@ fn request(message: &async_nats::Message) -> Result<(In, IpAddr)> {
     let peer: IpAddr = get(PEER)
         .and_then(|p| p.parse().ok())
         .ok_or_else(|| bad("the client's address"))?;
-    let body = Full::new(message.payload.clone())
-        .map_err(|never| match never {})
-        .boxed();
+    let first = message.payload.clone();
+    let body = match has(Some(headers), MORE) {
+        false => {
+            let frame = Ok::<_, BodyError>(hyper::body::Frame::data(first));
+            StreamBody::new(tokio_stream::once(frame)).boxed()
+        }
+        true => {
+            let inbox = client.new_inbox();
+            let pieces = client
+                .subscribe(inbox.clone())
+                .await
+                .map_err(|e| Error::Internal(anyhow::anyhow!("subscribing for a body: {e}")))?;
+            let mut go = HeaderMap::new();
+            go.insert(CONTINUE, inbox.as_str());
+            client
+                .publish_with_headers(reply.clone(), go, Bytes::new())
+                .await
+                .map_err(|e| Error::Internal(anyhow::anyhow!("asking for a body: {e}")))?;
+            let first = tokio_stream::once(Ok(first));
+            let all = first.chain(rest(pieces, app.config.body_timeout));
+            let frames = all.map(|piece| match piece {
+                Ok(b) => Ok(hyper::body::Frame::data(b)),
+                Err(why) => Err(BodyError(why.into())),
+            });
+            StreamBody::new(frames).boxed()
+        }
+    };
     let mut req = http::Request::builder()
         .method(method.as_str())
         .uri(target.as_str())
         .body(body)
         .map_err(|e| Error::BadRequest(format!("a forwarded request is malformed: {e}")))?;
     take_headers(headers, req.headers_mut());
-    let len = message.payload.len().to_string();
-    if let Ok(v) = HeaderValue::from_str(&len) {
-        req.headers_mut().insert(header::CONTENT_LENGTH, v);
-    }
     Ok((req, peer))
 }
 
-/// Keeps `Refused` in use where a link error must become a response as it was.
+/// A refusal of the primary's (or its absence) as the response HTTP gives it.
 pub fn refused_response(r: &Refused) -> Response<Body> {
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     let mut res = crate::http::reply::json(status, &r.body);

@@ -61,16 +61,12 @@ pub async fn run(app: Arc<App>, cluster: Cluster) {
                 let (app, client) = (app.clone(), client.clone());
                 tokio::spawn(async move {
                     let answer = link::answer(ask(&app, &m.payload).await);
-                    reply(&client, m.reply, None, answer).await;
+                    reply(&client, m.reply, answer).await;
                 });
             }
             Some(m) = http.next() => {
                 let (app, client) = (app.clone(), client.clone());
-                tokio::spawn(async move {
-                    let max = client.server_info().max_payload;
-                    let (headers, body) = super::forward::answer(&app, &m, max).await;
-                    reply(&client, m.reply, Some(headers), body).await;
-                });
+                tokio::spawn(async move { super::forward::answer(&app, &client, m).await });
             }
             Some(m) = presence.next() => match serde_json::from_slice::<Presence>(&m.payload) {
                 Ok(p) => nodes.apply(&app, p),
@@ -84,18 +80,9 @@ pub async fn run(app: Arc<App>, cluster: Cluster) {
     let _ = tokio::time::timeout(cluster.timeout, client.flush()).await;
 }
 
-async fn reply(
-    client: &async_nats::Client,
-    to: Option<async_nats::Subject>,
-    headers: Option<async_nats::HeaderMap>,
-    body: Bytes,
-) {
+async fn reply(client: &async_nats::Client, to: Option<async_nats::Subject>, body: Bytes) {
     let Some(to) = to else { return };
-    let sent = match headers {
-        Some(h) => client.publish_with_headers(to, h, body).await,
-        None => client.publish(to, body).await,
-    };
-    if let Err(e) = sent {
+    if let Err(e) = client.publish(to, body).await {
         tracing::warn!("an answer to an edge was not sent: {e}");
     }
 }

@@ -40,7 +40,7 @@ pub enum PieceError {
     Timeout(Duration),
     /// The connection failed.
     #[error(transparent)]
-    Read(#[from] hyper::Error),
+    Read(#[from] super::BodyError),
 }
 
 impl From<PieceError> for Error {

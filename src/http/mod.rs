@@ -27,9 +27,21 @@ use crate::metrics::Metrics;
 
 pub use reply::Body;
 
+/// Why a request body could not be read: the connection failed, or (forwarded from an edge of a
+/// cluster) a piece of it did not arrive.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BodyError(pub Box<dyn std::error::Error + Send + Sync>);
+
+impl From<hyper::Error> for BodyError {
+    fn from(e: hyper::Error) -> BodyError {
+        BodyError(Box::new(e))
+    }
+}
+
 /// Every request body: a connection's (`hyper::body::Incoming`, boxed where it is accepted) or
-/// one forwarded from an edge of the cluster, buffered. One type, so handlers do not care which.
-pub type ReqBody = http_body_util::combinators::BoxBody<bytes::Bytes, hyper::Error>;
+/// one forwarded from an edge of the cluster. One type, so handlers do not care which.
+pub type ReqBody = http_body_util::combinators::BoxBody<bytes::Bytes, BodyError>;
 
 /// A request as every handler takes it.
 pub type In = Request<ReqBody>;

@@ -421,3 +421,51 @@ async fn an_edge_without_its_primary_refuses_writes_with_retry_after_and_keeps_s
     let got = on_a.next_of("message").await;
     assert_eq!(got.data()["id"], sent["id"]);
 }
+
+#[tokio::test]
+async fn files_larger_than_a_nats_message_go_up_and_down_through_edges() {
+    let Some((_cluster, s)) = scene().await else {
+        return;
+    };
+    // 3 MB: three times what one NATS message carries by default.
+    let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let res = http_client()
+        .post(format!("{}/v1/files?name=big.bin", s.a))
+        .bearer_auth(&s.alice)
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let file: Value = res.json().await.unwrap();
+    let id = file["data"]["id"].as_str().unwrap().to_string();
+    assert_eq!(file["data"]["size"], 3_000_000);
+    let data = json!({"messages": [{"chatId": s.chat, "clientMessageId": "f", "type": "file", "fileId": id}]});
+    let (status, body) = post(&s.a, &s.alice, "message", data).await;
+    assert_eq!(status, 200, "{body}");
+
+    let res = http_client()
+        .get(format!("{}/v1/files/{id}?token={}", s.b, s.bob))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-length"], "3000000");
+    assert_eq!(
+        res.bytes().await.unwrap().as_ref(),
+        &bytes[..],
+        "the same bytes"
+    );
+    // A range of it, as a player asks.
+    let res = http_client()
+        .get(format!("{}/v1/files/{id}?token={}", s.b, s.bob))
+        .header("Range", "bytes=1000000-1000009")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 206);
+    assert_eq!(
+        res.bytes().await.unwrap().as_ref(),
+        &bytes[1_000_000..1_000_010]
+    );
+}
