@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::binary::{self, post, terminate};
-use crate::helpers::nats::Nats;
+use crate::helpers::nats::{Nats, Partition};
 use crate::helpers::Sse;
 use crate::helpers::{http_client, wait_for};
 
@@ -37,19 +37,20 @@ impl Cluster {
             primary_addr,
             edges: HashMap::new(),
         };
+        let url = cluster.nats.url();
         for name in ["a", "b"] {
-            cluster.start_edge(name).await;
+            cluster.start_edge(name, &url).await;
         }
         Some(cluster)
     }
 
-    async fn start_edge(&mut self, name: &'static str) {
-        let url = self.nats.url();
+    /// Starts edge `name` on the NATS server at `url`.
+    async fn start_edge(&mut self, name: &'static str, url: &str) {
         let args = [
             "--listen",
             "127.0.0.1:0",
             "--cluster",
-            &url,
+            url,
             "--role",
             "edge",
             "--node",
@@ -467,5 +468,95 @@ async fn files_larger_than_a_nats_message_go_up_and_down_through_edges() {
     assert_eq!(
         res.bytes().await.unwrap().as_ref(),
         &bytes[1_000_000..1_000_010]
+    );
+}
+
+#[tokio::test]
+async fn what_is_sent_while_nats_is_away_reaches_the_edges_once_it_is_back() {
+    let Some((mut cluster, s)) = scene().await else {
+        return;
+    };
+    let mut on_b = stream(&s.b, &s.bob, None).await;
+    let mut seen = Vec::new();
+    send_texts(&s, 0..3).await;
+    read_until(&mut on_b, &mut seen, 3).await;
+    // NATS goes away; the primary (which serves clients too) keeps taking messages; then NATS
+    // is back on the same port, and the edges reconnect, notice what they missed and re-read it.
+    let primary = cluster.primary_addr.clone();
+    cluster
+        .nats
+        .restart_after(async {
+            for i in 3..8 {
+                let (id, text) = (format!("m{i}"), format!("text {i}"));
+                send(&primary, &s.alice, s.chat, &id, &text).await;
+            }
+        })
+        .await;
+    wait_for("edge A to reach the primary again", 20.0, || async {
+        (binary::chats_status(&s.a, &s.alice).await == 200).then_some(())
+    })
+    .await;
+    send_texts(&s, 8..10).await;
+    let mut seen_after = seen.clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while seen_after.len() < 10 && tokio::time::Instant::now() < deadline {
+        if let Some(e) = on_b.next_of_within("message", 1.0).await {
+            seen_after.push((
+                e.id.unwrap(),
+                e.data()["text"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    let texts: Vec<String> = seen_after.iter().map(|(_, t)| t.clone()).collect();
+    let want: Vec<String> = (0..10).map(|i| format!("text {i}")).collect();
+    assert_eq!(
+        texts, want,
+        "every message once, in order, on the stream that stayed open"
+    );
+}
+
+#[tokio::test]
+async fn an_edge_cut_off_from_nats_gets_what_it_missed_once_it_is_back() {
+    let Some((mut cluster, s)) = scene().await else {
+        return;
+    };
+    // Edge C reaches NATS through a link the test can cut; the primary and edge A do not.
+    let link = Partition::to(cluster.nats.port).await;
+    cluster.start_edge("c", &link.url()).await;
+    let c = cluster.edge("c").to_string();
+    let mut on_c = stream(&c, &s.bob, None).await;
+    let mut seen = Vec::new();
+    send_texts(&s, 0..3).await;
+    read_until(&mut on_c, &mut seen, 3).await;
+
+    link.cut();
+    // Relayed while C is away: C never receives these batches.
+    send_texts(&s, 3..8).await;
+    link.heal();
+    wait_for("edge C to reach NATS again", 20.0, || async {
+        let res = http_client()
+            .get(format!("{c}/healthz"))
+            .send()
+            .await
+            .ok()?;
+        (res.status() == 200).then_some(())
+    })
+    .await;
+    // The next batch C receives shows the gap: its stream re-reads the primary's store.
+    send_texts(&s, 8..10).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while seen.len() < 10 && tokio::time::Instant::now() < deadline {
+        if let Some(e) = on_c.next_of_within("message", 1.0).await {
+            seen.push((
+                e.id.unwrap(),
+                e.data()["text"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    let texts: Vec<String> = seen.iter().map(|(_, t)| t.clone()).collect();
+    let want: Vec<String> = (0..10).map(|i| format!("text {i}")).collect();
+    assert_eq!(
+        texts, want,
+        "every message once, in order, on the stream that stayed open"
     );
 }

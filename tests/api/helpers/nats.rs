@@ -69,6 +69,15 @@ impl Nats {
         self.port
     }
 
+    /// Ends it (SIGKILL) and starts it again on the same port once `away` has run.
+    pub async fn restart_after<F: std::future::Future<Output = ()>>(&mut self, away: F) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        away.await;
+        let again = Nats::on(self.port, self.token.as_deref());
+        *self = again;
+    }
+
     /// A client of this server.
     pub async fn client(&self) -> async_nats::Client {
         let mut options = async_nats::ConnectOptions::new();
@@ -126,4 +135,64 @@ pub async fn ask(
     ask_raw(client, topic, frame.to_string().into_bytes())
         .await
         .unwrap_or_else(|| panic!("no answer on the bus to {method} {path}"))
+}
+
+/// A TCP relay to a NATS server that the test can cut and heal: a network partition between
+/// one node and NATS while the others stay connected.
+pub struct Partition {
+    pub port: u16,
+    cut: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Partition {
+    /// Relays connections on a free loopback port to the NATS server on `to`.
+    pub async fn to(to: u16) -> Partition {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (cut, watch) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                // While cut, a connection is closed as soon as it comes.
+                if *watch.borrow() {
+                    continue;
+                }
+                let mut watch = watch.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await
+                    else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = watch.wait_for(|cut| *cut) => {}
+                    }
+                });
+            }
+        });
+        Partition { port, cut, task }
+    }
+
+    /// The address nodes behind it connect to.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Cuts every connection through it, and refuses new ones until [`Partition::heal`].
+    pub fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+
+    pub fn heal(&self) {
+        self.cut.send_replace(false);
+    }
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
