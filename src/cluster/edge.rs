@@ -79,7 +79,12 @@ impl Serves for Edge {
         }
     }
     async fn scrape(&self) -> Result<String> {
-        let online = self.reporter.open.lock().unwrap().len();
+        let online = {
+            let open = self.reporter.open.lock().unwrap();
+            let users: std::collections::HashSet<&UserId> = open.values().map(|(u, _)| u).collect();
+            users.len()
+        };
+        // The users with a connection on this edge (the primary's page counts the cluster).
         self.metrics.online_users.set(online as i64);
         Ok(self.metrics.encode())
     }
