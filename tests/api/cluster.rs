@@ -1,6 +1,7 @@
 //! Three real nodes on a real nats-server: a primary with the data directory and two edges with
 //! none. A message sent through one edge reaches a stream on the other; typing and presence
-//! cross edges (a user with a stream on each is online until both close); a client whose edge
+//! cross edges (a user with a stream on each is online until both close), and so do calls and
+//! host pushes; a client whose edge
 //! is killed resumes on the other with `Last-Event-ID` and gets everything exactly once; the
 //! primary restarts while clients send and every acknowledged message survives.
 
@@ -213,7 +214,7 @@ async fn partner_becomes(addr: &str, token: &str, chat: i64, want: &str) {
 
 #[tokio::test]
 async fn messages_typing_and_presence_cross_edges() {
-    let Some((_cluster, scene)) = scene().await else {
+    let Some((cluster, scene)) = scene().await else {
         return;
     };
     let Scene {
@@ -248,11 +249,40 @@ async fn messages_typing_and_presence_cross_edges() {
     assert_eq!(delivered.data()["status"], "delivered");
     assert_eq!(delivered.data()["messageId"], sent["id"]);
 
-    // Alice has a stream on each edge: online until both close.
+    // A call signal from B reaches A; a host push made through A reaches Bob on B.
+    let offer =
+        json!({"chatId": chat, "callId": "c1", "action": "offer", "sdp": {"type": "offer"}});
+    let (status, _) = post(&b, &bob, "call", offer).await;
+    assert_eq!(status, 202);
+    let call = alice_on_a.next_of("call").await;
+    assert_eq!(call.data()["callId"], "c1");
+    let key = std::fs::read_to_string(cluster.dir.path().join("primary/service-key")).unwrap();
+    let push = json!({"user_id": "bob", "type": "bonus", "data": {"points": "5"}});
+    let res = http_client()
+        .post(format!("{a}/v1/server/ws/client/message"))
+        .bearer_auth(key.trim())
+        .json(&push)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let bonus = bob_on_b.next_of("bonus").await;
+    assert_eq!(bonus.data()["points"], "5");
+
+    // Alice has a stream on each edge: online until both close. The open on B and the close on
+    // A reach the primary from two nodes, in either order: the close waits for one of B's
+    // beats (every second), which tells the primary of B's stream whatever came first.
     let alice_on_b = stream(&b, &alice, None).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     alice_on_a.close();
+    // Not offline: the stream on B still counts (a negative, so it is given time to go wrong).
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(partner_status(&a, &bob, chat).await, "online");
+    let early = bob_on_b.next_of_within("opponentStatus", 0.1).await;
+    assert!(
+        early.is_none(),
+        "no status change while one stream is open: {early:?}"
+    );
     alice_on_b.close();
     let offline = bob_on_b.next_of_within("opponentStatus", 10.0).await;
     let offline = offline.expect("Bob is told Alice went offline");
