@@ -342,6 +342,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_relay_gets_every_publish_numbered_in_order_and_resync_reaches_every_listener() {
+        let hub = Hub::new(EventId::ZERO);
+        let (a, b) = (UserId::parse("a").unwrap(), UserId::parse("b").unwrap());
+        let mut relay = hub.relay();
+        let f = Arc::new(Frame::live(
+            EventKind::Custom("x".into()),
+            &serde_json::json!({}),
+        ));
+        hub.advance(EventId::new(5));
+        hub.publish_committed(&[Published::Chat(ChatId::new(1), f.clone())]);
+        hub.publish([(&a, f.clone()), (&b, f.clone())]);
+        let first = relay.try_recv().unwrap();
+        assert_eq!((first.seq, first.head), (1, EventId::new(5)));
+        assert!(matches!(&first.changes[..], [Published::Chat(..)]));
+        let second = relay.try_recv().unwrap();
+        assert_eq!(second.seq, 2);
+        assert!(matches!(
+            &second.changes[..],
+            [Published::User(..), Published::User(..)]
+        ));
+        assert!(relay.try_recv().is_err());
+
+        let (mut sa, mut sb) = (hub.subscribe(&a), hub.subscribe(&b));
+        hub.resync();
+        assert!(matches!(sa.rx.try_recv(), Ok(Item::Resync)));
+        assert!(matches!(sb.rx.try_recv(), Ok(Item::Resync)));
+    }
+
+    #[tokio::test]
     async fn chat_events_follow_membership_changes() {
         let hub = Hub::new(EventId::ZERO);
         let a = UserId::parse("a").unwrap();
