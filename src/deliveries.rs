@@ -94,8 +94,21 @@ impl Deliveries {
         match &self.sink {
             Sink::Store(store) => write(store, batch).await,
             Sink::Remote(link) => {
-                let ask = Ask::Delivered { marks: batch };
-                link.ask::<serde_json::Value>(&ask).await?;
+                // A few thousand marks a question, each well within one NATS message.
+                for marks in batch.chunks(2000) {
+                    let ask = Ask::Delivered {
+                        marks: marks.to_vec(),
+                    };
+                    if let Err(refused) = link.ask::<serde_json::Value>(&ask).await {
+                        // Kept for the next flush: the primary may be back by then.
+                        let mut pending = self.pending.lock().unwrap();
+                        for (user, chat, message) in marks.iter().cloned() {
+                            let mark = pending.entry((user, chat)).or_insert(MessageId::ZERO);
+                            *mark = (*mark).max(message);
+                        }
+                        return Err(refused.into());
+                    }
+                }
                 Ok(())
             }
         }

@@ -181,7 +181,7 @@ impl Feed {
         } = opening;
         // From here on the user's chats' events reach the channel; the first replay, read after
         // this, holds whatever was committed before.
-        src.hub.watch(&user, open_chats(&spans));
+        let _ = src.hub.watch(&user, open_chats(&spans));
         let (last, reset) = match cursor {
             None => (head, None),
             Some(c) if c < pruned || c > head => (head, Some(reset_frame(head))),
@@ -288,7 +288,7 @@ impl Feed {
             let spans = self.src.reader.spans(&self.user).await?;
             let head = self.src.hub.head();
             self.spans = spans;
-            self.src.hub.watch(&self.user, open_chats(&self.spans));
+            let _ = self.src.hub.watch(&self.user, open_chats(&self.spans));
             self.last = head;
             self.catch_up = false;
             self.push(Arc::new(reset_frame(head)));
@@ -296,12 +296,14 @@ impl Feed {
         };
         self.src.metrics.events_replayed.inc_by(frames.len() as u64);
         self.spans = spans;
-        self.src.hub.watch(&self.user, open_chats(&self.spans));
+        // A chat routed only now (its join was among what the channel missed) may have had
+        // events committed after this page was read and before it was routed: read once more.
+        let newly = self.src.hub.watch(&self.user, open_chats(&self.spans));
         for f in frames {
             self.push(Arc::new(f));
         }
         self.last = self.last.max(through);
-        self.catch_up = more;
+        self.catch_up = more || newly;
         Ok(())
     }
 

@@ -93,12 +93,16 @@ struct Routes {
 }
 
 impl Routes {
-    fn route(&mut self, user: &UserId, chat: ChatId) {
-        if let Some(l) = self.users.get_mut(user) {
-            if l.chats.insert(chat) {
-                self.chats.entry(chat).or_default().insert(user.clone());
-            }
+    /// Routes `chat`'s events to a listening `user`; whether it was not routed before.
+    fn route(&mut self, user: &UserId, chat: ChatId) -> bool {
+        let Some(l) = self.users.get_mut(user) else {
+            return false;
+        };
+        let newly = l.chats.insert(chat);
+        if newly {
+            self.chats.entry(chat).or_default().insert(user.clone());
         }
+        newly
     }
 
     fn unroute(&mut self, user: &UserId, chat: ChatId) {
@@ -223,11 +227,14 @@ impl Hub {
 
     /// Routes the events of `chats` to a subscribed `user` (chats joined later are added by the
     /// writer's `Joined`).
-    pub fn watch(&self, user: &UserId, chats: impl IntoIterator<Item = ChatId>) {
+    /// Whether any of them was not routed to the user before.
+    pub fn watch(&self, user: &UserId, chats: impl IntoIterator<Item = ChatId>) -> bool {
         let mut routes = self.routes.lock().unwrap();
+        let mut newly = false;
         for chat in chats {
-            routes.route(user, chat);
+            newly |= routes.route(user, chat);
         }
+        newly
     }
 
     /// The newest committed event id.
@@ -255,7 +262,7 @@ impl Hub {
                     }
                 }
                 Published::Joined(chat, user) => {
-                    routes.route(user, *chat);
+                    let _ = routes.route(user, *chat);
                     routes.send(user, Item::Membership);
                 }
                 Published::Left(chat, user) => {

@@ -33,7 +33,8 @@
 //!   concurrent requests together (group commit) and publishes their events to the [`hub`];
 //!   [`store::backup`] copies a running server's data (`chinwag backup`).
 //! - [`hub`] fans committed and live events out to each user's open streams and polls (and, on
-//!   a cluster's primary, to the relay); [`link`] is the wire between the nodes of a cluster.
+//!   a cluster's primary, to the relay); [`link`] is the wire between the nodes of a cluster, [`pieces`] how
+//!   bodies of any size cross it.
 //! - [`auth`] mints and verifies client tokens and compares the service key.
 //! - [`metrics`] holds the Prometheus families every layer records into, served at `/metrics`;
 //!   [`reports`] sends each 500's cause chain and each panic to Sentry when a DSN is configured;
@@ -67,6 +68,7 @@ pub mod limits;
 pub mod link;
 pub mod metrics;
 pub mod model;
+pub mod pieces;
 pub mod presence;
 pub mod random;
 pub mod reports;

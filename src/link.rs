@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use crate::error::{Error, Result};
 use crate::hub::Published;
 use crate::model::{ChatId, EventId, MessageId, UserId};
+use crate::pieces;
 use crate::store::events::{Page, Span};
 
 /// Committed changes and live events, from the primary to every edge ([`Batch`]).
@@ -37,6 +38,9 @@ pub struct Batch {
     pub seq: u64,
     /// The newest committed event id after this batch.
     pub head: EventId,
+    /// A beat: no changes, `seq` repeats the last batch's (sent every second).
+    #[serde(default)]
+    pub beat: bool,
     pub changes: Vec<Published>,
 }
 
@@ -194,42 +198,31 @@ pub struct Link {
 }
 
 impl Link {
-    /// Asks the primary; its answer decoded as `T`.
+    /// Asks the primary; its answer (in pieces when large) decoded as `T`.
     pub async fn ask<T: DeserializeOwned>(&self, ask: &Ask) -> std::result::Result<T, Refused> {
         let payload = Bytes::from(serde_json::to_vec(ask).map_err(|_| Refused::unreachable())?);
-        let reply = self.request(ASK, None, payload).await?;
-        match serde_json::from_slice::<Answer>(&reply.payload) {
+        let client = &self.client;
+        let inbox = client.new_inbox();
+        let mut replies =
+            (client.subscribe(inbox.clone()).await).map_err(|_| Refused::unreachable())?;
+        (client.publish_with_reply(ASK, inbox, payload).await)
+            .map_err(|_| Refused::unreachable())?;
+        let first = pieces::next_reply(&mut replies, self.timeout)
+            .await
+            .ok_or_else(Refused::unreachable)?;
+        let internal = |e: String| Refused::from_error(&Error::Internal(anyhow::anyhow!(e)));
+        let (_, answer) = pieces::whole(first, replies, self.timeout)
+            .await
+            .map_err(internal)?;
+        match serde_json::from_slice::<Answer>(&answer) {
             Ok(Answer::Ok(v)) => serde_json::from_value(v).map_err(|e| {
                 tracing::warn!("an answer of the primary did not decode: {e}");
-                Refused::from_error(&Error::Internal(anyhow::anyhow!("bad answer: {e}")))
+                internal(format!("bad answer: {e}"))
             }),
             Ok(Answer::Refused(r)) => Err(r),
-            Err(e) => Err(Refused::from_error(&Error::Internal(anyhow::anyhow!(
+            Err(e) => Err(internal(format!(
                 "an answer of the primary is not an answer: {e}"
-            )))),
-        }
-    }
-
-    /// Sends a request on `subject` and waits for its reply; no answer in time, or nobody to
-    /// answer, is [`Refused::unreachable`].
-    pub async fn request(
-        &self,
-        subject: &'static str,
-        headers: Option<async_nats::HeaderMap>,
-        payload: Bytes,
-    ) -> std::result::Result<async_nats::Message, Refused> {
-        let mut request = async_nats::Request::new()
-            .payload(payload)
-            .timeout(Some(self.timeout));
-        if let Some(headers) = headers {
-            request = request.headers(headers);
-        }
-        match self.client.send_request(subject, request).await {
-            Ok(reply) => Ok(reply),
-            Err(e) => {
-                tracing::debug!("the primary did not answer on {subject}: {e}");
-                Err(Refused::unreachable())
-            }
+            ))),
         }
     }
 

@@ -64,6 +64,12 @@ impl Serves for Edge {
         if let Some(answer) = http::web_file(&req) {
             return answer;
         }
+        let local = matches!(path, "/v1/events" | "/v1/poll") && req.method() == Method::GET;
+        if local {
+            // What the primary checks of requests it serves itself (forwarded ones it checks).
+            crate::http::head::check(&req)?;
+            self.limits.check_ip(http::client_ip(&**self, &req, peer))?;
+        }
         match (req.method(), path) {
             (&Method::GET, "/healthz") => self.health(),
             (&Method::GET, "/v1/events") => self.events(req).await,
@@ -200,7 +206,9 @@ pub async fn serve(
     };
     let (report_tx, report_rx) = mpsc::unbounded_channel();
     let reporter = Arc::new(Reporter {
-        node: cluster.node.clone(),
+        // A restarted edge of the same name is another node to the primary's registry: its
+        // connection ids start over, and the old process's connections expire on their own.
+        node: format!("{}.{}", cluster.node, crate::random::random_hex(4)?),
         next: AtomicU64::new(0),
         open: Mutex::default(),
         tx: report_tx,
@@ -255,7 +263,12 @@ async fn follow(mut batches: async_nats::Subscriber, hub: Arc<Hub>) {
                 continue;
             }
         };
-        if last != Some((batch.epoch, batch.seq.wrapping_sub(1))) {
+        // A batch follows the last one; a beat repeats its number.
+        let expected = match batch.beat {
+            true => batch.seq,
+            false => batch.seq.wrapping_sub(1),
+        };
+        if last != Some((batch.epoch, expected)) {
             if last.is_some() {
                 tracing::info!("batches from the primary were missed; streams re-read the store");
             }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::{HeaderMap, Subject};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use tokio_stream::StreamExt;
@@ -25,18 +25,12 @@ use crate::app::App;
 use crate::error::{Error, Result};
 use crate::http::{Body, BodyError, In};
 use crate::link::{Link, Refused, HTTP};
-
-/// Largest piece of a body in one NATS message (well under NATS's default 1 MB).
-pub const PIECE: usize = 256 * 1024;
+use crate::pieces::{self, has, Pieces, MORE};
 
 const METHOD: &str = "Chinwag-Method";
 const TARGET: &str = "Chinwag-Target";
 const PEER: &str = "Chinwag-Peer";
 const STATUS: &str = "Chinwag-Status";
-/// On a piece: more pieces follow.
-const MORE: &str = "Chinwag-More";
-/// On a piece after the first: its number, from 1.
-const PART: &str = "Chinwag-Part";
 /// The primary's answer to a head with more pieces: where to send them.
 const CONTINUE: &str = "Chinwag-Continue";
 /// Each HTTP header travels as a NATS header with this prefix (NATS has names of its own).
@@ -79,112 +73,6 @@ fn take_headers(from: &HeaderMap, to: &mut http::HeaderMap) {
     }
 }
 
-fn has(headers: Option<&HeaderMap>, name: &str) -> bool {
-    headers.is_some_and(|h| h.get(name).is_some())
-}
-
-/// Reads `body` in pieces of at most [`PIECE`] bytes, each within `gap` of the one before, and
-/// at most `limit` bytes in all.
-struct Pieces<B> {
-    body: B,
-    gap: Duration,
-    limit: u64,
-    read: u64,
-    done: bool,
-}
-
-impl<B> Pieces<B>
-where
-    B: hyper::body::Body<Data = Bytes> + Unpin,
-    B::Error: std::fmt::Display,
-{
-    /// The next piece (`None`: the body has ended).
-    async fn next(&mut self) -> Result<Option<Bytes>> {
-        let mut piece = BytesMut::new();
-        while !self.done && piece.len() < PIECE {
-            let frame = tokio::time::timeout(self.gap, self.body.frame())
-                .await
-                .map_err(|_| Error::RequestTimeout(self.gap))?;
-            match frame {
-                None => self.done = true,
-                Some(Err(e)) => {
-                    return Err(Error::BadRequest(format!("could not read the body: {e}")))
-                }
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        self.read += data.len() as u64;
-                        if self.read > self.limit {
-                            return Err(Error::PayloadTooLarge(self.limit));
-                        }
-                        piece.extend_from_slice(&data);
-                    }
-                }
-            }
-        }
-        Ok((!piece.is_empty() || !self.done).then(|| piece.freeze()))
-    }
-}
-
-/// Sends pieces after the first (numbered from 1) to `to`, the last without `MORE`.
-async fn send_rest<B>(
-    client: &async_nats::Client,
-    to: Subject,
-    mut next: Option<Bytes>,
-    pieces: &mut Pieces<B>,
-) -> Result<()>
-where
-    B: hyper::body::Body<Data = Bytes> + Unpin,
-    B::Error: std::fmt::Display,
-{
-    let mut part = 1u64;
-    while let Some(piece) = next {
-        next = pieces.next().await?;
-        let mut headers = HeaderMap::new();
-        headers.insert(PART, part.to_string().as_str());
-        if next.is_some() {
-            headers.insert(MORE, "1");
-        }
-        client
-            .publish_with_headers(to.clone(), headers, piece)
-            .await
-            .map_err(|e| Error::Internal(anyhow::anyhow!("sending a body piece: {e}")))?;
-        part += 1;
-    }
-    Ok(())
-}
-
-/// The pieces after the first, read from `messages` until the last: each must come within
-/// `gap`, numbered in order; otherwise the stream ends with an error.
-fn rest(
-    mut messages: async_nats::Subscriber,
-    gap: Duration,
-) -> impl tokio_stream::Stream<Item = std::result::Result<Bytes, String>> + Send {
-    async_stream::stream! {
-        let mut part = 1u64;
-        loop {
-            let message = match tokio::time::timeout(gap, messages.next()).await {
-                Ok(Some(m)) => m,
-                Ok(None) => { yield Err("the pieces' subscription ended".to_string()); return; }
-                Err(_) => { yield Err(format!("piece {part} did not arrive within {gap:?}")); return; }
-            };
-            let headers = message.headers.as_ref();
-            let numbered = headers
-                .and_then(|h| h.get(PART))
-                .and_then(|v| v.as_str().parse::<u64>().ok());
-            if numbered != Some(part) {
-                yield Err(format!("piece {part} is missing"));
-                return;
-            }
-            let more = has(headers, MORE);
-            yield Ok(message.payload);
-            if !more {
-                return;
-            }
-            part += 1;
-        }
-    }
-}
-
 /// The edge's side: sends `req` (a body of at most `limit` bytes, each piece within
 /// `body_timeout`) to the primary and answers with what it answered; `503` with `Retry-After`
 /// when the primary does not answer in time.
@@ -214,13 +102,7 @@ pub async fn forward(
     if declared.is_some_and(|n| n > limit) {
         return Err(Error::PayloadTooLarge(limit));
     }
-    let mut pieces = Pieces {
-        body,
-        gap: body_timeout,
-        limit,
-        read: 0,
-        done: false,
-    };
+    let mut pieces = Pieces::new(body, body_timeout, limit);
     let first = pieces.next().await?.unwrap_or_default();
     let second = pieces.next().await?;
     if second.is_some() {
@@ -238,7 +120,7 @@ pub async fn forward(
             .and_then(|h| h.get(CONTINUE))
             .map(|v| Subject::from(v.as_str()));
         if let Some(to) = to {
-            send_rest(client, to, second, &mut pieces).await?;
+            pieces::send_rest(client, to, second, &mut pieces).await?;
             answer = next_reply(&mut replies, link.timeout).await?;
         }
     }
@@ -256,7 +138,7 @@ pub async fn forward(
         false => crate::http::reply::full(answer.payload),
         true => {
             let first = tokio_stream::once(Ok(answer.payload.clone()));
-            let all = first.chain(rest(replies, link.timeout));
+            let all = first.chain(pieces::rest(replies, link.timeout));
             // A missing piece ends the body short of its Content-Length: the client sees it cut.
             let frames = all.map_while(|piece| piece.ok().map(|b| Ok(hyper::body::Frame::data(b))));
             StreamBody::new(frames).boxed()
@@ -268,42 +150,36 @@ pub async fn forward(
     Ok(res)
 }
 
-/// The next message on the edge's inbox, within `timeout`; the NATS server's "no responders"
-/// (no primary listening) and no answer in time are both the primary being away.
+/// The next reply on the edge's inbox; nobody answering is the primary being away.
 async fn next_reply(
     replies: &mut async_nats::Subscriber,
     timeout: Duration,
 ) -> Result<async_nats::Message> {
-    match tokio::time::timeout(timeout, replies.next()).await {
-        Ok(Some(m)) if m.status != Some(async_nats::StatusCode::NO_RESPONDERS) => Ok(m),
-        _ => Err(Error::from(Refused::unreachable())),
-    }
+    pieces::next_reply(replies, timeout)
+        .await
+        .ok_or_else(|| Error::from(Refused::unreachable()))
 }
 
-/// The primary's side: answers a forwarded request through `http::handle`, on its reply inbox.
+/// The primary's side: answers a forwarded request through `http::handle`, on its reply inbox
+/// (saying it is still working every second meanwhile).
 pub async fn answer(app: &Arc<App>, client: &async_nats::Client, message: async_nats::Message) {
     let Some(reply) = message.reply.clone() else {
         return;
     };
+    let working = pieces::working(client, reply.clone());
     let res = match request(app, client, &reply, &message).await {
         Ok((req, peer)) => crate::http::handle(app.clone(), req, peer).await,
         Err(e) => crate::http::reply::error(&e),
     };
+    working.abort();
     if let Err(e) = send_answer(client, reply, res).await {
         tracing::warn!("an answer to an edge was cut: {e:#}");
     }
 }
 
 /// Sends `res` to `to`: its head with the first piece, then the rest.
-async fn send_answer(
-    client: &async_nats::Client,
-    to: Subject,
-    res: Response<Body>,
-) -> anyhow::Result<()> {
-    let (parts, body) = res.into_parts();
-    let mut head = HeaderMap::new();
-    head.insert(STATUS, parts.status.as_str());
-    put_headers(&parts.headers, &mut head);
+async fn send_answer(client: &async_nats::Client, to: Subject, res: Response<Body>) -> Result<()> {
+    let (mut parts, body) = res.into_parts();
     let is_stream = parts
         .headers
         .get(header::CONTENT_TYPE)
@@ -313,24 +189,18 @@ async fn send_answer(
         true => crate::http::reply::full(Bytes::new()),
         false => body,
     };
-    let mut pieces = Pieces {
-        body,
-        gap: Duration::from_secs(30),
-        limit: u64::MAX,
-        read: 0,
-        done: false,
-    };
-    let first = pieces.next().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let second = pieces.next().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    if second.is_some() {
-        head.insert(MORE, "1");
+    // Sent with its length, so that an answer cut on the way is seen cut.
+    if let Some(n) = hyper::body::Body::size_hint(&body).exact() {
+        parts
+            .headers
+            .entry(header::CONTENT_LENGTH)
+            .or_insert(n.into());
     }
-    client
-        .publish_with_headers(to.clone(), head, first.unwrap_or_default())
-        .await?;
-    send_rest(client, to, second, &mut pieces)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))
+    let mut head = HeaderMap::new();
+    head.insert(STATUS, parts.status.as_str());
+    put_headers(&parts.headers, &mut head);
+    let mut pieces = Pieces::new(body, Duration::from_secs(30), u64::MAX);
+    pieces::send(client, to, head, &mut pieces).await
 }
 
 /// The forwarded request a message carries (its body read in pieces from an inbox of ours when
@@ -368,7 +238,7 @@ async fn request(
                 .await
                 .map_err(|e| Error::Internal(anyhow::anyhow!("asking for a body: {e}")))?;
             let first = tokio_stream::once(Ok(first));
-            let all = first.chain(rest(pieces, app.config.body_timeout));
+            let all = first.chain(pieces::rest(pieces, app.config.body_timeout));
             let frames = all.map(|piece| match piece {
                 Ok(b) => Ok(hyper::body::Frame::data(b)),
                 Err(why) => Err(BodyError(why.into())),

@@ -15,8 +15,9 @@ use crate::app::App;
 use crate::config::Cluster;
 use crate::error::{Error, Result};
 use crate::feed::{MAX_BYTES, MAX_EVENTS};
-use crate::link::{self, Ask, Batch, Presence};
+use crate::link::{self, Ask, Presence};
 use crate::model::UserId;
+use crate::pieces::{self, Pieces};
 use crate::presence::{Connection, Kind};
 use crate::store::{chats, events};
 
@@ -60,8 +61,14 @@ pub async fn run(app: Arc<App>, cluster: Cluster) {
             Some(m) = asks.next() => {
                 let (app, client) = (app.clone(), client.clone());
                 tokio::spawn(async move {
+                    let Some(to) = m.reply else { return };
+                    let working = pieces::working(&client, to.clone());
                     let answer = link::answer(ask(&app, &m.payload).await);
-                    reply(&client, m.reply, answer).await;
+                    working.abort();
+                    let mut body = Pieces::new(pieces::body(answer), Duration::from_secs(30), u64::MAX);
+                    if let Err(e) = pieces::send(&client, to, async_nats::HeaderMap::new(), &mut body).await {
+                        tracing::warn!("an answer to an edge was not sent: {e}");
+                    }
                 });
             }
             Some(m) = http.next() => {
@@ -80,14 +87,14 @@ pub async fn run(app: Arc<App>, cluster: Cluster) {
     let _ = tokio::time::timeout(cluster.timeout, client.flush()).await;
 }
 
-async fn reply(client: &async_nats::Client, to: Option<async_nats::Subject>, body: Bytes) {
-    let Some(to) = to else { return };
-    if let Err(e) = client.publish(to, body).await {
-        tracing::warn!("an answer to an edge was not sent: {e}");
-    }
-}
+/// Most bytes of changes in one batch message (well under NATS's default 1 MB).
+const BATCH_BYTES: usize = 512 * 1024;
 
-/// Publishes the hub's changes to the edges, in order, as they come.
+/// Publishes the hub's changes to the edges, in order, as they come, numbered; a publish larger
+/// than [`BATCH_BYTES`] goes as several batches. Every second a beat repeats the last number, so
+/// that an edge which missed the last batches hears of it without waiting for the next one.
+/// What cannot go (a publish the hub dropped, one change too large for a message) leaves a gap
+/// in the numbering: the edges re-read the store.
 async fn relay_batches(
     client: async_nats::Client,
     mut relay: tokio::sync::mpsc::Receiver<crate::hub::Relayed>,
@@ -97,23 +104,72 @@ async fn relay_batches(
         .ok()
         .and_then(|h| u64::from_str_radix(&h, 16).ok())
         .unwrap_or_else(|| crate::time::now_ms() as u64);
-    while let Some(r) = relay.recv().await {
-        let batch = Batch {
-            epoch,
-            seq: r.seq,
-            head: r.head,
-            changes: r.changes,
-        };
-        let payload = match serde_json::to_vec(&batch) {
-            Ok(p) => Bytes::from(p),
-            Err(e) => {
-                tracing::error!("a batch for the edges did not encode: {e}");
+    let (mut seq, mut hub_seq, mut head) = (0u64, 0u64, crate::model::EventId::ZERO);
+    let mut beat = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let r = tokio::select! {
+            r = relay.recv() => match r {
+                Some(r) => r,
+                None => return,
+            },
+            _ = beat.tick() => {
+                publish_batch(&client, &batch_head(epoch, seq, head, true), &[]).await;
                 continue;
             }
         };
-        if let Err(e) = client.publish(link::EVENTS, payload).await {
-            tracing::warn!("a batch for the edges was not sent: {e}");
+        if r.seq != hub_seq + 1 {
+            seq += 1;
         }
+        (hub_seq, head) = (r.seq, r.head);
+        let mut part: Vec<Vec<u8>> = Vec::new();
+        let mut bytes = 0;
+        for change in &r.changes {
+            let Ok(encoded) = serde_json::to_vec(change) else {
+                seq += 1;
+                continue;
+            };
+            if encoded.len() > BATCH_BYTES {
+                tracing::warn!(
+                    "a change of {} bytes is too large to relay; edges re-read it",
+                    encoded.len()
+                );
+                seq += 1;
+                continue;
+            }
+            if bytes + encoded.len() > BATCH_BYTES {
+                seq += 1;
+                publish_batch(&client, &batch_head(epoch, seq, head, false), &part).await;
+                (part, bytes) = (Vec::new(), 0);
+            }
+            bytes += encoded.len() + 1;
+            part.push(encoded);
+        }
+        if !part.is_empty() {
+            seq += 1;
+            publish_batch(&client, &batch_head(epoch, seq, head, false), &part).await;
+        }
+    }
+}
+
+/// A batch's fields before its changes, as JSON without the closing brace.
+fn batch_head(epoch: u64, seq: u64, head: crate::model::EventId, beat: bool) -> String {
+    format!("{{\"epoch\":{epoch},\"seq\":{seq},\"head\":{head},\"beat\":{beat},\"changes\":[")
+}
+
+/// Publishes a [`Batch`] whose changes are already encoded.
+async fn publish_batch(client: &async_nats::Client, head: &str, changes: &[Vec<u8>]) {
+    let mut payload =
+        Vec::with_capacity(head.len() + 2 + changes.iter().map(|c| c.len() + 1).sum::<usize>());
+    payload.extend_from_slice(head.as_bytes());
+    for (i, change) in changes.iter().enumerate() {
+        if i > 0 {
+            payload.push(b',');
+        }
+        payload.extend_from_slice(change);
+    }
+    payload.extend_from_slice(b"]}");
+    if let Err(e) = client.publish(link::EVENTS, Bytes::from(payload)).await {
+        tracing::warn!("a batch for the edges was not sent: {e}");
     }
 }
 

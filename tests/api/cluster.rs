@@ -563,30 +563,82 @@ async fn an_edge_cut_off_from_nats_gets_what_it_missed_once_it_is_back() {
     // Relayed while C is away: C never receives these batches.
     send_texts(&s, 3..8).await;
     link.heal();
-    wait_for("edge C to reach NATS again", 20.0, || async {
-        let res = http_client()
-            .get(format!("{c}/healthz"))
-            .send()
-            .await
-            .ok()?;
-        (res.status() == 200).then_some(())
-    })
-    .await;
-    // The next batch C receives shows the gap: its stream re-reads the primary's store.
-    send_texts(&s, 8..10).await;
+    // Nothing more is sent: the primary's next beat (every second) shows C the gap, and its
+    // stream re-reads the primary's store.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while seen.len() < 10 && tokio::time::Instant::now() < deadline {
+    while seen.len() < 8 && tokio::time::Instant::now() < deadline {
         if let Some(e) = on_c.next_of_within("message", 1.0).await {
-            seen.push((
-                e.id.unwrap(),
-                e.data()["text"].as_str().unwrap().to_string(),
-            ));
+            let text = e.data()["text"].as_str().unwrap().to_string();
+            seen.push((e.id.unwrap(), text));
         }
     }
+    // And it goes on live.
+    send_texts(&s, 8..10).await;
+    read_until(&mut on_c, &mut seen, 10).await;
     let texts: Vec<String> = seen.iter().map(|(_, t)| t.clone()).collect();
     let want: Vec<String> = (0..10).map(|i| format!("text {i}")).collect();
     assert_eq!(
         texts, want,
         "every message once, in order, on the stream that stayed open"
     );
+}
+
+#[tokio::test]
+async fn an_answer_larger_than_a_nats_message_comes_through_an_edge_whole() {
+    let Some((_cluster, s)) = scene().await else {
+        return;
+    };
+    // 20 messages of 60,000 characters: their history is about 1.2 MB of JSON, in one frame.
+    let long = "x".repeat(60_000);
+    for i in 0..20 {
+        send(
+            &s.a,
+            &s.alice,
+            s.chat,
+            &format!("l{i}"),
+            &format!("{i} {long}"),
+        )
+        .await;
+    }
+    let (status, body) = post(
+        &s.b,
+        &s.bob,
+        "history",
+        json!({"chatId": s.chat, "limit": 20}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let texts: Vec<&str> = (body["data"]["messages"].as_array().unwrap())
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts.len(), 20);
+    assert!(texts
+        .iter()
+        .enumerate()
+        .all(|(i, t)| *t == format!("{i} {long}")));
+}
+
+#[tokio::test]
+async fn an_edge_restarted_under_the_same_name_is_a_new_node_to_presence() {
+    let Some((mut cluster, s)) = scene().await else {
+        return;
+    };
+    let mut on_a = stream(&s.a, &s.alice, None).await;
+    let bob_on_b = stream(&s.b, &s.bob, None).await;
+    let online = on_a.next_of("opponentStatus").await;
+    assert_eq!(online.data()["users"][0]["status"], "online");
+    // B dies and comes back at once under the same name; Bob's old stream died with it.
+    cluster.kill_edge("b");
+    bob_on_b.close();
+    let url = cluster.nats.url();
+    cluster.start_edge("b", &url).await;
+    // Alice opens the new B's first stream: it counts as hers, not as Bob's old one.
+    let b = cluster.edge("b").to_string();
+    let _alice_on_b = stream(&b, &s.alice, None).await;
+    on_a.close();
+    // Bob goes offline once the old B is given up for gone; Alice stays online through the new B.
+    partner_becomes(&s.a, &s.alice, s.chat, "offline").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(partner_status(&b, &s.bob, s.chat).await, "online");
 }
