@@ -240,8 +240,24 @@ pub fn personal_chat(
     user: &UserId,
     members: &[(UserId, Role)],
 ) -> Result<(ChatId, bool)> {
-    // "/" cannot appear in a user id, so this never meets a direct chat's key.
-    let key = format!("{kind}/{user}");
+    personal_chat_named(conn, kind, user, None, members)
+}
+
+/// [`personal_chat`], one per `channel` (a notifications channel, which is also the chat's
+/// name); `None` is the user's one chat of `kind`.
+pub fn personal_chat_named(
+    conn: &mut Tx,
+    kind: ChatKind,
+    user: &UserId,
+    channel: Option<&str>,
+    members: &[(UserId, Role)],
+) -> Result<(ChatId, bool)> {
+    // "/" cannot appear in a user id or a channel, so this never meets a direct chat's key,
+    // and a channel's key never meets another's.
+    let key = match channel {
+        None => format!("{kind}/{user}"),
+        Some(channel) => format!("{kind}/{user}/{channel}"),
+    };
     let existing: Option<ChatId> = conn
         .prepare_cached("SELECT id FROM chats WHERE direct_key = ?1")?
         .query_row([&key], |r| r.get(0))
@@ -251,9 +267,9 @@ pub fn personal_chat(
     }
     let now = crate::time::now_ms();
     conn.prepare_cached(
-        "INSERT INTO chats(kind, direct_key, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
+        "INSERT INTO chats(kind, name, direct_key, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
     )?
-    .execute(params![kind, key, now])?;
+    .execute(params![kind, channel, key, now])?;
     let id = ChatId::new(conn.last_insert_rowid());
     add_members(conn, id, members, MessageId::ZERO)?;
     Ok((id, true))

@@ -118,9 +118,15 @@ pub async fn token(app: &Arc<App>, req: TokenRequest) -> Result<Value> {
     Ok(json!({"token": token, "expiresAt": crate::time::rfc3339(expires * 1000)}))
 }
 
+/// Longest notifications channel name, in characters.
+const MAX_CHANNEL: usize = 64;
+
 #[derive(Deserialize)]
 pub struct NotifyRequest {
     user_id: UserId,
+    /// Which of the user's notifications chats (`bot-bookings`, `online-bookings`); none: the
+    /// user's one notifications chat.
+    channel: Option<String>,
     text: String,
     #[serde(rename = "type")]
     kind: Option<String>,
@@ -128,23 +134,31 @@ pub struct NotifyRequest {
     params: Params,
 }
 
-/// `POST /notifications`: a system message in the user's `notifications` chat (made the first
-/// time), which the user can read but not write.
+/// `POST /notifications`: a system message in the user's `notifications` chat, or in the one of
+/// its `channel` (each made the first time, a channel's named by it), which the user can read but not write.
 pub async fn notify(app: &Arc<App>, req: NotifyRequest) -> Result<Value> {
     if req.text.is_empty() {
         return Err(Error::BadRequest("body.text must not be empty".into()));
     }
     let kind = req.kind.unwrap_or_else(|| "text".into());
     crate::model::check_message_type(&kind, "body.type").map_err(Error::BadRequest)?;
+    if let Some(channel) = &req.channel {
+        if !crate::model::is_name(channel, MAX_CHANNEL, b"_.-") {
+            return Err(Error::BadRequest(format!(
+                "body.channel must be 1 to {MAX_CHANNEL} characters of A-Z a-z 0-9 _ . -"
+            )));
+        }
+    }
     let client_message_id = super::orders::fresh_client_id()?;
     let (presence, webhooks) = (app.presence.clone(), app.webhooks.clone());
     app.store
         .write(move |tx| {
             let user = req.user_id;
-            let (chat_id, created) = chats::personal_chat(
+            let (chat_id, created) = chats::personal_chat_named(
                 tx,
                 ChatKind::Notifications,
                 &user,
+                req.channel.as_deref(),
                 &[(user.clone(), Role::Member)],
             )?;
             if created {

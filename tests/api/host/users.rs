@@ -222,3 +222,101 @@ async fn a_notice_reaches_a_notifications_chat_the_host_closed() {
     assert_eq!(body["message"]["chatId"], chat_id);
     assert_eq!(body["message"]["text"], "Your order shipped");
 }
+
+#[tokio::test]
+async fn each_notifications_channel_is_its_own_read_only_chat_named_by_it() {
+    let app = spawn_app().await;
+    let mut stream = app.events("42", "snapshot=0", None).await;
+    let notice = |channel: Option<&str>, text: &str| {
+        let mut body = json!({"user_id": "42", "text": text});
+        if let Some(c) = channel {
+            body["channel"] = json!(c);
+        }
+        body
+    };
+    let bot = host_ok(
+        &app,
+        Method::POST,
+        "/notifications",
+        notice(Some("bot-bookings"), "Booked via the bot"),
+    )
+    .await;
+    let bot_chat = bot["message"]["chatId"].as_i64().unwrap();
+    let pushed = stream.next_of("chat").await;
+    assert_eq!(pushed.data()["kind"], "notifications");
+    assert_eq!(pushed.data()["name"], "bot-bookings");
+    let online = host_ok(
+        &app,
+        Method::POST,
+        "/notifications",
+        notice(Some("online-bookings"), "Booked online"),
+    )
+    .await;
+    let online_chat = online["message"]["chatId"].as_i64().unwrap();
+    assert_ne!(online_chat, bot_chat, "another channel, another chat");
+    assert_eq!(
+        stream.next_of("chat").await.data()["name"],
+        "online-bookings"
+    );
+    let again = host_ok(
+        &app,
+        Method::POST,
+        "/notifications",
+        notice(Some("bot-bookings"), "Another"),
+    )
+    .await;
+    assert_eq!(
+        again["message"]["chatId"], bot_chat,
+        "the same channel, the same chat"
+    );
+    let plain = host_ok(
+        &app,
+        Method::POST,
+        "/notifications",
+        notice(None, "General"),
+    )
+    .await;
+    let plain_chat = plain["message"]["chatId"].as_i64().unwrap();
+    assert!(plain_chat != bot_chat && plain_chat != online_chat);
+
+    let chats = app.ok("42", "chats", json!({})).await;
+    let mut names: Vec<(i64, serde_json::Value)> = (chats["chats"].as_array().unwrap())
+        .iter()
+        .filter(|c| c["kind"] == "notifications")
+        .map(|c| (c["id"].as_i64().unwrap(), c["name"].clone()))
+        .collect();
+    names.sort_by_key(|(id, _)| *id);
+    assert_eq!(
+        names,
+        vec![
+            (bot_chat, json!("bot-bookings")),
+            (online_chat, json!("online-bookings")),
+            (plain_chat, json!(null))
+        ]
+    );
+    let page = app.ok("42", "history", json!({"chatId": bot_chat})).await;
+    let texts: Vec<&str> = (page["messages"].as_array().unwrap())
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["Booked via the bot", "Another"]);
+
+    // Read-only like the plain one.
+    let (status, body) = app
+        .post(
+            "42",
+            "message",
+            json!({"messages": [{"clientMessageId": "c1", "chatId": bot_chat, "text": "hi"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    for bad in ["", "a/b", "has space", &"x".repeat(65)] {
+        let (status, body) =
+            host(&app, Method::POST, "/notifications", notice(Some(bad), "x")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad:?}: {body}");
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("body.channel"));
+    }
+}
