@@ -288,34 +288,43 @@ struct Reporter {
 }
 
 impl Reporter {
+    // Each change of `open` is queued with its message under the lock, and so is each beat's
+    // snapshot: the primary hears them in the order they happened (a beat never overtakes the
+    // close of a stream it no longer lists, which would make that close look clean).
+
     fn connect(self: &Arc<Self>, user: &UserId, kind: Kind) -> Connection {
         let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let poll = kind == Kind::Poll;
-        self.open.lock().unwrap().insert(id, (user.clone(), poll));
         let node = self.node.clone();
-        let _ = self.tx.send(Presence::Open {
-            node: node.clone(),
-            id,
-            user: user.clone(),
-            poll,
-        });
+        {
+            let mut open = self.open.lock().unwrap();
+            open.insert(id, (user.clone(), poll));
+            let _ = self.tx.send(Presence::Open {
+                node: node.clone(),
+                id,
+                user: user.clone(),
+                poll,
+            });
+        }
         let me = self.clone();
         Connection::new(kind, move |clean| {
-            me.open.lock().unwrap().remove(&id);
+            let mut open = me.open.lock().unwrap();
+            open.remove(&id);
             let _ = me.tx.send(Presence::Close { node, id, clean });
         })
     }
 
-    fn beat(&self) -> Presence {
+    /// Queues a beat: everything open now.
+    fn beat(&self) {
         let open = self.open.lock().unwrap();
-        let open = open
+        let list = open
             .iter()
             .map(|(id, (u, p))| (*id, u.clone(), *p))
             .collect();
-        Presence::Beat {
+        let _ = self.tx.send(Presence::Beat {
             node: self.node.clone(),
-            open,
-        }
+            open: list,
+        });
     }
 }
 
@@ -332,7 +341,10 @@ async fn report(
                 Some(m) => m,
                 None => return,
             },
-            _ = beat.tick() => reporter.beat(),
+            _ = beat.tick() => {
+                reporter.beat();
+                continue;
+            }
         };
         let payload = match serde_json::to_vec(&message) {
             Ok(p) => Bytes::from(p),
