@@ -71,10 +71,7 @@ impl Deliveries {
             if m.user_id.as_deref() == Some(user.as_str()) {
                 continue;
             }
-            let mark = pending
-                .entry((user.clone(), m.chat_id))
-                .or_insert(MessageId::ZERO);
-            *mark = (*mark).max(m.id);
+            raise(&mut pending, user.clone(), m.chat_id, m.id);
             noted = true;
         }
         drop(pending);
@@ -103,8 +100,7 @@ impl Deliveries {
                         // Kept for the next flush: the primary may be back by then.
                         let mut pending = self.pending.lock().unwrap();
                         for (user, chat, message) in marks.iter().cloned() {
-                            let mark = pending.entry((user, chat)).or_insert(MessageId::ZERO);
-                            *mark = (*mark).max(message);
+                            raise(&mut pending, user, chat, message);
                         }
                         return Err(refused.into());
                     }
@@ -124,6 +120,17 @@ impl Deliveries {
             }
         }
     }
+}
+
+/// Raises the pending mark of `user` in `chat` to `message` (a mark never moves back).
+fn raise(
+    pending: &mut HashMap<(UserId, ChatId), MessageId>,
+    user: UserId,
+    chat: ChatId,
+    message: MessageId,
+) {
+    let mark = pending.entry((user, chat)).or_insert(MessageId::ZERO);
+    *mark = (*mark).max(message);
 }
 
 /// Writes `marks` in one change; each mark that moved tells the authors of the messages it

@@ -276,14 +276,15 @@ impl Hub {
     /// Delivers live frames to whoever of their users is listening.
     pub fn publish<'a>(&self, frames: impl IntoIterator<Item = (&'a UserId, Arc<Frame>)>) {
         let routes = self.routes.lock().unwrap();
-        let frames: Vec<(&UserId, Arc<Frame>)> = frames.into_iter().collect();
-        self.to_relay(|| {
-            let each = frames.iter();
-            each.map(|(u, f)| Published::User((*u).clone(), f.clone()))
-                .collect()
-        });
+        let mut relayed = self.relay.get().map(|_| Vec::new());
         for (user, frame) in frames {
+            if let Some(r) = &mut relayed {
+                r.push(Published::User(user.clone(), frame.clone()));
+            }
             routes.send(user, Item::Frame(frame));
+        }
+        if let Some(changes) = relayed {
+            self.to_relay(|| changes);
         }
     }
 }

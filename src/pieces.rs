@@ -109,13 +109,27 @@ where
     B: hyper::body::Body<Data = Bytes> + Unpin,
     B::Error: std::fmt::Display,
 {
+    let (first, second) = first_two(&mut head, pieces).await?;
+    publish(client, to.clone(), head, first).await?;
+    send_rest(client, to, second, pieces).await
+}
+
+/// The first piece (to go with `head`) and the second, if any; `head` says `MORE` when there is
+/// one. What [`send`] sends first, for exchanges that send the head on their own.
+pub async fn first_two<B>(
+    head: &mut HeaderMap,
+    pieces: &mut Pieces<B>,
+) -> Result<(Bytes, Option<Bytes>)>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
     let first = pieces.next().await?.unwrap_or_default();
     let second = pieces.next().await?;
     if second.is_some() {
         head.insert(MORE, "1");
     }
-    publish(client, to.clone(), head, first).await?;
-    send_rest(client, to, second, pieces).await
+    Ok((first, second))
 }
 
 /// Sends the pieces after the first, `next` being the second (if any).

@@ -103,11 +103,7 @@ pub async fn forward(
         return Err(Error::PayloadTooLarge(limit));
     }
     let mut pieces = Pieces::new(body, body_timeout, limit);
-    let first = pieces.next().await?.unwrap_or_default();
-    let second = pieces.next().await?;
-    if second.is_some() {
-        head.insert(MORE, "1");
-    }
+    let (first, second) = pieces::first_two(&mut head, &mut pieces).await?;
     client
         .publish_with_reply_and_headers(HTTP, inbox, head, first)
         .await

@@ -237,6 +237,15 @@ fn heard(nodes: &mut HashMap<String, Node>, name: String) -> &mut Node {
     node
 }
 
+impl Node {
+    /// Counts connection `id` of `user` (a poll or a stream) as open, unless it already is.
+    fn open(&mut self, app: &App, id: u64, user: &UserId, poll: bool) {
+        self.conns
+            .entry(id)
+            .or_insert_with(|| app.presence.connect(user, kind(poll)));
+    }
+}
+
 fn kind(poll: bool) -> Kind {
     if poll {
         Kind::Poll
@@ -257,10 +266,7 @@ impl Nodes {
                 user,
                 poll,
             } => {
-                heard(&mut nodes, node)
-                    .conns
-                    .entry(id)
-                    .or_insert_with(|| app.presence.connect(&user, kind(poll)));
+                heard(&mut nodes, node).open(app, id, &user, poll);
             }
             Presence::Close { node, id, clean } => {
                 if let Some(mut conn) = heard(&mut nodes, node).conns.remove(&id) {
@@ -286,9 +292,7 @@ impl Nodes {
                     }
                 }
                 for (id, (user, poll)) in listed {
-                    n.conns
-                        .entry(id)
-                        .or_insert_with(|| app.presence.connect(&user, kind(poll)));
+                    n.open(app, id, &user, poll);
                 }
             }
         }

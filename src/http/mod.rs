@@ -154,7 +154,7 @@ pub async fn handle<S: Serves>(app: Arc<S>, req: In, peer: IpAddr) -> Response<B
 /// The answer to a request that came after draining began: a preflight as always, a stream
 /// that ends at once after telling the client when to reconnect (a browser's EventSource gives
 /// up for good on an error status), `503 unavailable` for anything else.
-pub fn drained(req: &In) -> Result<Response<Body>> {
+fn drained(req: &In) -> Result<Response<Body>> {
     if req.method() == Method::OPTIONS {
         return Ok(reply::preflight());
     }
