@@ -62,7 +62,7 @@ impl Deliveries {
         let mut noted = false;
         let mut pending = self.pending.lock().unwrap();
         for f in frames {
-            if &*f.kind != "message" {
+            if !f.is(EventKind::Message) {
                 continue;
             }
             let Ok(m) = serde_json::from_str::<MessageRef>(&f.data) else {
@@ -149,7 +149,7 @@ pub async fn write(store: &Store, marks: Marks) -> Result<()> {
                     };
                 let authors = messages::authors_between(tx, *chat_id, before, *message_id, user)?;
                 let data = json!({
-                    "status": "delivered",
+                    "status": Receipt::Delivered,
                     "chatId": chat_id,
                     "messageId": message_id,
                     "userId": user,

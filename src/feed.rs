@@ -332,7 +332,7 @@ impl Feed {
             if !visible {
                 return Ok(());
             }
-            if &*frame.kind == "chat" {
+            if frame.is(EventKind::Chat) {
                 let data = self.src.reader.personalize(&self.user, &frame.data).await?;
                 frame = Arc::new(Frame {
                     data: data.into(),

@@ -45,6 +45,11 @@ impl Frame {
         }
     }
 
+    /// Whether it is an event of `kind`.
+    pub fn is(&self, kind: EventKind) -> bool {
+        *self.kind == *kind.as_str()
+    }
+
     /// The envelope `{"type":…,"data":…}` as one JSON line.
     pub fn envelope(&self) -> String {
         let kind = serde_json::to_string(&*self.kind).unwrap_or_default();

@@ -6,46 +6,50 @@
 //!
 //! - [`cli`] parses flags and `CHINWAG_*` variables into a [`config::Config`] and runs the
 //!   commands; nothing else reads the environment. It alone uses [`server`].
-//! - [`server`] serves a listener it is given until a shutdown future resolves, drains, and runs
-//!   the background tasks (the [`janitor`], the [`webhooks`] worker, [`deliveries`], pings).
+//! - [`server`] serves one node's [`app`] until a shutdown future resolves, and runs the
+//!   background tasks (the [`janitor`], the [`webhooks`] worker, [`deliveries`], pings, the bus).
 //! - [`cluster`] runs a node of a cluster: the primary's answers to the edges, and an edge's
 //!   serving (streams from relayed events, everything else forwarded to the primary).
 //! - [`bus`] answers the host API over a NATS bus (seed 001's Bus API), beside [`http`].
-//! - [`http`] is the HTTP edge: admission (address rate, head bounds, the [`drain`]), routes
+//! - [`http`] is the HTTP edge: the accept loop, the connection cap and the drain at shutdown
+//!   (`http/listen.rs`), admission (address rate, head bounds, the [`drain`]), routes
 //!   (`http/routes.rs`: the fixed routes' table), credentials (tokens, the service key), bodies
 //!   within their size and time limits, uploads and ranged downloads (`http/files.rs`),
-//!   replies and stream headers, the connection cap, closing stalled connections.
+//!   replies and stream headers, closing stalled connections.
 //! - [`api`] is the protocol: the client request table (`api/mod.rs`) and the host routes'
 //!   (`api/host/mod.rs`), one module per area, who is calling (`api/caller.rs`: token checks,
 //!   first-seen users and their support chat), the one posting core (`api/posting.rs`), the
 //!   receiving side (`api/stream.rs`) over the [`feed`].
 //! - [`app`] holds the shared handles, built once at start; no logic.
-//! - [`feed`] is the one cursor-keeping reader under SSE and long-poll; [`sse`] frames streams.
+//! - [`feed`] is the one cursor-keeping reader under SSE and long-poll; [`sse`] frames streams
+//!   and keeps their one ping clock.
+//! - [`webhooks`] POSTs signed events about new messages to the host for members with nothing
+//!   open, from an outbox; [`janitor`] prunes events past retention and uploads never sent, and
+//!   sweeps presence.
 //! - [`presence`] owns who is online and who has what open, and tells chat partners;
-//!   [`deliveries`] marks what reached a recipient as delivered; [`webhooks`] POSTs signed
-//!   events about new messages to the host for members with nothing open, from an outbox.
-//! - [`janitor`] prunes events past retention and uploads never sent, and sweeps presence.
+//!   [`deliveries`] marks what reached a recipient as delivered.
+//! - [`link`] is the wire between the nodes of a cluster, [`pieces`] how bodies of any size
+//!   cross it.
 //! - [`limits`] is what one caller may take (request rates, open streams); [`drain`] is
-//!   shutdown as requests see it.
-//! - [`thumbnails`] makes upload thumbnails within a global bound; [`files`] is where uploads
-//!   live on disk and what type they are.
+//!   shutdown as requests see it; [`thumbnails`] makes upload thumbnails within a global bound.
 //! - [`store`] is the only place with SQL: a pool of readers and one writer thread that commits
 //!   concurrent requests together (group commit) and publishes their events to the [`hub`];
 //!   [`store::backup`] copies a running server's data (`chinwag backup`).
 //! - [`hub`] fans committed and live events out to each user's open streams and polls (and, on
-//!   a cluster's primary, to the relay); [`link`] is the wire between the nodes of a cluster, [`pieces`] how
-//!   bodies of any size cross it.
+//!   a cluster's primary, to the relay).
 //! - [`auth`] mints and verifies client tokens and compares the service key.
 //! - [`metrics`] holds the Prometheus families every layer records into, served at `/metrics`;
 //!   [`reports`] sends each 500's cause chain and each panic to Sentry when a DSN is configured;
 //!   [`health`] holds the process's own checks (`chinwag health`, the open-file limit).
-//! - [`blocking`] runs file-system work and decoding off the async runtime, for every caller.
-//! - [`config`] holds the settings and the data directory's layout; [`random`] draws ids and
-//!   secrets from the OS random source; [`time`] formats and parses the protocol's times.
-//! - [`strict`] reads request JSON strictly (no key twice, no NUL) for both edges.
+//! - [`blocking`] runs blocking work (file-system calls tokio's own `fs` does not wrap, image
+//!   decoding, the database's close) off the async runtime, with one failure policy.
+//! - [`config`] holds the settings and the data directory's layout; [`files`] is where uploads
+//!   live on disk and what type they are.
+//! - [`random`] draws ids and secrets from the OS random source; [`strict`] reads request JSON
+//!   strictly (no key twice, no NUL) for both edges.
 //! - [`error`] is the protocol's table of error reasons; [`model`] the wire types (chat, message,
 //!   event and user ids, the objects) and the protocol's words (chat kinds and statuses, message
-//!   statuses, event kinds, member roles).
+//!   statuses, event kinds, member roles); [`time`] formats and parses the protocol's times.
 
 pub mod api;
 pub mod app;

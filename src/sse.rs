@@ -64,6 +64,15 @@ pub fn event(f: &Frame) -> Bytes {
     chunk(b"", &[f])
 }
 
+/// Changes `pings` every `period`, for ever: every stream's keep-alive runs off this one clock.
+pub async fn ping_clock(period: std::time::Duration, pings: &tokio::sync::watch::Sender<()>) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    loop {
+        tick.tick().await;
+        pings.send_replace(());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

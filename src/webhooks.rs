@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use crate::config::{self, Config};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::model::{Message, MessageId, UserId};
+use crate::model::{EventKind, Message, MessageId, UserId};
 use crate::presence::Presence;
 use crate::store::outbox::{self, Delivery};
 use crate::store::{Store, Tx};
@@ -180,7 +180,8 @@ pub fn queue_message(
         };
         let id = delivery_id(msg.id, member);
         // preserve_order keeps the keys in this order in the body.
-        let body = json!({"id": id, "type": "message", "userId": member, "data": data});
+        let body =
+            json!({"id": id, "type": EventKind::Message.as_str(), "userId": member, "data": data});
         queued |= outbox::enqueue(tx, &id, member, &body.to_string(), now)?;
     }
     if queued {

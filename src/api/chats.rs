@@ -10,8 +10,8 @@ use crate::app::App;
 use crate::error::{Error, Result};
 use crate::model::{Chat, ChatId, ChatKind, EventKind, Member, Role, UserId};
 use crate::store::chats::{self, NewChat};
-use crate::store::users;
 use crate::store::Tx;
+use crate::store::{host_chats, users};
 
 /// Most other members a new chat may name.
 const MAX_NEW_MEMBERS: usize = 500;
@@ -55,7 +55,7 @@ pub fn ensure_support_chat(tx: &mut Tx, user: &UserId, support: &UserId) -> Resu
         (user.clone(), Role::Client),
         (support.clone(), Role::Support),
     ];
-    let (chat_id, created) = chats::personal_chat(tx, ChatKind::Support, user, &members)?;
+    let (chat_id, created) = host_chats::personal_chat(tx, ChatKind::Support, user, &members)?;
     if created {
         push_chat(tx, chat_id)?;
     }

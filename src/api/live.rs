@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::error::{Error, Result};
 use crate::hub::Frame;
 use crate::model::{ChatId, EventKind, OrderId, UserId};
-use crate::store::chats;
+use crate::store::{chats, host_chats};
 
 /// Longest typing preview, in characters.
 const MAX_TYPING_PREVIEW: usize = 1000;
@@ -87,7 +87,7 @@ pub async fn join(app: &Arc<App>, user: &UserId, req: JoinRequest) -> Result<Out
     let (user, consultation) = (user.clone(), req.consultation_id);
     app.store
         .read(move |c| {
-            chats::consultation_chat(c, consultation.as_str(), &user)?
+            host_chats::consultation_chat(c, consultation.as_str(), &user)?
                 .ok_or(Error::ConsultationNotFound(consultation.to_string()))?;
             Ok(Out::no_content())
         })

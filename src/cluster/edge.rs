@@ -232,10 +232,10 @@ pub async fn serve(
     let pinger = {
         let edge = edge.clone();
         tokio::spawn(async move {
-            crate::server::ping_clock(edge.config.ping_interval, &edge.ping_tx).await
+            crate::sse::ping_clock(edge.config.ping_interval, &edge.ping_tx).await
         })
     };
-    crate::server::run_http(listener, metrics, edge.clone(), shutdown, &edge.stop_tx).await;
+    crate::http::listen::run_http(listener, metrics, edge.clone(), shutdown, &edge.stop_tx).await;
     pinger.abort();
     deliveries.abort();
     following.abort();

@@ -99,11 +99,9 @@ async fn relay_batches(
     client: async_nats::Client,
     mut relay: tokio::sync::mpsc::Receiver<crate::hub::Relayed>,
 ) {
-    // A new number each start: the edges see the numbering start over and re-read the store.
-    let epoch = crate::random::random_hex(8)
-        .ok()
-        .and_then(|h| u64::from_str_radix(&h, 16).ok())
-        .unwrap_or_else(|| crate::time::now_ms() as u64);
+    // A new number each start (the start's millisecond: one primary never starts twice in
+    // one): the edges see the numbering start over and re-read the store.
+    let epoch = crate::time::now_ms() as u64;
     let (mut seq, mut hub_seq, mut head) = (0u64, 0u64, crate::model::EventId::ZERO);
     let mut beat = tokio::time::interval(Duration::from_secs(1));
     loop {

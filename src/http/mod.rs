@@ -7,6 +7,7 @@ pub mod body;
 pub mod credentials;
 pub mod files;
 pub mod head;
+pub mod listen;
 pub mod reply;
 mod routes;
 pub mod stall;

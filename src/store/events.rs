@@ -10,7 +10,7 @@ use anyhow::Context;
 
 use crate::error::Result;
 use crate::hub::Frame;
-use crate::model::{ChatId, EventId, MessageId, UserId};
+use crate::model::{ChatId, EventId, EventKind, MessageId, UserId};
 use crate::store::{chats, messages};
 
 /// The newest event id ever assigned (0 for a new database).
@@ -167,7 +167,7 @@ pub fn resume_page(
                 // Gone with its chat: nothing to show.
                 None => continue,
             },
-            (None, Some(data)) if r.chat.is_some() && r.kind == "chat" => {
+            (None, Some(data)) if r.chat.is_some() && r.kind == EventKind::Chat.as_str() => {
                 chats::personalize(&tx, user, &data)?
             }
             (None, Some(data)) => data,

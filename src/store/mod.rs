@@ -11,6 +11,7 @@ pub mod backup;
 pub mod chats;
 pub mod events;
 pub mod files;
+pub mod host_chats;
 pub mod members;
 pub mod messages;
 pub mod outbox;

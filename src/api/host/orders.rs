@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::model::{ChatId, ChatKind, EventKind, Member, MessageId, OrderId, Params, Role, UserId};
 use crate::store::chats::{self, NewChat};
 use crate::store::messages::Page;
-use crate::store::{users, Tx};
+use crate::store::{host_chats, users, Tx};
 
 #[derive(Deserialize)]
 pub struct UserChatsRequest {
@@ -115,10 +115,11 @@ pub async fn order_chats(app: &Arc<App>, body: Value) -> Result<Value> {
         .read(move |c| {
             let mut out = Vec::with_capacity(pairs.len());
             for p in pairs {
-                let chat = match chats::consultation_chat(c, p.order_id.as_str(), &p.opponent_id)? {
-                    Some(chat_id) => Some(chats::get(c, chat_id, &p.opponent_id)?),
-                    None => None,
-                };
+                let chat =
+                    match host_chats::consultation_chat(c, p.order_id.as_str(), &p.opponent_id)? {
+                        Some(chat_id) => Some(chats::get(c, chat_id, &p.opponent_id)?),
+                        None => None,
+                    };
                 out.push(
                     json!({"order_id": p.order_id, "opponent_id": p.opponent_id, "chat": chat}),
                 );
@@ -175,7 +176,7 @@ pub async fn new_chat(app: &Arc<App>, req: NewChatRequest) -> Result<Value> {
     app.store
         .write(move |tx| {
             let order = req.order_id.as_str();
-            let chat_id = match chats::open_order_chat(tx, order)? {
+            let chat_id = match host_chats::open_order_chat(tx, order)? {
                 Some(id) => id,
                 None => chats::create(
                     tx,
@@ -216,7 +217,7 @@ pub async fn subscribe(app: &Arc<App>, req: SubscribeRequest) -> Result<Value> {
                 )));
             }
             let added = if members.contains(&req.user_id) {
-                chats::set_role(tx, chat_id, &req.user_id, &role)?;
+                host_chats::set_role(tx, chat_id, &req.user_id, &role)?;
                 Vec::new()
             } else {
                 let seen = chats::last_message_id(tx, chat_id)?;
@@ -271,7 +272,7 @@ pub async fn hand_over(app: &Arc<App>, req: HandOverRequest) -> Result<Value> {
                 )));
             }
             let seen = chats::last_message_id(tx, chat_id)?;
-            chats::hand_over(tx, chat_id, &req.old_user_id, &req.new_user_id, seen)?;
+            host_chats::hand_over(tx, chat_id, &req.old_user_id, &req.new_user_id, seen)?;
             let role = chats::member_chat(tx, chat_id, &req.new_user_id)?.role;
             let added = [Member {
                 id: req.new_user_id.clone(),
@@ -370,7 +371,7 @@ pub async fn close(app: &Arc<App>, req: CloseRequest) -> Result<Value> {
     app.store
         .write(move |tx| {
             chats::require(tx, chat_id)?;
-            if chats::close(tx, chat_id)? {
+            if host_chats::close(tx, chat_id)? {
                 push_chat(tx, chat_id)?;
                 with_profiles(tx, chats::host_view(tx, chat_id)?)
             } else {

@@ -12,7 +12,7 @@ use crate::app::App;
 use crate::error::{Error, Result};
 use crate::model::{AsSent, ChatKind, EventKind, OrderId, Params, Profile, Role, UserId};
 use crate::store::messages::NewMessage;
-use crate::store::{chats, users};
+use crate::store::{host_chats, users};
 
 /// Longest client token lifetime the host can ask for: one year.
 const MAX_TTL: u64 = 365 * 24 * 3600;
@@ -154,7 +154,7 @@ pub async fn notify(app: &Arc<App>, req: NotifyRequest) -> Result<Value> {
     app.store
         .write(move |tx| {
             let user = req.user_id;
-            let (chat_id, created) = chats::personal_chat_named(
+            let (chat_id, created) = host_chats::personal_chat_named(
                 tx,
                 ChatKind::Notifications,
                 &user,
