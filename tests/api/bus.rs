@@ -239,7 +239,8 @@ async fn the_binary_takes_seed_001s_bus_settings_from_its_variables() {
         ("CHINWAG_BUS_TIMEOUT", "1000"),
         ("CHINWAG_BUS_RECONNECT", "15"),
     ];
-    let (mut child, _addr) = crate::binary::serve(cwd.path(), &["--listen", "127.0.0.1:0"], &env);
+    let (mut child, _addr) =
+        crate::helpers::binary::serve(cwd.path(), &["--listen", "127.0.0.1:0"], &env);
     let client = nats.client().await;
     ready(&client, "dev_chats.eldar.1.1").await;
     let made = ask(
@@ -252,9 +253,9 @@ async fn the_binary_takes_seed_001s_bus_settings_from_its_variables() {
     .await;
     assert_eq!(made.0, 200, "{}", made.1);
     assert_eq!(made.1["chat"]["kind"], "order");
-    assert!(crate::binary::terminate(&mut child).success());
+    assert!(crate::helpers::binary::terminate(&mut child).success());
     // A bad setting is refused before anything starts.
-    let out = std::process::Command::new(crate::binary::BIN)
+    let out = std::process::Command::new(crate::helpers::binary::BIN)
         .args(["serve", "--bus-url", &url, "--bus-topic", "two words"])
         .current_dir(cwd.path())
         .output()

@@ -3,26 +3,24 @@
 //! binary's system calls, since only a power cut would show it otherwise); and an upload that
 //! finds the disk full is `507` and leaves nothing behind.
 
-use std::time::{Duration, Instant};
-
-use crate::binary;
-use crate::helpers::available;
+use crate::helpers::binary;
+use crate::helpers::{available, wait_for};
 
 /// The system calls traced: the renames and syncs that make an upload durable.
 const TRACED: &str = "trace=rename,renameat,renameat2,fsync,fdatasync";
 
-/// Ends the server that `tracer` runs as its child (SIGTERM), then waits for the tracer.
-fn stop_traced(tracer: &mut std::process::Child) {
+/// Ends the server that `tracer` runs as its child (SIGTERM), then waits (at most 10 s) for the
+/// tracer.
+async fn stop_traced(tracer: &mut std::process::Child) {
     let pid = tracer.id();
     let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
     let server: libc::pid_t = children.split_whitespace().next().unwrap().parse().unwrap();
     // SAFETY: signals the server the tracer started for this test, which is still running.
     assert_eq!(unsafe { libc::kill(server, libc::SIGTERM) }, 0);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tracer.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "the traced server did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for("the traced server to stop", 10.0, || {
+        std::future::ready(tracer.try_wait().unwrap().map(|_| ()))
+    })
+    .await;
 }
 
 /// The index of the first line at or after `from` where a call that `starts` begins.
@@ -61,7 +59,7 @@ async fn an_upload_is_synced_then_renamed_then_its_directory_synced_before_its_r
         .unwrap();
     let status = res.status();
     let body: serde_json::Value = res.json().await.unwrap();
-    stop_traced(&mut child);
+    stop_traced(&mut child).await;
 
     // Assert
     assert_eq!(status, 201, "{body}");

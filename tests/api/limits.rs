@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::binary::serve_with_file_limit;
+use crate::helpers::binary::serve_with_file_limit;
 use crate::helpers::{page, value};
 use crate::helpers::{read, spawn_with, token, wait_for, TestApp, SERVICE_KEY};
 
@@ -370,7 +370,7 @@ async fn under_a_small_open_file_limit_the_default_cap_keeps_files_for_the_datab
         "0",
     ];
     let (mut child, base, log) = serve_with_file_limit(dir.path(), &args, 256);
-    let bob = crate::binary::token(dir.path(), &["--user", "bob"]);
+    let bob = crate::helpers::binary::token(dir.path(), &["--user", "bob"]);
     let addr = base.trim_start_matches("http://").to_string();
     let mut open = Vec::new();
     for _ in 0..128 {
@@ -415,7 +415,7 @@ async fn under_a_small_open_file_limit_the_default_cap_keeps_files_for_the_datab
         .unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     drop(open);
-    crate::binary::terminate(&mut child);
+    crate::helpers::binary::terminate(&mut child);
 }
 
 #[tokio::test]
@@ -450,5 +450,5 @@ async fn out_of_open_files_the_server_pauses_accepting_and_serves_again_once_the
         log.contains("accepting connections again").then_some(())
     })
     .await;
-    crate::binary::terminate(&mut child);
+    crate::helpers::binary::terminate(&mut child);
 }

@@ -7,7 +7,7 @@ use sentry::protocol::{EnvelopeItem, Event};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use crate::binary::{serve_capturing, terminate};
+use crate::helpers::binary::{serve_capturing, terminate};
 use crate::helpers::{http_client, token, SECRET};
 
 /// One POST the stand-in received.

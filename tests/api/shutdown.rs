@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use crate::binary::{post, serve, terminate, token};
+use crate::helpers::binary::{post, serve, terminate, token};
 
 /// How one request ended.
 #[derive(Debug)]

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::binary::{serve, terminate, token};
+use crate::helpers::binary::{serve, terminate, token};
 use crate::helpers::{http_client, Sse};
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v4");
@@ -59,7 +59,7 @@ async fn poll(base: &str, tok: &str, since: i64) -> Value {
 
 /// A client request to the upgraded server that must succeed; its `data`.
 async fn ok(base: &str, tok: &str, kind: &str, data: Value) -> Value {
-    let (status, body) = crate::binary::post(base, tok, kind, data).await;
+    let (status, body) = crate::helpers::binary::post(base, tok, kind, data).await;
     assert_eq!(status, 200, "{kind}: {body}");
     body["data"].clone()
 }

@@ -16,7 +16,7 @@ use serde_json::Value;
 use sha2::Sha256;
 use tokio::sync::watch;
 
-use crate::helpers::{spawn_app, spawn_with};
+use crate::helpers::{spawn_app, spawn_with, wait_for};
 
 const HOOK_SECRET: &str = "hook-secret";
 
@@ -136,15 +136,12 @@ impl Receiver {
     }
 
     /// Waits (up to `secs`) until `n` requests were answered (or, hanging, received).
-    async fn wait_for(&self, n: usize, secs: u64) {
-        let mut count = self.count.clone();
-        let waited =
-            tokio::time::timeout(Duration::from_secs(secs), count.wait_for(|c| *c >= n)).await;
-        assert!(
-            waited.is_ok(),
-            "the receiver got {} of {n} requests within {secs} s",
-            *self.count.borrow()
-        );
+    async fn wait_for_requests(&self, n: usize, secs: f64) {
+        let what = format!("the receiver to get {n} requests");
+        wait_for(&what, secs, || {
+            std::future::ready((*self.count.borrow() >= n).then_some(()))
+        })
+        .await;
     }
 
     fn hits(&self) -> std::sync::MutexGuard<'_, Vec<Hit>> {
@@ -169,7 +166,7 @@ async fn a_failing_receiver_gets_the_delivery_after_a_restart_with_a_valid_signa
 
     // Act: alice sends; the first attempt fails and the retry waits a second.
     let msg = app.send_text("alice", chat, "c1", "are you there?").await;
-    receiver.wait_for(1, 5).await;
+    receiver.wait_for_requests(1, 5.0).await;
     assert_eq!(pending(&app.app.store).await.unwrap(), 1);
 
     // A restart in between, with a backoff short enough to fail twice more, then succeed.
@@ -184,7 +181,7 @@ async fn a_failing_receiver_gets_the_delivery_after_a_restart_with_a_valid_signa
         *receiver.count.borrow() < 4,
         "the delivery succeeded before the restart"
     );
-    receiver.wait_for(4, 10).await;
+    receiver.wait_for_requests(4, 10.0).await;
     deliver_once(&app.app.webhook_worker()).await.unwrap();
 
     // Assert: four attempts of the same signed body, one success, nothing left.
@@ -217,7 +214,7 @@ async fn members_with_an_open_stream_and_the_author_get_no_webhook() {
     let _bob = app.events("bob", "snapshot=0", None).await;
 
     let msg = app.send_text("alice", chat, "c1", "hello team").await;
-    receiver.wait_for(1, 5).await;
+    receiver.wait_for_requests(1, 5.0).await;
     deliver_once(&app.app.webhook_worker()).await.unwrap();
 
     // Everything queued with the message is due now, so the pass above sent all of it.
@@ -250,7 +247,7 @@ async fn a_delivery_is_dropped_after_the_retry_limit() {
     let chat = app.direct_chat("alice", "bob").await;
     app.send_text("alice", chat, "c1", "anyone?").await;
 
-    receiver.wait_for(3, 10).await;
+    receiver.wait_for_requests(3, 10.0).await;
     // Waits for the worker's pass, which gives up after the third failure.
     deliver_once(&app.app.webhook_worker()).await.unwrap();
 
@@ -264,7 +261,7 @@ async fn a_hanging_receiver_does_not_hold_up_sending() {
     let app = spawn_with(|c| hooked(c, &receiver, 10)).await;
     let chat = app.direct_chat("alice", "bob").await;
     app.send_text("alice", chat, "c0", "first").await;
-    receiver.wait_for(1, 5).await;
+    receiver.wait_for_requests(1, 5.0).await;
 
     // The worker is stuck on the first delivery; sends still answer (a generous bound).
     let sends = async {

@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::binary::{self, post, terminate};
+use crate::helpers::binary::{self, post, terminate};
 use crate::helpers::nats::{Nats, Partition};
 use crate::helpers::Sse;
-use crate::helpers::{http_client, wait_for};
+use crate::helpers::{http_client, wait_every, wait_for};
 
 /// A primary and two edges, A and B, on one nats-server.
 pub struct Cluster {
@@ -203,14 +203,12 @@ pub async fn partner_status(addr: &str, token: &str, chat: i64) -> String {
         .to_string()
 }
 
-/// Waits (asking four times a second, within the user's request rate) until `token`'s
-/// partner in `chat` shows `want`.
+/// Waits (at most 15 s, asking four times a second, within the user's request rate) until
+/// `token`'s partner in `chat` shows `want`.
 pub async fn partner_becomes(addr: &str, token: &str, chat: i64, want: &str) {
-    for _ in 0..60 {
-        if partner_status(addr, token, chat).await == want {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("the partner never became {want}");
+    let what = format!("the partner to become {want}");
+    wait_every(&what, 15.0, Duration::from_millis(250), || async {
+        (partner_status(addr, token, chat).await == want).then_some(())
+    })
+    .await;
 }

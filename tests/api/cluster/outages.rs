@@ -2,6 +2,8 @@
 //! send; an edge without its primary refuses with Retry-After and keeps its streams; what is sent
 //! while NATS restarts, or while one edge is cut off from it, reaches the open streams.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -23,47 +25,59 @@ async fn the_primary_restarts_while_clients_send_and_every_acknowledged_message_
     let mut on_b = stream(&b, &bob, None).await;
 
     // Alice sends 60 messages through A, retrying a refused or unanswered one with the same id.
+    // The counts let the test kill the primary mid-stream and bring it back once it was missed.
+    let (sent, refusals) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let sender = {
         let (a, alice) = (a.clone(), alice.clone());
+        let (sent, refusals) = (sent.clone(), refusals.clone());
         tokio::spawn(async move {
             let mut acknowledged = Vec::new();
-            let mut refused = 0;
             for i in 0..60 {
                 let id = format!("r{i}");
                 let data =
                     json!({"messages": [{"chatId": chat, "clientMessageId": id, "text": id}]});
-                let mut tries = 0;
-                loop {
-                    tries += 1;
-                    assert!(tries < 200, "message {i} never went through");
+                let (a, alice, data, refusals) = (&a, &alice, &data, &refusals);
+                // Ten tries a second, within Alice's request rate, as a client would retry.
+                let what = format!("message {i} to go through");
+                wait_every(&what, 20.0, Duration::from_millis(100), || async move {
                     let res = http_client()
                         .post(format!("{a}/v1/message"))
-                        .bearer_auth(&alice)
+                        .bearer_auth(alice)
                         .json(&json!({ "data": data }))
                         .send()
                         .await;
                     match res {
-                        Ok(r) if r.status() == 200 => break,
+                        Ok(r) if r.status() == 200 => return Some(()),
                         Ok(r) => {
                             assert_eq!(r.status(), 503, "only 503 while the primary is away");
                             assert!(r.headers().contains_key("retry-after"));
-                            refused += 1;
                         }
-                        Err(_) => refused += 1,
+                        Err(_) => {}
                     }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+                    refusals.fetch_add(1, Ordering::SeqCst);
+                    None
+                })
+                .await;
                 acknowledged.push(id);
+                sent.store(acknowledged.len(), Ordering::SeqCst);
+                // Paces the sends (no condition: time passing) so they span the primary's outage.
                 tokio::time::sleep(Duration::from_millis(40)).await;
             }
-            (acknowledged, refused)
+            (acknowledged, refusals.load(Ordering::SeqCst))
         })
     };
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    // The primary dies mid-stream and comes back on the same data directory.
+    wait_for("Alice's first 10 messages to be acknowledged", 10.0, || {
+        std::future::ready((sent.load(Ordering::SeqCst) >= 10).then_some(()))
+    })
+    .await;
+    // The primary dies mid-stream and comes back on the same data directory once a send met
+    // it away.
     cluster.primary.kill().unwrap();
     cluster.primary.wait().unwrap();
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    wait_for("a send to meet the primary away", 10.0, || {
+        std::future::ready((refusals.load(Ordering::SeqCst) > 0).then_some(()))
+    })
+    .await;
     let (primary, addr) = start_primary(&cluster.dir, &cluster.nats);
     cluster.primary = primary;
     cluster.primary_addr = addr;

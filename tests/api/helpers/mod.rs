@@ -10,6 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
+pub mod binary;
 pub mod nats;
 mod sse;
 
@@ -17,7 +18,17 @@ pub use sse::{until_message, Event, Sse};
 
 /// Waits at most `secs` for `probe` to give a value, asking every 20 ms; panics naming `what`
 /// when it never does. The one way tests wait for something that happens in the background.
-pub async fn wait_for<T, F, Fut>(what: &str, secs: f64, mut probe: F) -> T
+pub async fn wait_for<T, F, Fut>(what: &str, secs: f64, probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    wait_every(what, secs, Duration::from_millis(20), probe).await
+}
+
+/// [`wait_for`], asking every `every`: for a probe that is a request a real client paces (one
+/// user's requests count against their rate limit).
+pub async fn wait_every<T, F, Fut>(what: &str, secs: f64, every: Duration, mut probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -31,7 +42,7 @@ where
             tokio::time::Instant::now() < deadline,
             "waited {secs} s for {what}"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(every).await;
     }
 }
 

@@ -8,7 +8,7 @@ mod running;
 
 use std::process::{Command, Output, Stdio};
 
-use crate::binary::BIN;
+use crate::helpers::binary::BIN;
 
 /// Runs `chinwag ARGS` in `cwd` to its end.
 fn chinwag(cwd: &std::path::Path, args: &[&str]) -> Output {

@@ -4,7 +4,7 @@
 use std::process::{Command, Stdio};
 
 use super::{chinwag, stderr};
-use crate::binary::{chats_status, serve, terminate, token, BIN};
+use crate::helpers::binary::{chats_status, serve, terminate, token, BIN};
 use crate::helpers::http_client;
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use serde_json::{json, Value};
 
 use super::{chinwag, stderr};
-use crate::binary::{chats_status, post, serve, serve_logging, terminate, token, BIN};
+use crate::helpers::binary::{chats_status, post, serve, serve_logging, terminate, token, BIN};
 use crate::helpers::http_client;
 
 #[tokio::test]
