@@ -457,6 +457,7 @@ function addPending(p) {
 
 function failPending(chatId, cmid, err) {
   const p = chatMsgs(chatId).pending.get(cmid);
+  if (p && p.state === "failed") return; // told already (the outbox event comes before the send's rejection)
   if (p) { p.state = "failed"; p.error = errorText(err); }
   toast(`Not sent: ${errorText(err)}`);
   scheduleRender();
@@ -465,9 +466,8 @@ function failPending(chatId, cmid, err) {
 function sendText(chatId, text) {
   const clientMessageId = newClientMessageId();
   addPending({ clientMessageId, chatId, text, type: "text", userId: state.session.userId, insertDate: new Date().toISOString(), state: "pending" });
-  state.client.send(chatId, text, { clientMessageId }).then((msg) => {
-    if (msg && msg.id) { onMessage(msg); }
-  }, (err) => failPending(chatId, clientMessageId, err));
+  // The outbox events show the outcome; a rejection also covers a token refused for good.
+  state.client.send(chatId, text, { clientMessageId }).catch((err) => failPending(chatId, clientMessageId, err));
 }
 
 async function sendFile(chatId, file) {
@@ -488,19 +488,32 @@ async function sendFile(chatId, file) {
     attach.classList.remove("busy");
   }
   const type = /^image\//.test(uploaded.mimeType || "") ? "image" : "file";
-  state.client.send(chatId, "", { type, fileId: uploaded.id, clientMessageId }).then((msg) => {
-    if (msg && msg.id) onMessage(msg);
-  }, (err) => failPending(chatId, clientMessageId, err));
+  state.client.send(chatId, "", { type, fileId: uploaded.id, clientMessageId }).catch((err) => failPending(chatId, clientMessageId, err));
+}
+
+// A message left the outbox, sent or given up: this page's own sends and those restored after a
+// reload alike (nobody holds a promise for those).
+function onOutboxSent(item, msg) {
+  if (msg && msg.id) onMessage(msg);
+}
+
+function onOutboxFailed(item, err) {
+  failPending(item.chatId, item.clientMessageId, err);
 }
 
 // The client keeps unsent messages in its outbox (also across reloads): show them as pending.
+// A restored row that is no longer in the outbox has gone (a failed one stays until clicked).
 function syncOutbox(pending) {
   state.outbox = pending || [];
+  const waiting = new Set(state.outbox.map((p) => p.clientMessageId));
+  for (const m of state.msgs.values()) {
+    for (const [cmid, p] of m.pending) if (p.queued && p.state === "pending" && !waiting.has(cmid)) m.pending.delete(cmid);
+  }
   for (const p of state.outbox) {
     const m = chatMsgs(p.chatId);
     const sent = [...m.byId.values()].some((x) => x.clientMessageId === p.clientMessageId && x.userId === state.session.userId);
     if (!sent && !m.pending.has(p.clientMessageId)) {
-      m.pending.set(p.clientMessageId, { clientMessageId: p.clientMessageId, chatId: p.chatId, text: p.text || "",
+      m.pending.set(p.clientMessageId, { clientMessageId: p.clientMessageId, chatId: p.chatId, text: p.text || "", fileId: p.fileId,
         type: p.type || "text", userId: state.session.userId, insertDate: p.insertDate || new Date().toISOString(), state: "pending", queued: true });
     }
   }
@@ -811,6 +824,11 @@ function messageNode(msg, cont, contNext, group) {
   } else if (pending && msg.localFile) {
     bubble.append(h("span", { class: "file-chip" }, icon("file"),
       h("span", {}, h("div", { class: "file-name", text: msg.localFile.name || "File" }), h("div", { class: "file-size", text: formatSize(msg.localFile.size) }))));
+  } else if (pending && (msg.fileId || msg.type === "image" || msg.type === "file")) {
+    // Restored from the outbox after a reload: the file is uploaded, but its name and preview
+    // were this page's own.
+    bubble.append(h("span", { class: "file-chip", "data-testid": "pending-file" }, icon("file"),
+      h("span", {}, h("div", { class: "file-name", text: msg.type === "image" ? "Photo" : "File" }))));
   }
   const text = msg.deleted ? "This message was deleted" : msg.text || "";
   if (text) {
@@ -1043,6 +1061,8 @@ function startApp(session) {
   client.on("opponentStatus", onPresence);
   client.on("reset", onReset);
   client.on("outbox", syncOutbox);
+  client.on("outboxSent", onOutboxSent);
+  client.on("outboxFailed", onOutboxFailed);
   client.on("transport", onTransport);
   client.on("error", onClientError);
   client.start();

@@ -35,7 +35,7 @@ const DEFAULTS = {
 };
 
 /** The client's own events; a server event of one of these names reaches only "*" listeners. */
-const CLIENT_EVENTS = new Set(["transport", "outbox", "error"]);
+const CLIENT_EVENTS = new Set(["transport", "outbox", "outboxSent", "outboxFailed", "error"]);
 
 /** How much longer than its hold a poll may take before the client gives up on it. */
 const POLL_GRACE_MS = 15000;
@@ -571,6 +571,7 @@ export class Chinwag {
     this._user = null;
     this._cursor = null; // Cursor and Outbox of the user, once known
     this._outbox = null;
+    this._early = []; // sends before the user is known (getToken without userId), in memory
     this._transport = "offline";
     this._running = false;
     this._gen = 0; // bumped by start and stop: a loop of an older generation ends
@@ -603,7 +604,7 @@ export class Chinwag {
 
   /** @returns {Array<{clientMessageId: string, chatId: number, text: string}>} pending sends, oldest first */
   get outbox() {
-    return this._outbox ? this._outbox.items : [];
+    return this._outbox ? this._outbox.items : this._early.map((m) => ({ ...m }));
   }
 
   /** @returns {string|null} the user this client speaks for, once known */
@@ -616,7 +617,7 @@ export class Chinwag {
   /**
    * Listens to a pushed event type (`message`, `typing`, …, or "*" for every pushed event:
    * `fn(data, event)` with `event = {id?, type, data}`), or to the client's own `transport`,
-   * `reset`, `outbox` and `error`.
+   * `reset`, `outbox`, `outboxSent`, `outboxFailed` and `error`.
    * @param {string} type
    * @param {Function} fn
    * @returns {() => void} removes the listener
@@ -719,6 +720,10 @@ export class Chinwag {
     const key = `${this._prefix}:${encodeURIComponent(user ?? "")}`;
     this._cursor = new Cursor(this._storage, `${key}:cursor`);
     this._outbox = new Outbox(this._storage, `${key}:outbox`);
+    // What was sent before the user was known joins the user's outbox, after what it restored.
+    for (const m of this._early) if (!this._outbox.has(m.clientMessageId)) this._outbox.add(m);
+    this._early = [];
+    if (this._outbox.size > 0) this._emit("outbox", this.outbox);
   }
 
   /** The token to use: the one held, or a new one from getToken. */
@@ -887,7 +892,9 @@ export class Chinwag {
   /**
    * Sends a message through the outbox and resolves to the stored Message. Retries (network
    * errors, 5xx, 429 after its Retry-After) reuse the clientMessageId, so the message is stored
-   * once; any other 4xx rejects at once. Messages go out one at a time, in the order sent.
+   * once; any other 4xx rejects at once. Messages go out one at a time, in the order sent. The
+   * message is queued before any token is asked for: without one yet (getToken failing while
+   * offline), it waits in the outbox like any other.
    * @param {number} chatId
    * @param {string} text
    * @param {{type?: string, params?: object, fileId?: string, clientMessageId?: string}} [options]
@@ -895,15 +902,17 @@ export class Chinwag {
    * @throws {ChinwagError}
    */
   async send(chatId, text, { type, params, fileId, clientMessageId } = {}) {
-    await this._token();
+    if (this._dead) throw this._dead;
     const message = defined({ clientMessageId: clientMessageId ?? newClientMessageId(), chatId, type, text: text ?? "", params, fileId });
     const id = message.clientMessageId;
     const result = new Promise((resolve, reject) => {
       if (!this._waiters.has(id)) this._waiters.set(id, []);
       this._waiters.get(id).push({ resolve, reject });
     });
-    if (!this._outbox.has(id)) {
-      this._outbox.add(message);
+    const queued = this._outbox ? this._outbox.has(id) : this._early.some((m) => m.clientMessageId === id);
+    if (!queued) {
+      if (this._outbox) this._outbox.add(message);
+      else this._early.push(message);
       this._emit("outbox", this.outbox);
     }
     this._paused = false;
@@ -917,12 +926,23 @@ export class Chinwag {
     for (const w of waiters) err ? w.reject(err) : w.resolve(message);
   }
 
-  /** Sends the outbox, oldest first, until it is empty or paused. */
+  /**
+   * Sends the outbox, oldest first, until it is empty or paused. Emits `outboxSent` or
+   * `outboxFailed` for each message that leaves it, then `outbox`.
+   */
   async _pump() {
-    if (this._pumping || !this._outbox) return;
+    if (this._pumping || (!this._outbox && this._early.length === 0)) return;
     this._pumping = true;
     try {
-      while (!this._paused && this._outbox.size > 0) {
+      while (!this._paused && (this._outbox ? this._outbox.size : this._early.length) > 0) {
+        // The token (and with it the user, and so the outbox) is needed only now, to send.
+        try {
+          await this._token();
+        } catch {
+          if (this._paused || this._dead) break; // a dead token
+          await this._sleep(this._sendBackoff.next(), { online: true });
+          continue;
+        }
         const message = this._outbox.head();
         const id = message.clientMessageId;
         let sent;
@@ -931,19 +951,23 @@ export class Chinwag {
         } catch (e) {
           const err = asChinwagError(e);
           if (this._paused) break; // a dead token: the message stays for a client with a good one
-          if (isRetryable(err) || err.status === 401) {
+          // Without a token (getToken failed after a 401) the message was not what failed.
+          if (isRetryable(err) || err.status === 401 || !this._tokenValue) {
             const floor = err.retryAfter !== null ? err.retryAfter * 1000 : 0;
             await this._sleep(this._sendBackoff.next(floor), { online: err.status !== 429 });
             continue;
           }
           this._outbox.remove(id);
           this._settle(id, err);
+          this._emit("outboxFailed", { ...message }, err);
           this._emit("outbox", this.outbox);
           continue;
         }
         this._sendBackoff.reset();
         this._outbox.remove(id);
-        this._settle(id, null, sent?.messages?.[0]);
+        const stored = sent?.messages?.[0];
+        this._settle(id, null, stored);
+        this._emit("outboxSent", { ...message }, stored ?? null);
         this._emit("outbox", this.outbox);
       }
     } finally {

@@ -209,3 +209,50 @@ test("older messages page in as carol scrolls up, each once and in order", { tim
     await carol.context.close();
   }
 });
+
+test("messages restored from the outbox after a reload: a photo shows as one, and each turns sent or not sent", { timeout: 60000 }, async () => {
+  const frank = await openUser(browser, "frank", DESKTOP);
+  try {
+    await signIn(frank, server.url);
+    await newDirectChat(frank, "gina");
+    const chatId = Number(await frank.page.getAttribute(`${tid("chat-item")}[data-title="gina"]`, "data-chat-id"));
+    // An upload of frank's, and the outbox a page closed while offline would leave behind: a
+    // photo whose file does not exist (refused for good, 404), and that upload.
+    const fileId = await frank.page.evaluate(async () => {
+      const { token } = JSON.parse(localStorage.getItem("chinwag.session"));
+      const res = await fetch("/v1/files?name=notes.txt", { method: "POST", headers: { Authorization: `Bearer ${token}`, "Content-Type": "text/plain" }, body: "left behind" });
+      return (await res.json()).data.id;
+    });
+    await frank.context.route("**/v1/message", (route) => route.abort()); // still offline for sends
+    await frank.page.evaluate(([key, items]) => localStorage.setItem(key, JSON.stringify(items)), [
+      `chinwag:${new URL(server.url).origin}:frank:outbox`,
+      [
+        { clientMessageId: "restored-bad", chatId, type: "image", text: "", fileId: "no-such-file" },
+        { clientMessageId: "restored-ok", chatId, type: "file", text: "", fileId },
+      ],
+    ]);
+    await frank.page.reload();
+    await waitConn(frank, "sse");
+    await openChatWith(frank, "gina");
+    await waitUntil(frank, "both restored messages pending, with a placeholder for their files", () => {
+      const rows = [...document.querySelectorAll('[data-testid="pending-message"]')];
+      return rows.length === 2 && rows.map((r) => r.querySelector('[data-testid="pending-file"] .file-name')?.textContent).join() === "Photo,File";
+    });
+    assert.equal(await frank.page.textContent(tid("outbox-count")), "2 queued");
+    await shoot(frank, "a8-outbox-restored");
+
+    await frank.context.unroute("**/v1/message");
+    await waitUntil(frank, "the refused one marked not sent, the other sent", () => {
+      const failed = document.querySelector('[data-testid="pending-message"][data-client-id="restored-bad"] [data-testid="ticks"]');
+      const sent = [...document.querySelectorAll('[data-testid="message"]')];
+      return failed?.dataset.status === "failed" && document.querySelectorAll('[data-testid="pending-message"]').length === 1 &&
+        sent.length === 1 && sent[0].querySelector('[data-testid="message-file"]');
+    }, undefined, 20000);
+    assert.equal(await frank.page.isHidden(tid("outbox-count")), true);
+    assert.match(await frank.page.textContent(tid("toast")), /Not sent/);
+    await shoot(frank, "a8-outbox-settled");
+    assert.deepEqual(frank.errors.filter((e) => !/net::ERR_FAILED|status of 404/.test(e)), []);
+  } finally {
+    await frank.context.close();
+  }
+});

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { startServer, removeDir } from "./lib/server.mjs";
 import { startBufferingProxy } from "./lib/proxy.mjs";
-import { launch, openUser, signIn, newDirectChat, openChatWith, send, waitMessages, waitConn, waitUntil, shoot, tid, closeAll, DESKTOP, PHONE } from "./lib/browser.mjs";
+import { launch, openUser, signIn, newDirectChat, openChatWith, send, waitMessages, waitConn, connState, waitUntil, shoot, tid, closeAll, DESKTOP, PHONE } from "./lib/browser.mjs";
 
 let server, proxy, browser, alice, bob;
 
@@ -53,9 +53,17 @@ test("behind a buffering proxy the page falls back to long-poll and misses nothi
   assert.ok(proxy.stats.streamsHeld >= 1, "bob's page opened an event stream through the proxy");
   assert.ok(fellBackAfter <= 10000, `fell back after ${fellBackAfter} ms`);
 
-  // Polling carries receipts and typing too: alice's last message turns read, bob's typing shows.
+  // Polling carries receipts and typing too: alice's last message turns read, and bob's page,
+  // still on poll, shows alice typing (a live event, never stored), and then the line clears.
   await waitUntil(alice, "alice's last message turning read", () =>
     document.querySelector('[data-testid="message"]:last-child [data-testid="ticks"]')?.dataset.status === "read", undefined, 10000);
+  assert.equal(await connState(bob), "poll");
+  await alice.page.click(tid("composer-input"));
+  await alice.page.keyboard.type("are you", { delay: 40 });
+  await waitUntil(bob, "the typing line naming alice, over poll", () => /alice is typing/.test(document.querySelector('[data-testid="typing"]')?.textContent || ""));
+  await alice.page.fill(tid("composer-input"), "");
+  await waitUntil(bob, "the typing line clearing", () => (document.querySelector('[data-testid="typing"]')?.textContent || "") === "");
+  assert.equal(await connState(bob), "poll", "bob was on poll all along");
   await send(bob, "got them all, through the proxy");
   await waitMessages(alice, [...texts, "got them all, through the proxy"], 10000);
   await shoot(bob, "c2-poll-conversation");

@@ -1,5 +1,6 @@
 // Sending: which failures are retried (network, 5xx, 429 after Retry-After) and which are not,
-// every retry with the same clientMessageId, the order kept, and the outbox kept in storage.
+// every retry with the same clientMessageId, the order kept, the outbox kept in storage (queued
+// before any token is at hand), and the events that tell what became of each message.
 import assert from "node:assert/strict";
 
 import { Chinwag, ChinwagError, Outbox, isRetryable } from "../../web/chinwag.js";
@@ -8,7 +9,7 @@ import { FakeClock, FakeStorage, failure, fakeFetch, json, settle, test, tokenFo
 const stored = (m, id) => ({ id, ...m, status: "sent", userId: "alice" });
 
 /** A client whose /v1/message answers come from `answer(message, attempt)`; not started. */
-function sender(answer, { storage = new FakeStorage(), token = tokenFor("alice"), getToken } = {}) {
+function sender(answer, { storage = new FakeStorage(), token = tokenFor("alice"), getToken, userId } = {}) {
   const clock = new FakeClock();
   const attempts = [];
   let nextId = 100;
@@ -19,7 +20,7 @@ function sender(answer, { storage = new FakeStorage(), token = tokenFor("alice")
     const got = answer(m, attempts.filter((a) => a.clientMessageId === m.clientMessageId).length, call);
     return got ?? json(200, { type: "message", data: { messages: [stored(m, nextId++)], users: [] } });
   });
-  const client = new Chinwag({ baseUrl: "http://chat.test", token: getToken ? undefined : token, getToken, fetch, clock, storage, random: () => 0 });
+  const client = new Chinwag({ baseUrl: "http://chat.test", token: getToken ? undefined : token, getToken, userId, fetch, clock, storage, random: () => 0 });
   return { client, clock, attempts, calls, storage };
 }
 
@@ -200,4 +201,131 @@ test("a 401 with a fixed token rejects the send but keeps it in the outbox for a
   assert.equal(t.attempts.length, 1);
   assert.deepEqual(storage.find(":alice:outbox").map((m) => m.clientMessageId), ["k"]);
   await assert.rejects(t.client.send(1, "again"), (e) => e.status === 401);
+});
+
+test("offline at start with getToken: send queues the message and sends it once a token comes", async () => {
+  let online = false;
+  let asked = 0;
+  const getToken = async () => {
+    asked += 1;
+    if (!online) throw new TypeError("fetch failed"); // the app's token endpoint is unreachable
+    return tokenFor("alice");
+  };
+  const t = sender(() => undefined, { getToken });
+  const outboxes = [];
+  t.client.on("outbox", (o) => outboxes.push(o.map((m) => m.clientMessageId)));
+  let settled = null;
+  const sent = t.client.send(3, "written offline", { clientMessageId: "early" }).then(
+    (m) => (settled = { m }),
+    (e) => (settled = { e }),
+  );
+  assert.deepEqual(t.client.outbox, [{ clientMessageId: "early", chatId: 3, text: "written offline" }], "queued at once");
+  assert.deepEqual(outboxes, [["early"]]);
+  await t.clock.advance(10000);
+  assert.equal(settled, null, "kept, not rejected, while there is no token");
+  assert.ok(asked >= 2, `getToken asked again with backoff: ${asked}`);
+  assert.equal(t.attempts.length, 0);
+  assert.equal(t.client.userId, null);
+
+  online = true;
+  t.client._setTransport("poll"); // the connection is back: the wait is cut short
+  await settle();
+  await sent;
+  assert.equal(settled.m.clientMessageId, "early");
+  assert.deepEqual(t.attempts.map((a) => a.clientMessageId), ["early"]);
+  assert.equal(t.client.userId, "alice");
+  assert.deepEqual(t.client.outbox, []);
+  assert.deepEqual(outboxes.at(-1), []);
+  assert.equal(t.storage.find(":alice:outbox"), undefined);
+});
+
+test("before the user is known, queued messages join the user's stored outbox after what it restored", async () => {
+  const storage = new FakeStorage();
+  const before = sender(() => Promise.reject(new TypeError("fetch failed")), { storage });
+  before.client.send(1, "from last time", { clientMessageId: "old" });
+  await settle();
+  before.client.stop();
+
+  let online = false;
+  const t = sender(() => undefined, { storage, getToken: async () => (online ? tokenFor("alice") : Promise.reject(new TypeError("fetch failed"))) });
+  t.client.send(1, "new", { clientMessageId: "new" });
+  await settle();
+  assert.deepEqual(t.client.outbox.map((m) => m.clientMessageId), ["new"], "the user's outbox is not known yet");
+  online = true;
+  t.client._setTransport("poll");
+  await settle();
+  assert.deepEqual(t.attempts.map((a) => a.clientMessageId), ["old", "new"]);
+  assert.deepEqual(t.client.outbox, []);
+});
+
+test("with userId and storage, a message sent before any token is stored at once", async () => {
+  const storage = new FakeStorage();
+  const t = sender(() => undefined, { storage, userId: "alice", getToken: () => Promise.reject(new TypeError("fetch failed")) });
+  t.client.send(4, "keep me", { clientMessageId: "k1" });
+  assert.deepEqual(storage.find(":alice:outbox"), [{ clientMessageId: "k1", chatId: 4, text: "keep me" }]);
+  await t.clock.advance(5000);
+  assert.deepEqual(storage.find(":alice:outbox").map((m) => m.clientMessageId), ["k1"]);
+  t.client.stop();
+});
+
+test("getToken failing after a 401 keeps the message: it is sent with the next token", async () => {
+  let asked = 0;
+  const getToken = async () => {
+    asked += 1;
+    if (asked === 1) return tokenFor("alice", "old");
+    if (asked === 2) throw new ChinwagError({ status: 403, code: "forbidden" }); // the app's backend says no, for now
+    return tokenFor("alice", "new");
+  };
+  const t = sender((m, attempt, call) => (call.headers.authorization.endsWith("old") ? failure(401, "token_invalid") : undefined), { getToken });
+  const sent = t.client.send(1, "hi", { clientMessageId: "g" });
+  await t.clock.advance(5000);
+  const m = await sent;
+  assert.equal(m.clientMessageId, "g");
+  assert.deepEqual(t.attempts.map((a) => a.auth.slice(-3)), ["old", "new"]);
+});
+
+test("outboxSent and outboxFailed tell what became of each message, restored ones included, before outbox", async () => {
+  const storage = new FakeStorage();
+  const before = sender(() => Promise.reject(new TypeError("fetch failed")), { storage });
+  before.client.send(1, "will fail", { clientMessageId: "bad" });
+  before.client.send(1, "will go", { clientMessageId: "good" });
+  await settle();
+  before.client.stop();
+
+  // The next page load: nobody holds a promise for these two, only the events tell.
+  const t = sender((m) => (m.clientMessageId === "bad" ? failure(409, "chat_closed") : undefined), { storage });
+  const seen = [];
+  t.client.on("outboxSent", (item, message) => seen.push(["sent", item, message.id, message.clientMessageId]));
+  t.client.on("outboxFailed", (item, err) => seen.push(["failed", item, err.status, err.code]));
+  t.client.on("outbox", (o) => seen.push(["outbox", o.length]));
+  t.client._pump();
+  await settle();
+  assert.deepEqual(seen, [
+    ["failed", { clientMessageId: "bad", chatId: 1, text: "will fail" }, 409, "chat_closed"],
+    ["outbox", 1],
+    ["sent", { clientMessageId: "good", chatId: 1, text: "will go" }, 100, "good"],
+    ["outbox", 0],
+  ]);
+  // Retried failures are not given up: no event until the message leaves the outbox.
+  const r = sender((m, attempt) => (attempt < 3 ? failure(503, "unavailable") : undefined));
+  const events = [];
+  r.client.on("outboxSent", (item) => events.push(`sent ${item.clientMessageId}`));
+  r.client.on("outboxFailed", (item) => events.push(`failed ${item.clientMessageId}`));
+  const sent = r.client.send(1, "x", { clientMessageId: "later" });
+  await r.clock.advance(1000);
+  assert.deepEqual(events, []);
+  await r.clock.advance(10000);
+  await sent;
+  assert.deepEqual(events, ["sent later"]);
+});
+
+test("a host event named outboxSent or outboxFailed reaches only * listeners", () => {
+  const t = sender(() => undefined);
+  const got = [];
+  t.client.on("outboxSent", () => got.push("client event"));
+  t.client.on("outboxFailed", () => got.push("client event"));
+  t.client.on("*", (data, event) => got.push(event.type));
+  t.client._deliver({ type: "outboxSent", data: {} });
+  t.client._deliver({ type: "outboxFailed", data: {} });
+  assert.deepEqual(got, ["outboxSent", "outboxFailed"]);
 });
