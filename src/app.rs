@@ -18,6 +18,7 @@ use crate::metrics::Metrics;
 use crate::model::UserId;
 use crate::presence::Presence;
 use crate::store::Store;
+use crate::telegram::{self, Bridge};
 use crate::thumbnails::Thumbnails;
 use crate::webhooks::{self, Webhooks};
 
@@ -53,6 +54,8 @@ pub struct App {
     pub limits: Arc<Limits>,
     /// Shutdown as requests see it: refused once it begins, counted until answered.
     pub drain: Drain,
+    /// The support chats' bridge to Telegram, when configured.
+    pub telegram: Option<Arc<Bridge>>,
 }
 
 impl App {
@@ -76,6 +79,12 @@ impl App {
         );
         let limits = Limits::new(&config, metrics.clone());
         let disk = Disk::new(config.files_dir());
+        let telegram = match (&config.telegram, &config.support_user) {
+            (Some(settings), Some(support)) => {
+                Some(Bridge::new(settings.clone(), support.clone())?)
+            }
+            _ => None,
+        };
         Ok(Arc::new(App {
             config,
             store,
@@ -92,6 +101,7 @@ impl App {
             disk,
             limits,
             drain: Drain::default(),
+            telegram,
         }))
     }
 
@@ -115,6 +125,15 @@ impl App {
             webhooks: self.webhooks.clone(),
             metrics: self.metrics.clone(),
         }
+    }
+
+    /// The handles the Telegram outbox worker uses, when the bridge is configured.
+    pub fn telegram_worker(&self) -> Option<telegram::outbound::Worker> {
+        Some(telegram::outbound::Worker {
+            store: self.store.clone(),
+            disk: self.disk.clone(),
+            bridge: self.telegram.clone()?,
+        })
     }
 
     /// Changes every ping interval: streams send a keep-alive comment when it does.

@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+mod services;
+
+pub use services::{Bus, Cluster, Role, Telegram, DEFAULT_TELEGRAM_API};
+
 /// Where the server listens when nothing is said.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Where the database and generated secrets live when nothing is said.
@@ -121,6 +125,8 @@ pub struct Config {
     pub bus: Option<Bus>,
     /// This server as a node of a cluster; `None`: a single server.
     pub cluster: Option<Cluster>,
+    /// The support chats' bridge to a Telegram group; `None`: no bridge.
+    pub telegram: Option<Telegram>,
     /// HMAC-SHA256 key of the webhook signature; required when `webhook_url` is set.
     pub webhook_secret: Option<String>,
     /// Wait after a delivery's first failure, doubling after each further one.
@@ -220,44 +226,6 @@ impl Cors {
     }
 }
 
-/// Where the host API is also answered: a NATS server and the topic (seed 001's `BUS_*`).
-#[derive(Clone, Debug)]
-pub struct Bus {
-    /// The NATS server (`nats://host:4222`; several, comma-separated, for a cluster).
-    pub url: String,
-    /// The subject requests come on.
-    pub topic: String,
-    /// The NATS server's auth token, if it wants one.
-    pub token: Option<String>,
-    /// How long connecting to NATS, and sending the last replies at shutdown, may take.
-    pub timeout: Duration,
-    /// Wait between attempts to get a lost NATS connection back.
-    pub reconnect: Duration,
-}
-
-/// A node of a cluster: the NATS server the nodes share and what this one is.
-#[derive(Clone, Debug)]
-pub struct Cluster {
-    /// The NATS server (`nats://host:4222`; several, comma-separated).
-    pub url: String,
-    /// The NATS server's auth token, if it wants one.
-    pub token: Option<String>,
-    pub role: Role,
-    /// This node's name among the edges (presence keeps each node's connections apart).
-    pub node: String,
-    /// How long an edge waits for the primary's answer before it answers `503`.
-    pub timeout: Duration,
-}
-
-/// What a node of a cluster is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Role {
-    /// Owns the database, answers the edges, and serves clients too.
-    Primary,
-    /// Serves clients' connections; reads and writes go to the primary.
-    Edge,
-}
-
 /// The bus topic when `--bus-topic` is not given.
 pub const DEFAULT_BUS_TOPIC: &str = "chinwag.host";
 
@@ -290,6 +258,7 @@ impl Config {
             webhook_url: None,
             bus: None,
             cluster: None,
+            telegram: None,
             webhook_secret: None,
             webhook_backoff: DEFAULT_WEBHOOK_BACKOFF,
             webhook_max_attempts: DEFAULT_WEBHOOK_MAX_ATTEMPTS,

@@ -80,6 +80,7 @@ pub mod server;
 pub mod sse;
 pub mod store;
 pub mod strict;
+pub mod telegram;
 pub mod thumbnails;
 pub mod time;
 pub mod webhooks;

@@ -31,6 +31,14 @@ pub async fn serve(
     // The host API on the bus stops taking requests when draining begins; the ones it took
     // count as requests in flight, so the drain waits for their answers.
     let bus = (app.config.bus.clone()).map(|bus| tokio::spawn(crate::bus::run(app.clone(), bus)));
+    // The Telegram bridge, unless Telegram refused its token at start.
+    let bridge = app.telegram.clone().filter(|b| b.running());
+    let telegram = bridge.zip(app.telegram_worker()).map(|(bridge, worker)| {
+        [
+            tokio::spawn(crate::telegram::outbound::run(worker)),
+            tokio::spawn(crate::api::telegram::run(app.clone(), bridge)),
+        ]
+    });
     let pinger = {
         let app = app.clone();
         tokio::spawn(async move { ping_clock(app.config.ping_interval, &app.ping_tx).await })
@@ -45,6 +53,10 @@ pub async fn serve(
     deliveries.abort();
     // A delivery cut off here is still in the outbox and is sent again after the restart.
     webhooks.abort();
+    // A post cut off here is still in the outbox; an update not yet handled is read again.
+    for task in telegram.into_iter().flatten() {
+        task.abort();
+    }
     if let Err(e) = app.deliveries.flush().await {
         tracing::warn!("writing the last delivered receipts failed: {e:?}");
     }

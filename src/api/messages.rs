@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::posting::{check_size, post, validate, OutgoingMessage, Poster};
+use super::posting::{check_size, post, validate, Onward, OutgoingMessage, Poster};
 use super::{bounded, Out};
 use crate::app::App;
 use crate::error::{Error, Result};
@@ -55,13 +55,13 @@ pub async fn send(app: &Arc<App>, user: &UserId, req: SendRequest) -> Result<Out
         }
     }
     let user = user.clone();
-    let (presence, webhooks) = (app.presence.clone(), app.webhooks.clone());
+    let onward = Onward::of(app);
     let (sent, profiles) = app
         .store
         .write(move |tx| {
             let mut sent = Vec::with_capacity(batch.len());
             for m in &batch {
-                let msg = post(tx, &presence, &webhooks, &Poster::Client(&user), m)?;
+                let msg = post(tx, &onward, &Poster::Client(&user), m)?;
                 sent.push(msg);
             }
             let profiles = users::profiles(tx, [user.as_str()])?;

@@ -14,6 +14,7 @@ pub mod messages;
 pub mod metrics;
 pub mod posting;
 pub mod stream;
+pub mod telegram;
 
 use std::sync::Arc;
 

@@ -2,11 +2,15 @@
 //! whether a client sends it as a member or the host posts it as a member or as the system.
 //! What differs between them is the [`Poster`].
 
+use std::sync::Arc;
+
+use crate::app::App;
 use crate::error::{Error, Result};
 use crate::model::{ChatId, ChatKind, ChatStatus, Message, Params, UserId, SYSTEM};
 use crate::presence::Presence;
 use crate::store::messages::{self, NewMessage};
 use crate::store::{chats, files, Tx};
+use crate::telegram::Bridge;
 use crate::webhooks::Webhooks;
 use serde::Deserialize;
 
@@ -85,20 +89,39 @@ pub fn validate(
     })
 }
 
-/// Tells a new message to its chat: a stored `message` event for every member, and a webhook
-/// for each member with no open connection. Every way a message is posted ends here.
-pub fn announce(
-    tx: &mut Tx,
-    presence: &Presence,
-    webhooks: &Webhooks,
-    msg: &Message,
-) -> Result<()> {
+/// Who hears of a new message beyond its chat's streams: webhooks for members with nothing
+/// open (which presence knows), and the support staff's Telegram group.
+#[derive(Clone)]
+pub struct Onward {
+    pub presence: Arc<Presence>,
+    pub webhooks: Arc<Webhooks>,
+    pub telegram: Option<Arc<Bridge>>,
+}
+
+impl Onward {
+    /// The handles of `app`.
+    pub fn of(app: &App) -> Onward {
+        Onward {
+            presence: app.presence.clone(),
+            webhooks: app.webhooks.clone(),
+            telegram: app.telegram.clone(),
+        }
+    }
+}
+
+/// Tells a new message in a chat of `kind` to its chat: a stored `message` event for every
+/// member, a webhook for each member with no open connection, and a support message to the
+/// staff's Telegram group. Every way a message is posted ends here.
+pub fn announce(tx: &mut Tx, onward: &Onward, kind: ChatKind, msg: &Message) -> Result<()> {
     tx.emit_message(msg)?;
-    if !webhooks.enabled() {
+    if let Some(bridge) = &onward.telegram {
+        crate::telegram::queue(tx, bridge, kind, msg)?;
+    }
+    if !onward.webhooks.enabled() {
         return Ok(());
     }
     let members = crate::store::members::member_ids(tx, msg.chat_id)?;
-    crate::webhooks::queue_message(tx, presence, webhooks, msg, &members)
+    crate::webhooks::queue_message(tx, &onward.presence, &onward.webhooks, msg, &members)
 }
 
 /// Who posts a message, which decides the rules.
@@ -116,13 +139,7 @@ pub enum Poster<'a> {
 
 /// Posts `new` by `poster`: once (a retry with the same client message id gets the stored
 /// message back), to a chat that is open, then told to its members (see [`announce`]).
-pub fn post(
-    tx: &mut Tx,
-    presence: &Presence,
-    webhooks: &Webhooks,
-    poster: &Poster,
-    new: &NewMessage,
-) -> Result<Message> {
+pub fn post(tx: &mut Tx, onward: &Onward, poster: &Poster, new: &NewMessage) -> Result<Message> {
     let author = match poster {
         Poster::Client(user) => Some(*user),
         Poster::Host(author) => *author,
@@ -185,6 +202,6 @@ pub fn post(
         )));
     }
     let msg = messages::insert(tx, author, &sender, new)?;
-    announce(tx, presence, webhooks, &msg)?;
+    announce(tx, onward, kind, &msg)?;
     Ok(msg)
 }

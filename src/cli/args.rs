@@ -202,6 +202,27 @@ pub(super) struct ServeArgs {
     /// the demo app at / can be tried without a host backend. Never in production.
     #[arg(long, env = "CHINWAG_DEV")]
     pub(super) dev: bool,
+    /// Bridge the support chats to the support staff's Telegram group through this bot (its
+    /// token from @BotFather); needs --telegram-chat-id and --support-user.
+    #[arg(
+        long,
+        env = "CHINWAG_TELEGRAM_BOT_TOKEN",
+        hide_env_values = true,
+        requires = "telegram_chat_id"
+    )]
+    pub(super) telegram_bot_token: Option<String>,
+    /// The support staff's Telegram group, where the bot posts users' support messages and
+    /// reads the staff's replies: its id (e.g. -1001234567890) or its @username.
+    #[arg(
+        long,
+        env = "CHINWAG_TELEGRAM_CHAT_ID",
+        allow_hyphen_values = true,
+        requires = "telegram_bot_token"
+    )]
+    pub(super) telegram_chat_id: Option<String>,
+    /// Telegram's Bot API (another address only for a local Bot API server or a test).
+    #[arg(long, env = "CHINWAG_TELEGRAM_API_URL", default_value = config::DEFAULT_TELEGRAM_API)]
+    pub(super) telegram_api_url: String,
     #[command(flatten)]
     pub(super) limits: LimitArgs,
 }
@@ -341,6 +362,19 @@ impl ServeArgs {
                 timeout: args.cluster_timeout,
             }),
             None => None,
+        };
+        config.telegram = match (&args.telegram_bot_token, &args.telegram_chat_id) {
+            (Some(token), Some(chat)) => {
+                if config.support_user.is_none() {
+                    anyhow::bail!(
+                        "--telegram-bot-token needs --support-user: the staff's replies are \
+                         posted as that user"
+                    );
+                }
+                let api = &args.telegram_api_url;
+                Some(config::Telegram::new(token, chat, api).map_err(anyhow::Error::msg)?)
+            }
+            _ => None,
         };
         config.sentry_dsn = args.sentry_dsn;
         config.shutdown_grace = args.shutdown_grace;

@@ -123,6 +123,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             println!("metrics on http://{at}/metrics");
             tracing::info!(%at, "metrics without a key on this address");
         }
+        if let Some(bridge) = &app.telegram {
+            match crate::telegram::check(bridge).await {
+                Ok(line) => {
+                    println!("{line}");
+                    tracing::info!("{line}");
+                }
+                Err(line) => {
+                    println!("{line}");
+                    tracing::error!("{line}");
+                }
+            }
+        }
         let data_dir = app.config.data_dir.display();
         println!("data directory: {data_dir}");
         // The command as this process was started (e.g. target/release/chinwag under cargo).

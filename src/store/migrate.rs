@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../sql/0003_webhooks.sql"),
     include_str!("../../sql/0004_files.sql"),
     include_str!("../../sql/0005_event_log.sql"),
+    include_str!("../../sql/0006_telegram.sql"),
 ];
 
 /// Applies every migration newer than the database's `user_version`, each in its own transaction.

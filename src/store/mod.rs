@@ -15,6 +15,7 @@ pub mod host_chats;
 pub mod members;
 pub mod messages;
 pub mod outbox;
+pub mod telegram;
 mod tx;
 mod types;
 pub mod users;
@@ -213,4 +214,12 @@ impl Store {
         self.checkpointer.stop();
         self.writer.stop();
     }
+}
+
+/// A migrated database in memory, for the store's unit tests.
+#[cfg(test)]
+pub(crate) fn memory_db() -> rusqlite::Connection {
+    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+    migrate::run(&mut conn).unwrap();
+    conn
 }

@@ -99,11 +99,7 @@ pub fn give_up(conn: &Connection, id: i64) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn db() -> Connection {
-        let mut conn = Connection::open_in_memory().unwrap();
-        super::super::migrate::run(&mut conn).unwrap();
-        conn
-    }
+    use crate::store::memory_db as db;
 
     #[test]
     fn due_rows_come_oldest_first_and_leave_when_done() {

@@ -31,6 +31,7 @@ mod reports;
 mod shutdown;
 mod stall;
 mod streams;
+mod telegram;
 mod upgrade;
 mod web;
 mod webhooks;

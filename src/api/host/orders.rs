@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::decode;
 use crate::api::bounded;
 use crate::api::chats::{push_chat, push_members, snapshot, with_profiles};
-use crate::api::posting::{post, validate, OutgoingMessage, Poster};
+use crate::api::posting::{post, validate, Onward, OutgoingMessage, Poster};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::model::{ChatId, ChatKind, EventKind, Member, MessageId, OrderId, Params, Role, UserId};
@@ -344,16 +344,10 @@ pub async fn post_message(app: &Arc<App>, req: PostRequest) -> Result<Value> {
     };
     let new = validate(draft, app.config.max_message_bytes, &rename)?;
     let author = req.user_id;
-    let (presence, webhooks) = (app.presence.clone(), app.webhooks.clone());
+    let onward = Onward::of(app);
     app.store
         .write(move |tx| {
-            let msg = post(
-                tx,
-                &presence,
-                &webhooks,
-                &Poster::Host(author.as_ref()),
-                &new,
-            )?;
+            let msg = post(tx, &onward, &Poster::Host(author.as_ref()), &new)?;
             Ok(json!({"message": msg}))
         })
         .await

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::api::chats::push_chat;
-use crate::api::posting::{post, Poster};
+use crate::api::posting::{post, Onward, Poster};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::model::{AsSent, ChatKind, EventKind, OrderId, Params, Profile, Role, UserId};
@@ -150,7 +150,7 @@ pub async fn notify(app: &Arc<App>, req: NotifyRequest) -> Result<Value> {
         }
     }
     let client_message_id = super::orders::fresh_client_id()?;
-    let (presence, webhooks) = (app.presence.clone(), app.webhooks.clone());
+    let onward = Onward::of(app);
     app.store
         .write(move |tx| {
             let user = req.user_id;
@@ -172,7 +172,7 @@ pub async fn notify(app: &Arc<App>, req: NotifyRequest) -> Result<Value> {
                 params: req.params,
                 file_id: None,
             };
-            let msg = post(tx, &presence, &webhooks, &Poster::Notice, &new)?;
+            let msg = post(tx, &onward, &Poster::Notice, &new)?;
             Ok(json!({"message": msg}))
         })
         .await

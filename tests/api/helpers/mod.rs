@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 pub mod binary;
 pub mod nats;
 mod sse;
+pub mod telegram;
 
 pub use sse::{until_message, Event, Sse};
 

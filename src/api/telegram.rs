@@ -1,0 +1,208 @@
+//! The staff's replies from Telegram: updates read by long-polling `getUpdates` from the offset
+//! kept in the database. A reply (Telegram's reply-to) to a message the bot posted goes into
+//! that message's support chat as the support user, in the same transaction that moves the
+//! offset past it, so a restart neither loses nor repeats one; anything else in the group gets
+//! a short help answer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::model::{ChatId, Params};
+use crate::store::messages::NewMessage;
+use crate::store::telegram;
+use crate::telegram::bot::{Incoming, Update};
+use crate::telegram::{Bridge, Failure};
+
+use super::posting::{check_size, post, Onward, Poster};
+
+/// How long one `getUpdates` waits for an update.
+const POLL_WAIT: Duration = Duration::from_secs(25);
+/// The longest wait after failures in a row.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// The bot's answer to a message in the group that is not a reply to one of its posts.
+pub const HELP: &str = "To answer a user, reply to the message of theirs that I posted: your \
+                        reply goes to their support chat.";
+
+/// Runs until aborted: reads the group's updates and posts the staff's replies.
+pub async fn run(app: Arc<App>, bridge: Arc<Bridge>) {
+    let mut failures = 0u32;
+    loop {
+        let problem = match pass(&app, &bridge).await {
+            Ok(()) => {
+                failures = 0;
+                continue;
+            }
+            Err(Step::Telegram(Failure::Wait(d))) => {
+                tracing::info!("telegram: flood control; reading updates again in {d:?}");
+                tokio::time::sleep(d).await;
+                continue;
+            }
+            Err(Step::Telegram(f @ Failure::Token(_))) => {
+                tracing::error!("telegram: reading updates: {f}");
+                f.to_string()
+            }
+            Err(Step::Telegram(f)) => format!("reading updates: {f}"),
+            Err(Step::Store(e)) => format!("posting a reply: {e:?}"),
+        };
+        failures += 1;
+        let wait = Duration::from_secs(1 << failures.min(6)).min(MAX_BACKOFF);
+        tracing::warn!("telegram: {problem}; trying again in {wait:?}");
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// Why a pass stopped.
+enum Step {
+    Telegram(Failure),
+    Store(Error),
+}
+
+/// Reads one batch of updates and handles each in order.
+async fn pass(app: &Arc<App>, bridge: &Arc<Bridge>) -> std::result::Result<(), Step> {
+    let offset = app
+        .store
+        .read(telegram::offset)
+        .await
+        .map_err(Step::Store)?;
+    let updates = bridge
+        .bot
+        .updates(offset, POLL_WAIT)
+        .await
+        .map_err(Step::Telegram)?;
+    for update in updates {
+        handle(app, bridge, update).await.map_err(Step::Store)?;
+    }
+    Ok(())
+}
+
+/// Handles one update: a staff reply is posted with the offset moved past it; anything else
+/// moves the offset, and a message in the group that is no reply to a post gets [`HELP`].
+async fn handle(app: &Arc<App>, bridge: &Arc<Bridge>, update: Update) -> Result<()> {
+    let id = update.update_id;
+    let Some(msg) = update.message.filter(|m| bridge.is_group(&m.chat)) else {
+        // Not the staff's group (someone wrote to the bot), or not a message.
+        return app.store.write(move |tx| telegram::read_past(tx, id)).await;
+    };
+    if msg.from.as_ref().is_some_and(|f| f.is_bot) {
+        return app.store.write(move |tx| telegram::read_past(tx, id)).await;
+    }
+    let group = msg.chat.id;
+    let replied = msg.reply_to_message.as_ref().map(|r| r.message_id);
+    let chat = match replied {
+        Some(posted) => {
+            app.store
+                .read(move |c| telegram::chat_of(c, group, posted))
+                .await?
+        }
+        None => None,
+    };
+    let Some(chat) = chat else {
+        app.store
+            .write(move |tx| telegram::read_past(tx, id))
+            .await?;
+        answer(bridge, &msg, HELP).await;
+        return Ok(());
+    };
+    let text = msg.text.clone().or(msg.caption.clone()).unwrap_or_default();
+    if text.trim().is_empty() {
+        app.store
+            .write(move |tx| telegram::read_past(tx, id))
+            .await?;
+        answer(
+            bridge,
+            &msg,
+            "Only text reaches the user: write your answer as text.",
+        )
+        .await;
+        return Ok(());
+    }
+    match reply(app, bridge, id, chat, &msg, text).await {
+        Ok(()) => Ok(()),
+        Err(e @ (Error::ChatNotFound(_) | Error::ChatClosed(_) | Error::BadRequest(_))) => {
+            app.store
+                .write(move |tx| telegram::read_past(tx, id))
+                .await?;
+            let why = match e {
+                Error::ChatClosed(_) => "that support chat is closed".to_string(),
+                Error::ChatNotFound(_) => "that support chat no longer exists".to_string(),
+                other => other.to_string(),
+            };
+            answer(bridge, &msg, &format!("Not delivered: {why}.")).await;
+            Ok(())
+        }
+        Err(e @ Error::MessageTooLarge { .. }) => {
+            app.store
+                .write(move |tx| telegram::read_past(tx, id))
+                .await?;
+            answer(bridge, &msg, &format!("Not delivered: {e}.")).await;
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Posts the staff's reply `text` into support chat `chat` as the support user, and moves the
+/// offset past update `id`, in one transaction. The update's id is the message's client id, so
+/// a reply read twice is stored once.
+async fn reply(
+    app: &Arc<App>,
+    bridge: &Arc<Bridge>,
+    id: i64,
+    chat: ChatId,
+    msg: &Incoming,
+    text: String,
+) -> Result<()> {
+    let mut params = Params::new();
+    if let Some(name) = staff_name(msg) {
+        params.insert("telegramStaff".into(), name);
+    }
+    check_size(&text, &params, app.config.max_message_bytes, "text".into())?;
+    let new = NewMessage {
+        client_message_id: format!("telegram-{id}"),
+        chat_id: chat,
+        kind: "text".into(),
+        text,
+        params,
+        file_id: None,
+    };
+    let onward = Onward::of(app);
+    let support = bridge.support.clone();
+    app.store
+        .write(move |tx| {
+            post(tx, &onward, &Poster::Host(Some(&support)), &new)?;
+            telegram::read_past(tx, id)
+        })
+        .await
+}
+
+/// The staff member's name as Telegram shows it.
+fn staff_name(msg: &Incoming) -> Option<String> {
+    let from = msg.from.as_ref()?;
+    let name = match &from.last_name {
+        Some(last) => format!("{} {last}", from.first_name),
+        None => from.first_name.clone(),
+    };
+    let name = name.trim().to_string();
+    match name.is_empty() {
+        true => from.username.clone(),
+        false => Some(name),
+    }
+}
+
+/// The bot's short answer to `msg`, best effort: one that cannot be sent is only logged.
+async fn answer(bridge: &Bridge, msg: &Incoming, text: &str) {
+    let group = msg.chat.id.to_string();
+    if let Err(e) = bridge
+        .bot
+        .send_text(&group, text, Some(msg.message_id))
+        .await
+    {
+        tracing::warn!(
+            "telegram: answering message {} in the group: {e}",
+            msg.message_id
+        );
+    }
+}

@@ -1,0 +1,235 @@
+//! Posting the outbox to the staff's group: oldest first, one at a time (the group reads a
+//! conversation in order), each message naming its author and support chat; images go as
+//! photos and other files as documents. Telegram's `429` pauses the whole outbox for its
+//! `retry_after`; an outage or a refused token waits with a doubling backoff; nothing queued is
+//! dropped except a message that is gone, or one Telegram refuses [`MAX_REFUSALS`] times.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::files::Disk;
+use crate::model::{Message, User};
+use crate::store::telegram::{self, Pending};
+use crate::store::Store;
+
+use super::bot::{Attachment, Failure, Posted};
+use super::Bridge;
+
+/// A message Telegram refuses (a `400`) this many times is given up, with a warning.
+pub const MAX_REFUSALS: u32 = 5;
+/// The first wait after a failure; it doubles with each further one, up to [`MAX_BACKOFF`].
+const BACKOFF: Duration = Duration::from_secs(1);
+/// The longest wait between attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Longest the idle worker sleeps before looking at the outbox again.
+const IDLE_CHECK: Duration = Duration::from_secs(60);
+/// Telegram's limit on a message's text, and on a caption (in characters).
+const TEXT_LIMIT: usize = 4096;
+const CAPTION_LIMIT: usize = 1024;
+/// Largest photo `sendPhoto` takes; larger images go as documents.
+const PHOTO_LIMIT: i64 = 10 * 1024 * 1024;
+
+/// What the outbox worker uses.
+#[derive(Clone)]
+pub struct Worker {
+    pub store: Store,
+    pub disk: Disk,
+    pub bridge: Arc<Bridge>,
+}
+
+/// The wait after the `failures`-th failure in a row.
+fn backoff(failures: u32) -> Duration {
+    let factor = 1u32
+        .checked_shl(failures.saturating_sub(1))
+        .unwrap_or(u32::MAX);
+    BACKOFF.saturating_mul(factor).min(MAX_BACKOFF)
+}
+
+/// Runs until aborted: posts what is due, then sleeps until the head of the outbox is due or a
+/// message is queued.
+pub async fn run(worker: Worker) {
+    loop {
+        if let Err(e) = drain(&worker).await {
+            tracing::warn!("telegram: reading or updating the outbox failed: {e:?}");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let wait = match worker.store.read(telegram::next_due).await {
+            Ok(Some(at)) => Duration::from_millis((at - crate::time::now_ms()).max(0) as u64),
+            Ok(None) => IDLE_CHECK,
+            Err(_) => Duration::from_secs(1),
+        };
+        if wait.is_zero() {
+            continue;
+        }
+        tokio::select! {
+            _ = worker.bridge.wake.notified() => {
+                // The poke comes from inside a transaction: once this empty write is answered,
+                // that transaction has committed and its row is visible.
+                let _ = worker.store.write(|_| Ok(())).await;
+            }
+            _ = tokio::time::sleep(wait.min(IDLE_CHECK)) => {}
+        }
+    }
+}
+
+/// Posts due messages in order until the outbox is empty or its head must wait.
+pub async fn drain(worker: &Worker) -> crate::error::Result<()> {
+    loop {
+        let now = crate::time::now_ms();
+        let Some(p) = worker.store.read(move |c| telegram::next(c, now)).await? else {
+            return Ok(());
+        };
+        let (id, attempts) = (p.id, p.attempts);
+        let Some(msg) = p.message.clone().filter(|m| !m.deleted) else {
+            // Deleted, or gone with its chat, before it could be posted.
+            worker
+                .store
+                .write(move |tx| telegram::drop_row(tx, id))
+                .await?;
+            continue;
+        };
+        let failure = match post(worker, &p, &msg).await {
+            Ok(posted) => {
+                let (chat, message) = (msg.chat_id, msg.id);
+                worker
+                    .store
+                    .write(move |tx| {
+                        telegram::posted(tx, id, posted.chat.id, posted.message_id, chat, message)
+                    })
+                    .await?;
+                continue;
+            }
+            Err(f) => f,
+        };
+        let failures = attempts + 1;
+        let wait = match &failure {
+            // Flood control holds every message, so this one keeps its place and its count.
+            Failure::Wait(d) => {
+                tracing::info!("telegram: {failure}; the outbox waits");
+                let next = crate::time::now_ms() + d.as_millis() as i64;
+                let store = &worker.store;
+                store
+                    .write(move |tx| telegram::reschedule(tx, id, attempts, next))
+                    .await?;
+                return Ok(());
+            }
+            Failure::Refused(400, _) if failures >= MAX_REFUSALS => {
+                tracing::warn!(
+                    "telegram: message {} {failure}; giving up after {failures} attempts",
+                    msg.id
+                );
+                worker
+                    .store
+                    .write(move |tx| telegram::drop_row(tx, id))
+                    .await?;
+                continue;
+            }
+            Failure::Token(_) => {
+                tracing::error!("telegram: {failure}; support messages wait in the outbox");
+                backoff(failures)
+            }
+            _ => {
+                tracing::warn!("telegram: posting message {} {failure}", msg.id);
+                backoff(failures)
+            }
+        };
+        let next = crate::time::now_ms() + wait.as_millis() as i64;
+        worker
+            .store
+            .write(move |tx| telegram::reschedule(tx, id, failures, next))
+            .await?;
+        return Ok(());
+    }
+}
+
+/// Posts one message to the group: text as a message, an attachment as a photo or document
+/// with the text as its caption.
+async fn post(worker: &Worker, p: &Pending, msg: &Message) -> Result<Posted, Failure> {
+    let bridge = &worker.bridge;
+    let group = bridge.settings.chat.as_str();
+    let head = heading(p.author.as_ref(), msg);
+    let Some(file) = &p.file else {
+        let text = clip(&format!("{head}\n{}", msg.text), TEXT_LIMIT);
+        return bridge.bot.send_text(group, &text, None).await;
+    };
+    let path = worker.disk.path(&file.id);
+    let bytes = crate::blocking::run("reading an upload for Telegram", move || {
+        std::fs::read(path)
+    })
+    .await
+    .map_err(|e| Failure::Unreachable(format!("{e:#}")))?;
+    let Ok(bytes) = bytes else {
+        // The bytes are gone from disk: say so rather than hold the outbox for ever.
+        let text = format!("{head}\n{}\n[{} is no longer stored]", msg.text, file.title);
+        return bridge
+            .bot
+            .send_text(group, &clip(&text, TEXT_LIMIT), None)
+            .await;
+    };
+    let photo = matches!(
+        file.mime.as_str(),
+        "image/jpeg" | "image/png" | "image/webp"
+    ) && file.size <= PHOTO_LIMIT;
+    let caption = clip(&format!("{head}\n{}", msg.text), CAPTION_LIMIT);
+    let attachment = Attachment {
+        name: file.title.clone(),
+        mime: file.mime.clone(),
+        bytes,
+    };
+    bridge
+        .bot
+        .send_file(group, attachment, &caption, photo)
+        .await
+}
+
+/// The line that names the message's author and support chat, as the staff see it.
+pub fn heading(author: Option<&User>, msg: &Message) -> String {
+    let user = msg.user_id.as_ref().map_or("", |u| u.as_str());
+    let name = author
+        .map(|a| {
+            [&a.last_name, &a.first_name, &a.middle_name]
+                .into_iter()
+                .flatten()
+                .map(String::as_str)
+                .filter(|s| !s.trim().is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|n| !n.is_empty());
+    match name {
+        Some(name) => format!("{name} (user {user}) · support chat {}", msg.chat_id),
+        None => format!("user {user} · support chat {}", msg.chat_id),
+    }
+}
+
+/// `text` cut to at most `limit` characters, with an ellipsis when cut.
+fn clip(text: &str, limit: usize) -> String {
+    if text.chars().count() <= limit {
+        return text.trim_end().to_string();
+    }
+    let mut out: String = text.chars().take(limit - 1).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let secs: Vec<u64> = (1..=4).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8]);
+        assert_eq!(backoff(40), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn long_texts_are_clipped_by_characters() {
+        assert_eq!(clip("привет", 10), "привет");
+        assert_eq!(clip("приветствую", 5), "прив…");
+        assert_eq!(
+            clip("x".repeat(5000).as_str(), TEXT_LIMIT).chars().count(),
+            TEXT_LIMIT
+        );
+    }
+}
