@@ -19,12 +19,14 @@
 //! - [`api`] is the protocol: the client request table (`api/mod.rs`) and the host routes'
 //!   (`api/host/mod.rs`), one module per area, who is calling (`api/caller.rs`: token checks,
 //!   first-seen users and their support chat), the one posting core (`api/posting.rs`), the
-//!   receiving side (`api/stream.rs`) over the [`feed`].
+//!   receiving side (`api/stream.rs`) over the [`feed`], the staff's replies from Telegram
+//!   (`api/telegram.rs`).
 //! - [`app`] holds the shared handles, built once at start; no logic.
 //! - [`feed`] is the one cursor-keeping reader under SSE and long-poll; [`sse`] frames streams
 //!   and keeps their one ping clock.
 //! - [`webhooks`] POSTs signed events about new messages to the host for members with nothing
-//!   open, from an outbox; [`janitor`] prunes events past retention and uploads never sent, and
+//!   open, from an outbox; [`telegram`] posts users' support messages to the staff's Telegram
+//!   group from an outbox (the staff's replies come back through `api/telegram.rs`); [`janitor`] prunes events past retention and uploads never sent, and
 //!   sweeps presence.
 //! - [`presence`] owns who is online and who has what open, and tells chat partners;
 //!   [`deliveries`] marks what reached a recipient as delivered.
