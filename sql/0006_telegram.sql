@@ -8,8 +8,8 @@
 -- telegram_posts: which support chat each message the bot posted belongs to, so that a staff
 -- member's reply to it (Telegram's reply-to) finds its chat.
 --
--- The offset of the next update to read is meta's 'telegram_offset', written in the
--- transaction that posts the reply it follows.
+-- The offset of the next update to read is meta's 'telegram_offset:{bot id}' (each bot numbers
+-- its own updates), written in the transaction that posts the reply it follows.
 
 CREATE TABLE telegram_outbox (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,

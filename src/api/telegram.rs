@@ -13,6 +13,7 @@ use crate::model::{ChatId, Params};
 use crate::store::messages::NewMessage;
 use crate::store::telegram;
 use crate::telegram::bot::{Incoming, Update};
+use crate::telegram::Bot;
 use crate::telegram::{Bridge, Failure};
 
 use super::posting::{check_size, post, Onward, Poster};
@@ -62,9 +63,10 @@ enum Step {
 
 /// Reads one batch of updates and handles each in order.
 async fn pass(app: &Arc<App>, bridge: &Arc<Bridge>) -> std::result::Result<(), Step> {
+    let bot = Bot::id(&bridge.settings).to_string();
     let offset = app
         .store
-        .read(telegram::offset)
+        .read(move |c| telegram::offset(c, &bot))
         .await
         .map_err(Step::Store)?;
     let updates = bridge
@@ -78,16 +80,33 @@ async fn pass(app: &Arc<App>, bridge: &Arc<Bridge>) -> std::result::Result<(), S
     Ok(())
 }
 
+/// Moves the bridge's offset past update `id`.
+async fn read_past(app: &App, bridge: &Bridge, id: i64) -> Result<()> {
+    let bot = Bot::id(&bridge.settings).to_string();
+    app.store
+        .write(move |tx| telegram::read_past(tx, &bot, id))
+        .await
+}
+
 /// Handles one update: a staff reply is posted with the offset moved past it; anything else
 /// moves the offset, and a message in the group that is no reply to a post gets [`HELP`].
 async fn handle(app: &Arc<App>, bridge: &Arc<Bridge>, update: Update) -> Result<()> {
     let id = update.update_id;
     let Some(msg) = update.message.filter(|m| bridge.is_group(&m.chat)) else {
         // Not the staff's group (someone wrote to the bot), or not a message.
-        return app.store.write(move |tx| telegram::read_past(tx, id)).await;
+        return read_past(app, bridge, id).await;
     };
-    if msg.from.as_ref().is_some_and(|f| f.is_bot) {
-        return app.store.write(move |tx| telegram::read_past(tx, id)).await;
+    // An anonymous admin writes as the group itself, through a bot account; other bots are
+    // not staff.
+    let as_group = msg
+        .sender_chat
+        .as_ref()
+        .is_some_and(|c| c.id == msg.chat.id);
+    let said = msg.text.is_some() || msg.caption.is_some();
+    let service = !said && msg.photo.is_none() && msg.document.is_none();
+    if service || (msg.from.as_ref().is_some_and(|f| f.is_bot) && !as_group) {
+        // A service message (someone joined, a pin…) or another bot's: nothing to answer.
+        return read_past(app, bridge, id).await;
     }
     let group = msg.chat.id;
     let replied = msg.reply_to_message.as_ref().map(|r| r.message_id);
@@ -100,53 +119,32 @@ async fn handle(app: &Arc<App>, bridge: &Arc<Bridge>, update: Update) -> Result<
         None => None,
     };
     let Some(chat) = chat else {
-        app.store
-            .write(move |tx| telegram::read_past(tx, id))
-            .await?;
+        read_past(app, bridge, id).await?;
         answer(bridge, &msg, HELP).await;
         return Ok(());
     };
     let text = msg.text.clone().or(msg.caption.clone()).unwrap_or_default();
     if text.trim().is_empty() {
-        app.store
-            .write(move |tx| telegram::read_past(tx, id))
-            .await?;
-        answer(
-            bridge,
-            &msg,
-            "Only text reaches the user: write your answer as text.",
-        )
-        .await;
+        read_past(app, bridge, id).await?;
+        let only_text = "Only text reaches the user: write your answer as text.";
+        answer(bridge, &msg, only_text).await;
         return Ok(());
     }
-    match reply(app, bridge, id, chat, &msg, text).await {
-        Ok(()) => Ok(()),
-        Err(e @ (Error::ChatNotFound(_) | Error::ChatClosed(_) | Error::BadRequest(_))) => {
-            app.store
-                .write(move |tx| telegram::read_past(tx, id))
-                .await?;
-            let why = match e {
-                Error::ChatClosed(_) => "that support chat is closed".to_string(),
-                Error::ChatNotFound(_) => "that support chat no longer exists".to_string(),
-                other => other.to_string(),
-            };
-            answer(bridge, &msg, &format!("Not delivered: {why}.")).await;
-            Ok(())
-        }
-        Err(e @ Error::MessageTooLarge { .. }) => {
-            app.store
-                .write(move |tx| telegram::read_past(tx, id))
-                .await?;
-            answer(bridge, &msg, &format!("Not delivered: {e}.")).await;
-            Ok(())
-        }
-        Err(e) => Err(e),
-    }
+    let why = match reply(app, bridge, id, chat, &msg, text).await {
+        Ok(()) => return Ok(()),
+        Err(Error::ChatClosed(_)) => "that support chat is closed".to_string(),
+        Err(Error::ChatNotFound(_)) => "that support chat no longer exists".to_string(),
+        Err(e @ (Error::BadRequest(_) | Error::MessageTooLarge { .. })) => e.to_string(),
+        Err(e) => return Err(e),
+    };
+    read_past(app, bridge, id).await?;
+    answer(bridge, &msg, &format!("Not delivered: {why}.")).await;
+    Ok(())
 }
 
 /// Posts the staff's reply `text` into support chat `chat` as the support user, and moves the
-/// offset past update `id`, in one transaction. The update's id is the message's client id, so
-/// a reply read twice is stored once.
+/// offset past update `id`, in one transaction. The message's client id is the Telegram
+/// message's own (group and message id), so a reply read twice is stored once.
 async fn reply(
     app: &Arc<App>,
     bridge: &Arc<Bridge>,
@@ -161,7 +159,7 @@ async fn reply(
     }
     check_size(&text, &params, app.config.max_message_bytes, "text".into())?;
     let new = NewMessage {
-        client_message_id: format!("telegram-{id}"),
+        client_message_id: format!("telegram-{}-{}", msg.chat.id, msg.message_id),
         chat_id: chat,
         kind: "text".into(),
         text,
@@ -170,17 +168,18 @@ async fn reply(
     };
     let onward = Onward::of(app);
     let support = bridge.support.clone();
+    let bot = Bot::id(&bridge.settings).to_string();
     app.store
         .write(move |tx| {
             post(tx, &onward, &Poster::Host(Some(&support)), &new)?;
-            telegram::read_past(tx, id)
+            telegram::read_past(tx, &bot, id)
         })
         .await
 }
 
-/// The staff member's name as Telegram shows it.
+/// The staff member's name as Telegram shows it (none for an anonymous admin).
 fn staff_name(msg: &Incoming) -> Option<String> {
-    let from = msg.from.as_ref()?;
+    let from = msg.from.as_ref().filter(|f| !f.is_bot)?;
     let name = match &from.last_name {
         Some(last) => format!("{} {last}", from.first_name),
         None => from.first_name.clone(),

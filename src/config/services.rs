@@ -45,7 +45,7 @@ pub enum Role {
 pub const DEFAULT_TELEGRAM_API: &str = "https://api.telegram.org";
 
 /// The bridge between the support chats and the support staff's Telegram group.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Telegram {
     /// The bot's token (from @BotFather); it is part of every Bot API URL, so never logged.
     pub token: String,
@@ -55,13 +55,36 @@ pub struct Telegram {
     pub api_url: String,
 }
 
+impl std::fmt::Debug for Telegram {
+    /// Everything but the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telegram")
+            .field("token", &"…")
+            .field("chat", &self.chat)
+            .field("api_url", &self.api_url)
+            .finish()
+    }
+}
+
 impl Telegram {
     /// The bridge's settings from its flags: a token with no spaces, the group as a number or
     /// an `@username`, an http(s) API URL. Says which flag is wrong.
     pub fn new(token: &str, chat: &str, api_url: &str) -> Result<Telegram, String> {
         let token = token.trim();
-        if token.is_empty() || token.contains(char::is_whitespace) || token.contains('/') {
-            return Err("--telegram-bot-token must be the bot's token from @BotFather".into());
+        // `123456:ABC-def_…`: the bot's id, a colon, then letters, digits, `-` and `_`.
+        let well_formed = token.split_once(':').is_some_and(|(id, key)| {
+            !id.is_empty()
+                && id.bytes().all(|b| b.is_ascii_digit())
+                && !key.is_empty()
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+        if !well_formed {
+            return Err(
+                "--telegram-bot-token must be the bot's token from @BotFather (123456:ABC-…)"
+                    .into(),
+            );
         }
         let chat = chat.trim();
         let numeric = chat.parse::<i64>().is_ok();

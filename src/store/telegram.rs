@@ -45,10 +45,9 @@ pub fn next(conn: &Connection, now_ms: i64) -> Result<Option<Pending>> {
         )?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .optional()?;
-    let Some((id, message_id, attempts, due)) = row.filter(|r| r.3 <= now_ms) else {
+    let Some((id, message_id, attempts, _)) = row.filter(|r| r.3 <= now_ms) else {
         return Ok(None);
     };
-    let _ = due;
     let message = messages::get(conn, message_id)?;
     let author = match message.as_ref().and_then(|m| m.user_id.as_ref()) {
         Some(user) => users::profiles(conn, [user.as_str()])?.pop(),
@@ -129,11 +128,11 @@ pub fn chat_of(conn: &Connection, group: i64, posted: i64) -> Result<Option<Chat
         .optional()?)
 }
 
-/// The id of the next update to read (0 before the first).
-pub fn offset(conn: &Connection) -> Result<i64> {
+/// The id of bot `bot`'s next update to read (0 before the first): each bot numbers its own.
+pub fn offset(conn: &Connection, bot: &str) -> Result<i64> {
     let v: Option<String> = conn
-        .prepare_cached("SELECT value FROM meta WHERE key = 'telegram_offset'")?
-        .query_row([], |r| r.get(0))
+        .prepare_cached("SELECT value FROM meta WHERE key = 'telegram_offset:' || ?1")?
+        .query_row([bot], |r| r.get(0))
         .optional()?;
     match v {
         None => Ok(0),
@@ -143,14 +142,14 @@ pub fn offset(conn: &Connection) -> Result<i64> {
     }
 }
 
-/// Moves the offset past update `update_id` (never back).
-pub fn read_past(conn: &Connection, update_id: i64) -> Result<()> {
+/// Moves bot `bot`'s offset past update `update_id` (never back).
+pub fn read_past(conn: &Connection, bot: &str, update_id: i64) -> Result<()> {
     conn.prepare_cached(
-        "INSERT INTO meta(key, value) VALUES ('telegram_offset', ?1)
+        "INSERT INTO meta(key, value) VALUES ('telegram_offset:' || ?1, ?2)
          ON CONFLICT(key) DO UPDATE
          SET value = MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
     )?
-    .execute([(update_id + 1).to_string()])?;
+    .execute(params![bot, (update_id + 1).to_string()])?;
     Ok(())
 }
 
@@ -187,10 +186,11 @@ mod tests {
     #[test]
     fn the_offset_only_moves_forward() {
         let conn = db();
-        assert_eq!(offset(&conn).unwrap(), 0);
-        read_past(&conn, 41).unwrap();
-        assert_eq!(offset(&conn).unwrap(), 42);
-        read_past(&conn, 10).unwrap();
-        assert_eq!(offset(&conn).unwrap(), 42);
+        assert_eq!(offset(&conn, "1").unwrap(), 0);
+        read_past(&conn, "1", 41).unwrap();
+        assert_eq!(offset(&conn, "1").unwrap(), 42);
+        read_past(&conn, "1", 10).unwrap();
+        assert_eq!(offset(&conn, "1").unwrap(), 42);
+        assert_eq!(offset(&conn, "2").unwrap(), 0, "another bot has its own");
     }
 }

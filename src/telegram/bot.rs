@@ -77,7 +77,7 @@ pub struct Chat {
 
 /// Someone on Telegram.
 #[derive(Clone, Debug, Default, Deserialize)]
-pub struct From {
+pub struct Sender {
     #[serde(default)]
     pub is_bot: bool,
     #[serde(default)]
@@ -91,10 +91,15 @@ pub struct From {
 pub struct Incoming {
     pub message_id: i64,
     pub chat: Chat,
-    pub from: Option<From>,
+    pub from: Option<Sender>,
+    /// The chat a message is sent on behalf of (an anonymous admin's: the group itself).
+    pub sender_chat: Option<Chat>,
     pub text: Option<String>,
     pub caption: Option<String>,
     pub reply_to_message: Option<Box<Replied>>,
+    /// Set on a photo, document and other media (the bridge passes on only their caption).
+    pub photo: Option<Value>,
+    pub document: Option<Value>,
 }
 
 /// The message a reply answers (only what the bridge needs of it).
@@ -103,11 +108,23 @@ pub struct Replied {
     pub message_id: i64,
 }
 
-/// One update from `getUpdates`.
-#[derive(Clone, Debug, Deserialize)]
+/// One update from `getUpdates`: its id, and its message when it is one the bridge can read
+/// (an update of another shape, or one that does not decode, has none).
+#[derive(Clone, Debug)]
 pub struct Update {
     pub update_id: i64,
     pub message: Option<Incoming>,
+}
+
+impl Update {
+    /// Decodes one update on its own, so that one the bridge cannot read never holds up the rest.
+    fn decode(raw: Value) -> Option<Update> {
+        let update_id = raw.get("update_id")?.as_i64()?;
+        let message = raw
+            .get("message")
+            .and_then(|m| serde_json::from_value(m.clone()).ok());
+        Some(Update { update_id, message })
+    }
 }
 
 /// An attachment to send: its name, type and bytes.
@@ -137,6 +154,11 @@ impl Bot {
         })
     }
 
+    /// The bot's id: the token's part before `:` (update ids and the offset are the bot's own).
+    pub fn id(settings: &Telegram) -> &str {
+        settings.token.split(':').next().unwrap_or_default()
+    }
+
     /// Who the bot is: the check of the token at start.
     pub async fn me(&self) -> Result<Me, Failure> {
         let answer = self.call("getMe", json!({}), REQUEST_TIMEOUT).await?;
@@ -150,7 +172,9 @@ impl Bot {
         let answer = self
             .call("getUpdates", body, wait + REQUEST_TIMEOUT)
             .await?;
-        serde_json::from_value(answer).map_err(|e| Failure::Unreachable(format!("getUpdates: {e}")))
+        let raw: Vec<Value> = serde_json::from_value(answer)
+            .map_err(|e| Failure::Unreachable(format!("getUpdates: {e}")))?;
+        Ok(raw.into_iter().filter_map(Update::decode).collect())
     }
 
     /// Posts `text` to `chat`, as a reply to `reply_to` when given.

@@ -1,8 +1,9 @@
 //! Posting the outbox to the staff's group: oldest first, one at a time (the group reads a
 //! conversation in order), each message naming its author and support chat; images go as
 //! photos and other files as documents. Telegram's `429` pauses the whole outbox for its
-//! `retry_after`; an outage or a refused token waits with a doubling backoff; nothing queued is
-//! dropped except a message that is gone, or one Telegram refuses [`MAX_REFUSALS`] times.
+//! `retry_after`; an outage, a refused token or a refusal of the group (the bot removed, the
+//! group's id wrong) waits with a doubling backoff. Nothing queued is dropped but a message that
+//! is gone; a file Telegram will not take goes as a document, then as a line naming it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,8 +16,6 @@ use crate::store::Store;
 use super::bot::{Attachment, Failure, Posted};
 use super::Bridge;
 
-/// A message Telegram refuses (a `400`) this many times is given up, with a warning.
-pub const MAX_REFUSALS: u32 = 5;
 /// The first wait after a failure; it doubles with each further one, up to [`MAX_BACKOFF`].
 const BACKOFF: Duration = Duration::from_secs(1);
 /// The longest wait between attempts.
@@ -28,6 +27,8 @@ const TEXT_LIMIT: usize = 4096;
 const CAPTION_LIMIT: usize = 1024;
 /// Largest photo `sendPhoto` takes; larger images go as documents.
 const PHOTO_LIMIT: i64 = 10 * 1024 * 1024;
+/// Largest file a bot may send; a larger one goes as a line naming it.
+const DOCUMENT_LIMIT: i64 = 50 * 1024 * 1024;
 
 /// What the outbox worker uses.
 #[derive(Clone)]
@@ -90,13 +91,7 @@ pub async fn drain(worker: &Worker) -> crate::error::Result<()> {
         };
         let failure = match post(worker, &p, &msg).await {
             Ok(posted) => {
-                let (chat, message) = (msg.chat_id, msg.id);
-                worker
-                    .store
-                    .write(move |tx| {
-                        telegram::posted(tx, id, posted.chat.id, posted.message_id, chat, message)
-                    })
-                    .await?;
+                record(worker, id, posted, &msg).await;
                 continue;
             }
             Err(f) => f,
@@ -113,19 +108,11 @@ pub async fn drain(worker: &Worker) -> crate::error::Result<()> {
                     .await?;
                 return Ok(());
             }
-            Failure::Refused(400, _) if failures >= MAX_REFUSALS => {
-                tracing::warn!(
-                    "telegram: message {} {failure}; giving up after {failures} attempts",
-                    msg.id
+            Failure::Token(_) | Failure::Refused(..) => {
+                tracing::error!(
+                    "telegram: posting to the group {}: {failure}; support messages wait in the outbox",
+                    worker.bridge.settings.chat
                 );
-                worker
-                    .store
-                    .write(move |tx| telegram::drop_row(tx, id))
-                    .await?;
-                continue;
-            }
-            Failure::Token(_) => {
-                tracing::error!("telegram: {failure}; support messages wait in the outbox");
                 backoff(failures)
             }
             _ => {
@@ -142,8 +129,33 @@ pub async fn drain(worker: &Worker) -> crate::error::Result<()> {
     }
 }
 
+/// Records that Telegram took outbox row `id` as `posted`. Telegram has it, so the write is
+/// retried until it holds rather than posting the message again.
+async fn record(worker: &Worker, id: i64, posted: Posted, msg: &Message) {
+    let (chat, message) = (msg.chat_id, msg.id);
+    let mut failures = 0;
+    loop {
+        let posted = posted.clone();
+        let write = worker.store.write(move |tx| {
+            telegram::posted(tx, id, posted.chat.id, posted.message_id, chat, message)
+        });
+        match write.await {
+            Ok(()) => return,
+            Err(e) => {
+                failures += 1;
+                let wait = backoff(failures).min(Duration::from_secs(30));
+                tracing::warn!(
+                    "telegram: recording post of message {message}: {e:?}; again in {wait:?}"
+                );
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
 /// Posts one message to the group: text as a message, an attachment as a photo or document
-/// with the text as its caption.
+/// with the text as its caption (a photo Telegram refuses goes as a document, a document it
+/// refuses or one too large for bots as a line naming it).
 async fn post(worker: &Worker, p: &Pending, msg: &Message) -> Result<Posted, Failure> {
     let bridge = &worker.bridge;
     let group = bridge.settings.chat.as_str();
@@ -158,28 +170,56 @@ async fn post(worker: &Worker, p: &Pending, msg: &Message) -> Result<Posted, Fai
     })
     .await
     .map_err(|e| Failure::Unreachable(format!("{e:#}")))?;
-    let Ok(bytes) = bytes else {
+    let stub = |why: &str| {
+        let text = format!("{head}\n{}\n[{}: {why}]", msg.text, file.title);
+        clip(&text, TEXT_LIMIT)
+    };
+    let bytes = match bytes {
+        Ok(bytes) if file.size <= DOCUMENT_LIMIT => bytes,
+        Ok(_) => {
+            let text = stub("too large for Telegram");
+            return bridge.bot.send_text(group, &text, None).await;
+        }
         // The bytes are gone from disk: say so rather than hold the outbox for ever.
-        let text = format!("{head}\n{}\n[{} is no longer stored]", msg.text, file.title);
-        return bridge
-            .bot
-            .send_text(group, &clip(&text, TEXT_LIMIT), None)
-            .await;
+        Err(_) => {
+            let text = stub("no longer stored");
+            return bridge.bot.send_text(group, &text, None).await;
+        }
     };
     let photo = matches!(
         file.mime.as_str(),
         "image/jpeg" | "image/png" | "image/webp"
     ) && file.size <= PHOTO_LIMIT;
     let caption = clip(&format!("{head}\n{}", msg.text), CAPTION_LIMIT);
-    let attachment = Attachment {
+    let attachment = |bytes| Attachment {
         name: file.title.clone(),
         mime: file.mime.clone(),
         bytes,
     };
-    bridge
+    if photo {
+        let sent = bridge
+            .bot
+            .send_file(group, attachment(bytes.clone()), &caption, true);
+        match sent.await {
+            // Refused as a photo (its dimensions, say): it goes as a document.
+            Err(Failure::Refused(400 | 413, _)) => {}
+            other => return other,
+        }
+    }
+    let sent = bridge
         .bot
-        .send_file(group, attachment, &caption, photo)
-        .await
+        .send_file(group, attachment(bytes), &caption, false);
+    match sent.await {
+        Err(Failure::Refused(400 | 413, why)) => {
+            tracing::warn!(
+                "telegram: a file of message {}: {why}; posting a line instead",
+                msg.id
+            );
+            let text = stub("Telegram would not take it");
+            bridge.bot.send_text(group, &text, None).await
+        }
+        other => other,
+    }
 }
 
 /// The line that names the message's author and support chat, as the staff see it.
@@ -202,12 +242,21 @@ pub fn heading(author: Option<&User>, msg: &Message) -> String {
     }
 }
 
-/// `text` cut to at most `limit` characters, with an ellipsis when cut.
+/// `text` cut to at most `limit` UTF-16 units (as Telegram counts), with an ellipsis when cut.
 fn clip(text: &str, limit: usize) -> String {
-    if text.chars().count() <= limit {
-        return text.trim_end().to_string();
+    let text = text.trim_end();
+    if text.encode_utf16().count() <= limit {
+        return text.to_string();
     }
-    let mut out: String = text.chars().take(limit - 1).collect();
+    let mut out = String::new();
+    let mut units = 0;
+    for c in text.chars() {
+        if units + c.len_utf16() > limit - 1 {
+            break;
+        }
+        units += c.len_utf16();
+        out.push(c);
+    }
     out.push('…');
     out
 }
@@ -231,5 +280,7 @@ mod tests {
             clip("x".repeat(5000).as_str(), TEXT_LIMIT).chars().count(),
             TEXT_LIMIT
         );
+        // An emoji is two UTF-16 units, as Telegram counts.
+        assert_eq!(clip(&"😀".repeat(3), 5), "😀😀…");
     }
 }

@@ -46,6 +46,9 @@ pub enum Mode {
 #[derive(Default)]
 struct State {
     sent: Vec<Sent>,
+    /// Every call's method, whatever its token, in order.
+    calls: Vec<String>,
+    /// When sends were refused.
     refused: Vec<Instant>,
     updates: Vec<Value>,
     offsets: Vec<i64>,
@@ -106,6 +109,11 @@ impl FakeBot {
     /// Every message the bot sent so far.
     pub fn sent(&self) -> Vec<Sent> {
         self.state.lock().unwrap().sent.clone()
+    }
+
+    /// Every method called, with any token, in order.
+    pub fn calls(&self) -> Vec<String> {
+        self.state.lock().unwrap().calls.clone()
     }
 
     /// When sends were refused (down or flood control).
@@ -178,6 +186,7 @@ async fn answer(
             json!({"ok": false, "error_code": 404, "description": "Not Found"}),
         );
     };
+    state.lock().unwrap().calls.push(method.to_string());
     if token != BOT_TOKEN {
         return (
             401,
@@ -186,7 +195,9 @@ async fn answer(
     }
     let mode = state.lock().unwrap().mode.unwrap_or(Mode::Up);
     if mode == Mode::Down {
-        state.lock().unwrap().refused.push(Instant::now());
+        if method.starts_with("send") {
+            state.lock().unwrap().refused.push(Instant::now());
+        }
         return (
             502,
             json!({"ok": false, "error_code": 502, "description": "Bad Gateway"}),
