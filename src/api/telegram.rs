@@ -2,24 +2,29 @@
 //! kept in the database. A reply (Telegram's reply-to) to a message the bot posted goes into
 //! that message's support chat as the support user, in the same transaction that moves the
 //! offset past it, so a restart neither loses nor repeats one; anything else in the group gets
-//! a short help answer.
+//! a short help answer. A reply's photo or document is downloaded and stored as an upload of the
+//! support user's, and goes with the message.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::model::{ChatId, Params};
+use crate::model::{ChatId, File, Params};
 use crate::store::messages::NewMessage;
 use crate::store::telegram;
 use crate::telegram::bot::{Incoming, Update};
 use crate::telegram::Bot;
 use crate::telegram::{Bridge, Failure};
 
+use super::files::Upload;
 use super::posting::{check_size, post, Onward, Poster};
+use tokio_stream::StreamExt;
 
 /// How long one `getUpdates` waits for an update.
 const POLL_WAIT: Duration = Duration::from_secs(25);
+/// Largest file the Bot API lets a bot download.
+const BOT_DOWNLOAD_LIMIT: u64 = 20 * 1024 * 1024;
 /// The longest wait after failures in a row.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -75,7 +80,7 @@ async fn pass(app: &Arc<App>, bridge: &Arc<Bridge>) -> std::result::Result<(), S
         .await
         .map_err(Step::Telegram)?;
     for update in updates {
-        handle(app, bridge, update).await.map_err(Step::Store)?;
+        handle(app, bridge, update).await?;
     }
     Ok(())
 }
@@ -90,11 +95,12 @@ async fn read_past(app: &App, bridge: &Bridge, id: i64) -> Result<()> {
 
 /// Handles one update: a staff reply is posted with the offset moved past it; anything else
 /// moves the offset, and a message in the group that is no reply to a post gets [`HELP`].
-async fn handle(app: &Arc<App>, bridge: &Arc<Bridge>, update: Update) -> Result<()> {
+async fn handle(app: &Arc<App>, bridge: &Arc<Bridge>, update: Update) -> Result<(), Step> {
     let id = update.update_id;
+    let skip = || async { read_past(app, bridge, id).await.map_err(Step::Store) };
     let Some(msg) = update.message.filter(|m| bridge.is_group(&m.chat)) else {
         // Not the staff's group (someone wrote to the bot), or not a message.
-        return read_past(app, bridge, id).await;
+        return skip().await;
     };
     // An anonymous admin writes as the group itself, through a bot account; other bots are
     // not staff.
@@ -103,48 +109,111 @@ async fn handle(app: &Arc<App>, bridge: &Arc<Bridge>, update: Update) -> Result<
         .as_ref()
         .is_some_and(|c| c.id == msg.chat.id);
     let said = msg.text.is_some() || msg.caption.is_some();
-    let service = !said && msg.photo.is_none() && msg.document.is_none();
+    let service = !said && msg.attachment().is_none();
     if service || (msg.from.as_ref().is_some_and(|f| f.is_bot) && !as_group) {
         // A service message (someone joined, a pin…) or another bot's: nothing to answer.
-        return read_past(app, bridge, id).await;
+        return skip().await;
     }
     let group = msg.chat.id;
     let replied = msg.reply_to_message.as_ref().map(|r| r.message_id);
     let chat = match replied {
-        Some(posted) => {
-            app.store
-                .read(move |c| telegram::chat_of(c, group, posted))
-                .await?
-        }
+        Some(posted) => app
+            .store
+            .read(move |c| telegram::chat_of(c, group, posted))
+            .await
+            .map_err(Step::Store)?,
         None => None,
     };
     let Some(chat) = chat else {
-        read_past(app, bridge, id).await?;
+        skip().await?;
         answer(bridge, &msg, HELP).await;
         return Ok(());
     };
     let text = msg.text.clone().or(msg.caption.clone()).unwrap_or_default();
-    if text.trim().is_empty() {
-        read_past(app, bridge, id).await?;
-        let only_text = "Only text reaches the user: write your answer as text.";
-        answer(bridge, &msg, only_text).await;
+    let file = match msg.attachment() {
+        Some((file, photo)) => {
+            match fetch(app, bridge, &file.file_id, &file.file_name, photo).await {
+                Ok(stored) => Some((stored, photo)),
+                Err(Step::Telegram(Failure::Refused(_, why))) => {
+                    skip().await?;
+                    answer(
+                        bridge,
+                        &msg,
+                        &format!("Not delivered: Telegram gave no file ({why})."),
+                    )
+                    .await;
+                    return Ok(());
+                }
+                Err(Step::Store(e @ Error::PayloadTooLarge(_))) => {
+                    skip().await?;
+                    answer(bridge, &msg, &format!("Not delivered: {e}.")).await;
+                    return Ok(());
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        None => None,
+    };
+    if text.trim().is_empty() && file.is_none() {
+        skip().await?;
+        answer(
+            bridge,
+            &msg,
+            "Nothing to pass on: write your answer as text.",
+        )
+        .await;
         return Ok(());
     }
-    let why = match reply(app, bridge, id, chat, &msg, text).await {
+    let why = match reply(app, bridge, id, chat, &msg, text, file).await {
         Ok(()) => return Ok(()),
         Err(Error::ChatClosed(_)) => "that support chat is closed".to_string(),
         Err(Error::ChatNotFound(_)) => "that support chat no longer exists".to_string(),
         Err(e @ (Error::BadRequest(_) | Error::MessageTooLarge { .. })) => e.to_string(),
-        Err(e) => return Err(e),
+        Err(e) => return Err(Step::Store(e)),
     };
-    read_past(app, bridge, id).await?;
+    skip().await?;
     answer(bridge, &msg, &format!("Not delivered: {why}.")).await;
     Ok(())
 }
 
-/// Posts the staff's reply `text` into support chat `chat` as the support user, and moves the
-/// offset past update `id`, in one transaction. The message's client id is the Telegram
-/// message's own (group and message id), so a reply read twice is stored once.
+/// Stores Telegram's file `file_id` as an upload of the support user's, within the upload
+/// limit (and the Bot API's 20 MB for downloads).
+async fn fetch(
+    app: &App,
+    bridge: &Bridge,
+    file_id: &str,
+    name: &Option<String>,
+    photo: bool,
+) -> Result<File, Step> {
+    let limit = app.config.max_upload.min(BOT_DOWNLOAD_LIMIT);
+    let chunks = bridge
+        .bot
+        .download(file_id, limit)
+        .await
+        .map_err(Step::Telegram)?;
+    let chunks = chunks.map(|chunk| {
+        chunk.map_err(|e| {
+            let e = anyhow::Error::new(e.without_url());
+            Error::Internal(e.context("downloading a file from Telegram"))
+        })
+    });
+    let mut upload = Upload::begin(app).await.map_err(Step::Store)?;
+    upload.write(Box::pin(chunks)).await.map_err(Step::Store)?;
+    let title = match (name, photo) {
+        (Some(name), _) => name.as_str(),
+        (None, true) => "photo.jpg",
+        (None, false) => "file",
+    };
+    upload
+        .finish(app, &bridge.support, title)
+        .await
+        .map_err(Step::Store)
+}
+
+/// Posts the staff's reply (`text`, and `file` with whether it is a photo) into support chat
+/// `chat` as the support user, and moves the offset past update `id`, in one transaction.
+/// The message's client id is the Telegram message's own (group and message id), so a reply
+/// read twice is stored once.
 async fn reply(
     app: &Arc<App>,
     bridge: &Arc<Bridge>,
@@ -152,19 +221,25 @@ async fn reply(
     chat: ChatId,
     msg: &Incoming,
     text: String,
+    file: Option<(File, bool)>,
 ) -> Result<()> {
     let mut params = Params::new();
     if let Some(name) = staff_name(msg) {
         params.insert("telegramStaff".into(), name);
     }
     check_size(&text, &params, app.config.max_message_bytes, "text".into())?;
+    let kind = match &file {
+        Some((_, true)) => "image",
+        Some((_, false)) => "file",
+        None => "text",
+    };
     let new = NewMessage {
         client_message_id: format!("telegram-{}-{}", msg.chat.id, msg.message_id),
         chat_id: chat,
-        kind: "text".into(),
+        kind: kind.into(),
         text,
         params,
-        file_id: None,
+        file_id: file.map(|(f, _)| f.id),
     };
     let onward = Onward::of(app);
     let support = bridge.support.clone();

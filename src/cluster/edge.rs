@@ -21,7 +21,7 @@ use crate::deliveries::{Deliveries, Sink};
 use crate::drain::Drain;
 use crate::error::{Error, Result};
 use crate::feed::{Reader, Sources};
-use crate::http::{self, credentials, reply, Body, In, Serves};
+use crate::http::{self, credentials, reply, Body, In, NodeLocal, Serves};
 use crate::hub::Hub;
 use crate::limits::Limits;
 use crate::link::{self, Ask, Batch, Link, Opening, Presence};
@@ -57,24 +57,23 @@ impl Serves for Edge {
         &self.metrics
     }
     async fn route(self: &Arc<Self>, req: In, peer: IpAddr) -> Result<Response<Body>> {
-        let path = req.uri().path();
         if req.method() == Method::OPTIONS {
             return Ok(reply::preflight());
         }
         if let Some(answer) = http::web_file(&req) {
             return answer;
         }
-        let local = matches!(path, "/v1/events" | "/v1/poll") && req.method() == Method::GET;
-        if local {
+        let local = http::node_local(&req);
+        if matches!(local, Some(NodeLocal::Events | NodeLocal::Poll)) {
             // What the primary checks of requests it serves itself (forwarded ones it checks).
             crate::http::head::check(&req)?;
             self.limits.check_ip(http::client_ip(&**self, &req, peer))?;
         }
-        match (req.method(), path) {
-            (&Method::GET, "/healthz") => self.health(),
-            (&Method::GET, "/v1/events") => self.events(req).await,
-            (&Method::GET, "/v1/poll") => self.poll(req).await,
-            _ => {
+        match local {
+            Some(NodeLocal::Health) => self.health(),
+            Some(NodeLocal::Events) => self.events(req).await,
+            Some(NodeLocal::Poll) => self.poll(req).await,
+            None => {
                 let peer = http::client_ip(&**self, &req, peer);
                 let timeout = self.config.body_timeout;
                 // What the primary takes at most (an upload with its form's framing), checked

@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 
 pub use reply::Body;
+pub use routes::{node_local, NodeLocal};
 
 /// Why a request body could not be read: the connection failed, or (forwarded from an edge of a
 /// cluster) a piece of it did not arrive.

@@ -66,6 +66,26 @@ fn fixed(path: &str) -> Option<(Fixed, &'static str, &'static str)> {
     FIXED.iter().copied().find(|(f, _, _)| *f == which)
 }
 
+/// The fixed routes an edge of a cluster answers itself (it forwards the rest to the primary).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeLocal {
+    Health,
+    Events,
+    Poll,
+}
+
+/// Which route a node answers itself `req` is, with a method the table allows, if any.
+pub fn node_local(req: &super::In) -> Option<NodeLocal> {
+    let (which, _, allowed) = fixed(req.uri().path())?;
+    allow(req.method(), allowed).ok()?;
+    match which {
+        Fixed::Health => Some(NodeLocal::Health),
+        Fixed::Events => Some(NodeLocal::Events),
+        Fixed::Poll => Some(NodeLocal::Poll),
+        _ => None,
+    }
+}
+
 /// `Ok` when `method` is one of `allowed` (as `"GET, HEAD"`); otherwise `405` naming them.
 fn allow(method: &Method, allowed: &'static str) -> Result<()> {
     if allowed.split(", ").any(|m| m == method.as_str()) {

@@ -12,6 +12,8 @@ use crate::config::Telegram;
 
 /// How long a send or a `getMe` may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a file's download may take.
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(120);
 /// The `User-Agent` of every request.
 const USER_AGENT: &str = concat!("Chinwag-Telegram/", env!("CARGO_PKG_VERSION"));
 
@@ -97,9 +99,30 @@ pub struct Incoming {
     pub text: Option<String>,
     pub caption: Option<String>,
     pub reply_to_message: Option<Box<Replied>>,
-    /// Set on a photo, document and other media (the bridge passes on only their caption).
-    pub photo: Option<Value>,
-    pub document: Option<Value>,
+    /// A photo, in the sizes Telegram keeps (the largest last).
+    pub photo: Option<Vec<TelegramFile>>,
+    pub document: Option<TelegramFile>,
+}
+
+/// A file on Telegram's side: a photo's size or a document.
+#[derive(Clone, Debug, Deserialize)]
+pub struct TelegramFile {
+    pub file_id: String,
+    pub file_size: Option<u64>,
+    /// A document's name (photos have none).
+    pub file_name: Option<String>,
+}
+
+impl Incoming {
+    /// The file the message carries, if any: a photo's largest size, or its document; with
+    /// whether it is a photo.
+    pub fn attachment(&self) -> Option<(&TelegramFile, bool)> {
+        match (&self.photo, &self.document) {
+            (Some(sizes), _) => sizes.last().map(|f| (f, true)),
+            (None, Some(doc)) => Some((doc, false)),
+            (None, None) => None,
+        }
+    }
 }
 
 /// The message a reply answers (only what the bridge needs of it).
@@ -221,6 +244,52 @@ impl Bot {
             .timeout(REQUEST_TIMEOUT)
             .multipart(form);
         self.posted(method, answer(method, req.send().await).await?)
+    }
+
+    /// Downloads file `file_id` (at most `limit` bytes; the Bot API serves up to 20 MB) as
+    /// its chunks, once `getFile` has said where it is.
+    pub async fn download(
+        &self,
+        file_id: &str,
+        limit: u64,
+    ) -> Result<impl tokio_stream::Stream<Item = reqwest::Result<bytes::Bytes>>, Failure> {
+        let answer = self
+            .call("getFile", json!({"file_id": file_id}), REQUEST_TIMEOUT)
+            .await?;
+        let size = answer["file_size"].as_u64().unwrap_or(0);
+        if size > limit {
+            return Err(Failure::Refused(
+                413,
+                format!("the file has {size} bytes, over {limit}"),
+            ));
+        }
+        let Some(path) = answer["file_path"].as_str() else {
+            return Err(Failure::Refused(
+                400,
+                "getFile: no file_path (over 20 MB?)".into(),
+            ));
+        };
+        // The file's address is the API's with `/file` before the bot's part.
+        let (api, bot) = self.base.rsplit_once('/').unwrap_or_default();
+        let res = self
+            .http
+            .get(format!("{api}/file/{bot}/{path}"))
+            .timeout(DOWNLOAD_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| {
+                Failure::Unreachable(format!(
+                    "a download: {:#}",
+                    anyhow::Error::new(e.without_url())
+                ))
+            })?;
+        if !res.status().is_success() {
+            return Err(Failure::Unreachable(format!(
+                "a download answered {}",
+                res.status()
+            )));
+        }
+        Ok(res.bytes_stream())
     }
 
     fn posted(&self, method: &str, answer: Value) -> Result<Posted, Failure> {

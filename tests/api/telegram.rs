@@ -250,6 +250,60 @@ async fn a_support_conversation_runs_user_to_telegram_and_back_and_survives_a_re
 
 // Two workers: the fake Bot API answers while the test waits for the banner.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staff_photo_reply_reaches_the_user_as_an_image_they_can_download() {
+    let bot = FakeBot::start().await;
+    let cwd = tempfile::tempdir().unwrap();
+    let (mut server, addr, _) = serve_bridged(cwd.path(), &bot, BOT_TOKEN);
+    let dana = token_named("dana", "Daria", "Lebedeva");
+    let chat = support_chat(&addr, &dana).await;
+    say(
+        &addr,
+        &dana,
+        chat,
+        "d1",
+        "Where do I find the order number?",
+    )
+    .await;
+    let asked = bot.wait_sent(1, 10.0).await[0].message_id;
+
+    let png = crate::files::png(30, 20);
+    bot.staff_sends_photo(png.clone(), "Here, top right", asked);
+    let reply = wait_for("the photo reply in the history", 15.0, || async {
+        let query = json!({"chatId": chat, "limit": 10});
+        let (_, body) = post(&addr, &dana, "history", query).await;
+        let messages = body["data"]["messages"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        messages.into_iter().find(|m| m["userId"] == "support")
+    })
+    .await;
+    assert_eq!(reply["type"], "image");
+    assert_eq!(reply["text"], "Here, top right");
+    assert_eq!(reply["params"]["telegramStaff"], "Ivan Petrov");
+    let file = &reply["file"];
+    assert_eq!(file["mimeType"], "image/png");
+    assert!(
+        file["thumbnail"].is_string(),
+        "a thumbnail like any image: {file}"
+    );
+    let res = http_client()
+        .get(format!("{addr}{}", file["url"].as_str().unwrap()))
+        .bearer_auth(&dana)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.bytes().await.unwrap().as_ref(),
+        png.as_slice(),
+        "the photo's own bytes"
+    );
+    terminate(&mut server);
+}
+
+// Two workers: the fake Bot API answers while the test waits for the banner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_and_flood_control_lose_no_support_message_and_keep_their_order() {
     let bot = FakeBot::start().await;
     let cwd = tempfile::tempdir().unwrap();

@@ -69,6 +69,7 @@ async fn messages_typing_and_presence_cross_edges() {
     // A reach the primary from two nodes, in either order: the close waits for one of B's
     // beats (every second), which tells the primary of B's stream whatever came first.
     let alice_on_b = stream(&b, &alice, None).await;
+    // One of B's beats (every second) must pass before the close: there is no event to wait on.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     alice_on_a.close();
     // Not offline: the stream on B still counts (a negative, so it is given time to go wrong).
@@ -137,6 +138,7 @@ async fn an_edge_restarted_under_the_same_name_is_a_new_node_to_presence() {
     on_a.close();
     // Bob goes offline once the old B is given up for gone; Alice stays online through the new B.
     partner_becomes(&s.a, &s.alice, s.chat, "offline").await;
+    // A negative: Alice must stay online, so a wrong "offline" is given time to show.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(partner_status(&b, &s.bob, s.chat).await, "online");
 }

@@ -42,6 +42,7 @@ impl Nats {
             .stderr(Stdio::null())
             .spawn()
             .expect("nats-server starts");
+        // Not `wait_for`: this is synchronous (its callers do not await it), and bounded alike.
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(

@@ -55,6 +55,8 @@ struct State {
     next_update: i64,
     next_message: i64,
     mode: Option<Mode>,
+    /// Files the staff sent, by file id: their bytes.
+    files: std::collections::HashMap<String, Vec<u8>>,
 }
 
 /// A running fake Bot API.
@@ -81,6 +83,9 @@ impl FakeBot {
                 let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
                     let (st, q) = (st.clone(), q.clone());
                     async move {
+                        if let Some(file) = download(&st, req.uri().path()) {
+                            return Ok::<_, hyper::Error>(file);
+                        }
                         let (status, body) = answer(&st, &q, req).await;
                         let mut res =
                             hyper::Response::new(Full::new(Bytes::from(body.to_string())));
@@ -138,6 +143,26 @@ impl FakeBot {
     /// Queues a message from a staff member in the group, replying to the bot's message
     /// `reply_to` when given; returns its update id.
     pub fn staff_writes(&self, text: &str, reply_to: Option<i64>) -> i64 {
+        self.staff_sends(json!({"text": text}), reply_to)
+    }
+
+    /// Queues a photo from a staff member (`bytes`, with `caption`) replying to `reply_to`.
+    pub fn staff_sends_photo(&self, bytes: Vec<u8>, caption: &str, reply_to: i64) -> i64 {
+        let size = bytes.len();
+        self.state
+            .lock()
+            .unwrap()
+            .files
+            .insert("photo-1".into(), bytes);
+        let sizes = json!([
+            {"file_id": "photo-1-small", "file_unique_id": "s", "width": 9, "height": 6, "file_size": 100},
+            {"file_id": "photo-1", "file_unique_id": "p", "width": 30, "height": 20, "file_size": size},
+        ]);
+        self.staff_sends(json!({"photo": sizes, "caption": caption}), Some(reply_to))
+    }
+
+    /// Queues a staff member's message with `content` (its text or media fields).
+    fn staff_sends(&self, content: Value, reply_to: Option<i64>) -> i64 {
         let mut s = self.state.lock().unwrap();
         s.next_update += 1;
         s.next_message += 1;
@@ -146,8 +171,10 @@ impl FakeBot {
             "date": 0,
             "chat": {"id": GROUP, "type": "supergroup", "title": "Support"},
             "from": {"id": 77, "is_bot": false, "first_name": "Ivan", "last_name": "Petrov"},
-            "text": text,
         });
+        for (k, v) in content.as_object().unwrap() {
+            message[k] = v.clone();
+        }
         if let Some(id) = reply_to {
             message["reply_to_message"] = json!({
                 "message_id": id, "date": 0,
@@ -161,6 +188,22 @@ impl FakeBot {
         self.queued.notify_waiters();
         id
     }
+}
+
+/// A file's bytes, as Telegram serves them at `/file/bot{token}/{file_path}`; `None` for any
+/// other path.
+fn download(state: &Mutex<State>, path: &str) -> Option<hyper::Response<Full<Bytes>>> {
+    let rest = path.strip_prefix("/file/bot")?;
+    let (status, bytes) = match rest.strip_prefix(&format!("{BOT_TOKEN}/files/")) {
+        Some(id) => match state.lock().unwrap().files.get(id) {
+            Some(b) => (200, b.clone()),
+            None => (404, Vec::new()),
+        },
+        None => (401, Vec::new()),
+    };
+    let mut res = hyper::Response::new(Full::new(Bytes::from(bytes)));
+    *res.status_mut() = http::StatusCode::from_u16(status).unwrap();
+    Some(res)
 }
 
 /// The fake's answer to one Bot API call.
@@ -210,6 +253,25 @@ async fn answer(
                 "id": 4242, "is_bot": true, "first_name": "Support bot", "username": "support_test_bot"
             }}),
         ),
+        "getFile" => {
+            let args: Value = serde_json::from_slice(&body).unwrap_or_default();
+            let id = args["file_id"].as_str().unwrap_or_default().to_string();
+            let s = state.lock().unwrap();
+            match s.files.get(&id) {
+                Some(b) => (
+                    200,
+                    json!({"ok": true, "result": {
+                        "file_id": id, "file_unique_id": "u", "file_size": b.len(),
+                        "file_path": format!("files/{id}"),
+                    }}),
+                ),
+                None => (
+                    400,
+                    json!({"ok": false, "error_code": 400,
+                                     "description": "Bad Request: invalid file_id"}),
+                ),
+            }
+        }
         "getUpdates" => {
             let args: Value = serde_json::from_slice(&body).unwrap_or_default();
             let offset = args["offset"].as_i64().unwrap_or(0);
