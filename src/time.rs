@@ -22,6 +22,15 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     Some(t.duration_since(UNIX_EPOCH).ok()?.as_millis() as i64)
 }
 
+/// The wait after the `failures`-th failure in a row: `first`, doubling with each further
+/// one, capped at `cap`.
+pub fn doubling(first: Duration, failures: u32, cap: Duration) -> Duration {
+    let factor = 1u32
+        .checked_shl(failures.saturating_sub(1))
+        .unwrap_or(u32::MAX);
+    first.saturating_mul(factor).min(cap)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

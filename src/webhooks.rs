@@ -51,12 +51,7 @@ struct Retry {
 impl Retry {
     /// The wait after the `failures`-th failed attempt: `backoff`, doubling each time, capped.
     fn delay(&self, failures: u32) -> Duration {
-        let factor = 1u32
-            .checked_shl(failures.saturating_sub(1))
-            .unwrap_or(u32::MAX);
-        self.backoff
-            .saturating_mul(factor)
-            .min(config::WEBHOOK_MAX_BACKOFF)
+        crate::time::doubling(self.backoff, failures, config::WEBHOOK_MAX_BACKOFF)
     }
 }
 
@@ -318,27 +313,9 @@ pub async fn run(worker: Worker) {
         if let Err(e) = deliver_once(&worker).await {
             tracing::warn!("webhooks: a delivery pass failed: {e:?}");
         }
-        let wait = match worker.store.read(outbox::next_due).await {
-            Ok(Some(at)) => Duration::from_millis((at - crate::time::now_ms()).max(0) as u64),
-            Ok(None) => IDLE_CHECK,
-            Err(e) => {
-                tracing::warn!("webhooks: reading the outbox failed: {e:?}");
-                Duration::from_secs(1)
-            }
-        };
-        if wait.is_zero() {
-            continue;
-        }
-        tokio::select! {
-            _ = worker.webhooks.wake.notified() => {
-                // The poke comes from inside a transaction. An empty change queued now runs in
-                // the writer's next transaction, so once it is answered that one has committed
-                // and its deliveries are visible.
-                if let Err(e) = worker.store.write(|_| Ok(())).await {
-                    tracing::warn!("webhooks: waiting for the commit failed: {e:?}");
-                }
-            }
-            _ = tokio::time::sleep(wait.min(IDLE_CHECK)) => {}
+        let wake = &worker.webhooks.wake;
+        if let Err(e) = worker.store.idle(outbox::next_due, wake, IDLE_CHECK).await {
+            tracing::warn!("webhooks: waiting on the outbox failed: {e:?}");
         }
     }
 }

@@ -14,7 +14,6 @@ use crate::model::{ChatId, File, Params};
 use crate::store::messages::NewMessage;
 use crate::store::telegram;
 use crate::telegram::bot::{Incoming, Update};
-use crate::telegram::Bot;
 use crate::telegram::{Bridge, Failure};
 
 use super::files::Upload;
@@ -54,7 +53,7 @@ pub async fn run(app: Arc<App>, bridge: Arc<Bridge>) {
             Err(Step::Store(e)) => format!("posting a reply: {e:?}"),
         };
         failures += 1;
-        let wait = Duration::from_secs(1 << failures.min(6)).min(MAX_BACKOFF);
+        let wait = crate::time::doubling(Duration::from_secs(2), failures, MAX_BACKOFF);
         tracing::warn!("telegram: {problem}; trying again in {wait:?}");
         tokio::time::sleep(wait).await;
     }
@@ -68,7 +67,7 @@ enum Step {
 
 /// Reads one batch of updates and handles each in order.
 async fn pass(app: &Arc<App>, bridge: &Arc<Bridge>) -> std::result::Result<(), Step> {
-    let bot = Bot::id(&bridge.settings).to_string();
+    let bot = bridge.bot_id.clone();
     let offset = app
         .store
         .read(move |c| telegram::offset(c, &bot))
@@ -87,7 +86,7 @@ async fn pass(app: &Arc<App>, bridge: &Arc<Bridge>) -> std::result::Result<(), S
 
 /// Moves the bridge's offset past update `id`.
 async fn read_past(app: &App, bridge: &Bridge, id: i64) -> Result<()> {
-    let bot = Bot::id(&bridge.settings).to_string();
+    let bot = bridge.bot_id.clone();
     app.store
         .write(move |tx| telegram::read_past(tx, &bot, id))
         .await
@@ -243,7 +242,7 @@ async fn reply(
     };
     let onward = Onward::of(app);
     let support = bridge.support.clone();
-    let bot = Bot::id(&bridge.settings).to_string();
+    let bot = bridge.bot_id.clone();
     app.store
         .write(move |tx| {
             post(tx, &onward, &Poster::Host(Some(&support)), &new)?;

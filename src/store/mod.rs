@@ -131,6 +131,38 @@ impl Store {
         .map_err(|e| Error::Internal(anyhow::Error::new(e).context("reader task")))?
     }
 
+    /// How an outbox's worker waits: until the outbox's head falls due (`next_due`, in Unix ms;
+    /// at most `idle` from now), or until `wake` is poked from inside a transaction that queued
+    /// something, and then until that transaction has committed, so that what it queued is
+    /// visible. Returns at once when the head is due; a failed read of the outbox waits a second.
+    pub async fn idle(
+        &self,
+        next_due: fn(&Connection) -> Result<Option<i64>>,
+        wake: &tokio::sync::Notify,
+        idle: std::time::Duration,
+    ) -> Result<()> {
+        let wait = match self.read(next_due).await {
+            Ok(Some(at)) => {
+                let ms = (at - crate::time::now_ms()).max(0) as u64;
+                std::time::Duration::from_millis(ms).min(idle)
+            }
+            Ok(None) => idle,
+            Err(e) => {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                return Err(e);
+            }
+        };
+        if wait.is_zero() {
+            return Ok(());
+        }
+        tokio::select! {
+            // An empty change runs in the writer's next transaction: once it is answered, the
+            // poking one has committed.
+            _ = wake.notified() => self.write(|_| Ok(())).await,
+            _ = tokio::time::sleep(wait) => Ok(()),
+        }
+    }
+
     /// Runs a change in the writer's next transaction. Its events are published once it commits;
     /// an `Err` rolls back this change alone.
     pub async fn write<R, F>(&self, f: F) -> Result<R>

@@ -74,14 +74,6 @@ pub fn next_due(conn: &Connection) -> Result<Option<i64>> {
         .optional()?)
 }
 
-/// How many messages wait in the outbox.
-pub fn pending(conn: &Connection) -> Result<usize> {
-    let n: i64 = conn
-        .prepare_cached("SELECT COUNT(*) FROM telegram_outbox")?
-        .query_row([], |r| r.get(0))?;
-    Ok(n as usize)
-}
-
 /// Telegram took outbox row `id` as message `posted` of group `group`: the row goes, and the
 /// post remembers its support chat, in one transaction.
 pub fn posted(
@@ -159,13 +151,18 @@ mod tests {
 
     use crate::store::memory_db as db;
 
+    fn queued(conn: &Connection) -> i64 {
+        conn.query_row("SELECT COUNT(*) FROM telegram_outbox", [], |r| r.get(0))
+            .unwrap()
+    }
+
     #[test]
     fn the_outbox_goes_in_order_and_a_waiting_head_holds_the_rest() {
         let conn = db();
         enqueue(&conn, MessageId::new(7), 100).unwrap();
         enqueue(&conn, MessageId::new(7), 100).unwrap();
         enqueue(&conn, MessageId::new(8), 100).unwrap();
-        assert_eq!(pending(&conn).unwrap(), 2, "one row per message");
+        assert_eq!(queued(&conn), 2, "one row per message");
         let first = next(&conn, 100).unwrap().expect("due");
         assert!(first.message.is_none(), "no such message in this database");
         reschedule(&conn, first.id, 1, 500).unwrap();
@@ -179,7 +176,7 @@ mod tests {
         assert_eq!(chat_of(&conn, -101, 55).unwrap(), None);
         let second = next(&conn, 500).unwrap().expect("the next one");
         drop_row(&conn, second.id).unwrap();
-        assert_eq!(pending(&conn).unwrap(), 0);
+        assert_eq!(queued(&conn), 0);
         assert_eq!(next_due(&conn).unwrap(), None);
     }
 

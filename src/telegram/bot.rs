@@ -177,11 +177,6 @@ impl Bot {
         })
     }
 
-    /// The bot's id: the token's part before `:` (update ids and the offset are the bot's own).
-    pub fn id(settings: &Telegram) -> &str {
-        settings.token.split(':').next().unwrap_or_default()
-    }
-
     /// Who the bot is: the check of the token at start.
     pub async fn me(&self) -> Result<Me, Failure> {
         let answer = self.call("getMe", json!({}), REQUEST_TIMEOUT).await?;

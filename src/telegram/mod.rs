@@ -25,6 +25,8 @@ pub struct Bridge {
     pub bot: Bot,
     /// The user the staff answer as (`--support-user`).
     pub support: UserId,
+    /// The bot's id (the token's part before `:`): update ids and the offset are the bot's own.
+    pub bot_id: String,
     /// Poked when a message is queued.
     pub wake: Notify,
     /// Set when Telegram refused the token at start: messages are still queued (for a start
@@ -37,6 +39,12 @@ impl Bridge {
     pub fn new(settings: Telegram, support: UserId) -> anyhow::Result<Arc<Bridge>> {
         Ok(Arc::new(Bridge {
             bot: Bot::new(&settings)?,
+            bot_id: settings
+                .token
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .to_string(),
             settings,
             support,
             wake: Notify::new(),

@@ -40,10 +40,7 @@ pub struct Worker {
 
 /// The wait after the `failures`-th failure in a row.
 fn backoff(failures: u32) -> Duration {
-    let factor = 1u32
-        .checked_shl(failures.saturating_sub(1))
-        .unwrap_or(u32::MAX);
-    BACKOFF.saturating_mul(factor).min(MAX_BACKOFF)
+    crate::time::doubling(BACKOFF, failures, MAX_BACKOFF)
 }
 
 /// Runs until aborted: posts what is due, then sleeps until the head of the outbox is due or a
@@ -54,21 +51,13 @@ pub async fn run(worker: Worker) {
             tracing::warn!("telegram: reading or updating the outbox failed: {e:?}");
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        let wait = match worker.store.read(telegram::next_due).await {
-            Ok(Some(at)) => Duration::from_millis((at - crate::time::now_ms()).max(0) as u64),
-            Ok(None) => IDLE_CHECK,
-            Err(_) => Duration::from_secs(1),
-        };
-        if wait.is_zero() {
-            continue;
-        }
-        tokio::select! {
-            _ = worker.bridge.wake.notified() => {
-                // The poke comes from inside a transaction: once this empty write is answered,
-                // that transaction has committed and its row is visible.
-                let _ = worker.store.write(|_| Ok(())).await;
-            }
-            _ = tokio::time::sleep(wait.min(IDLE_CHECK)) => {}
+        let wake = &worker.bridge.wake;
+        if let Err(e) = worker
+            .store
+            .idle(telegram::next_due, wake, IDLE_CHECK)
+            .await
+        {
+            tracing::warn!("telegram: waiting on the outbox failed: {e:?}");
         }
     }
 }
