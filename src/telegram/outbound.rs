@@ -86,33 +86,28 @@ pub async fn drain(worker: &Worker) -> crate::error::Result<()> {
             Err(f) => f,
         };
         let failures = attempts + 1;
-        let wait = match &failure {
+        let (count, wait) = match &failure {
             // Flood control holds every message, so this one keeps its place and its count.
             Failure::Wait(d) => {
                 tracing::info!("telegram: {failure}; the outbox waits");
-                let next = crate::time::now_ms() + d.as_millis() as i64;
-                let store = &worker.store;
-                store
-                    .write(move |tx| telegram::reschedule(tx, id, attempts, next))
-                    .await?;
-                return Ok(());
+                (attempts, *d)
             }
             Failure::Token(_) | Failure::Refused(..) => {
                 tracing::error!(
                     "telegram: posting to the group {}: {failure}; support messages wait in the outbox",
                     worker.bridge.settings.chat
                 );
-                backoff(failures)
+                (failures, backoff(failures))
             }
             _ => {
                 tracing::warn!("telegram: posting message {} {failure}", msg.id);
-                backoff(failures)
+                (failures, backoff(failures))
             }
         };
         let next = crate::time::now_ms() + wait.as_millis() as i64;
         worker
             .store
-            .write(move |tx| telegram::reschedule(tx, id, failures, next))
+            .write(move |tx| telegram::reschedule(tx, id, count, next))
             .await?;
         return Ok(());
     }
