@@ -29,7 +29,8 @@ pub struct Janitor {
     pub interval: Duration,
 }
 
-/// Deletes every event older than the retention window; returns how many.
+/// Puts every event older than the retention window out of a cursor's reach (see
+/// `events::prune_before`); returns how many.
 pub async fn prune_once(janitor: &Janitor) -> Result<usize> {
     let cutoff = crate::time::now_ms() - janitor.retention.as_millis() as i64;
     let mut total = 0;

@@ -109,11 +109,10 @@ impl Onward {
     }
 }
 
-/// Tells a new message in a chat of `kind` to its chat: a stored `message` event for every
-/// member, a webhook for each member with no open connection, and a support message to the
-/// staff's Telegram group. Every way a message is posted ends here.
+/// Tells a new message in a chat of `kind` (already its chat's `message` event, see
+/// `Tx::new_message`) onward: a webhook for each member with no open connection, and a support
+/// message to the staff's Telegram group. Every way a message is posted ends here.
 pub fn announce(tx: &mut Tx, onward: &Onward, kind: ChatKind, msg: &Message) -> Result<()> {
-    tx.emit_message(msg)?;
     if let Some(bridge) = &onward.telegram {
         crate::telegram::queue(tx, bridge, kind, msg)?;
     }
@@ -201,7 +200,7 @@ pub fn post(tx: &mut Tx, onward: &Onward, poster: &Poster, new: &NewMessage) -> 
             new.chat_id
         )));
     }
-    let msg = messages::insert(tx, author, &sender, new)?;
+    let msg = tx.new_message(author, &sender, new)?;
     announce(tx, onward, kind, &msg)?;
     Ok(msg)
 }

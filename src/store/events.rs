@@ -21,6 +21,14 @@ pub fn head(conn: &Connection) -> rusqlite::Result<EventId> {
     .query_row([], |r| r.get(0))
 }
 
+/// Takes the next event id for an event stored elsewhere (a new message is its own event).
+pub fn reserve(conn: &Connection) -> rusqlite::Result<EventId> {
+    conn.prepare_cached(
+        "UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'events' RETURNING seq",
+    )?
+    .query_row([], |r| r.get(0))
+}
+
 /// A stretch of one user's membership of one chat, in event ids: they see the chat's events
 /// with `from <= id < until` (no end while they are a member).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -89,13 +97,30 @@ fn row(r: &rusqlite::Row) -> rusqlite::Result<Row> {
 }
 
 /// When the membership that ended before event `until` ended: the time of the first event from
-/// there on (the removal's own). With none left, the earliest time, so nothing counts as older.
+/// there on (the removal's own), stored as an event or as a message. With none left, the earliest
+/// time, so nothing counts as older.
 fn ended_at(conn: &Connection, until: EventId) -> Result<i64> {
     Ok(conn
-        .prepare_cached("SELECT created_at FROM events WHERE id >= ?1 ORDER BY id LIMIT 1")?
-        .query_row([until], |r| r.get(0))
-        .optional()?
+        .prepare_cached(
+            "SELECT MIN(at) FROM (
+                 SELECT (SELECT created_at FROM events WHERE id >= ?1 ORDER BY id LIMIT 1) AS at
+                 UNION ALL
+                 SELECT (SELECT insert_date FROM messages WHERE id >= ?1 ORDER BY id LIMIT 1))",
+        )?
+        .query_row([until], |r| r.get::<_, Option<i64>>(0))?
         .unwrap_or(i64::MIN))
+}
+
+/// The first id at which a new message is its own event (schema 7): messages stored before it
+/// were announced by an `events` row of their own.
+fn message_events_from(conn: &Connection) -> Result<EventId> {
+    let v: String = conn
+        .prepare_cached("SELECT value FROM meta WHERE key = 'message_events_from'")?
+        .query_row([], |r| r.get(0))?;
+    let id = v
+        .parse()
+        .with_context(|| format!("the stored message_events_from {v:?} is not an event id"))?;
+    Ok(EventId::new(id))
 }
 
 /// Up to `limit` of the events `user` may see after `after`, oldest first, and at most about
@@ -121,26 +146,37 @@ pub fn resume_page(
         )?
         .query_map(params![user.as_str(), after, limit as i64], row)?
         .collect::<rusqlite::Result<_>>()?;
-    // Each span is one range of one chat's index; merge them, keeping the `limit` oldest.
-    let mut chat_rows = tx.prepare_cached(
+    // Each span is one range of one chat's events and one of its messages (a new message is
+    // its own event); merge them all, keeping the `limit` oldest.
+    let own_events_from = message_events_from(&tx)?.get();
+    let mut chat_events = tx.prepare_cached(
         "SELECT id, chat_id, type, message_id, data FROM events
          WHERE chat_id = ?1 AND id > ?2 AND id < ?3 ORDER BY id LIMIT ?4",
     )?;
+    let mut chat_messages = tx.prepare_cached(
+        "SELECT id, chat_id, 'message', id, NULL FROM messages
+         WHERE chat_id = ?1 AND id > ?2 AND id < ?3 ORDER BY id LIMIT ?4",
+    )?;
     for span in &spans {
-        let low = after.get().max(span.from.get() - 1);
-        let mut high = span.until.map_or(i64::MAX, EventId::get);
-        if rows.len() >= limit {
-            rows.sort_unstable_by_key(|r| r.id);
-            rows.truncate(limit);
-            high = high.min(rows[limit - 1].id.get());
-        }
-        if low + 1 >= high {
-            continue;
-        }
         let left_at = span.until.map(|u| ended_at(&tx, u)).transpose()?;
-        let found = chat_rows.query_map(params![span.chat, low, high, limit as i64], row)?;
-        for r in found {
-            rows.push(Row { left_at, ..r? });
+        let low = after.get().max(span.from.get() - 1);
+        let sources = [
+            (&mut chat_events, low),
+            (&mut chat_messages, low.max(own_events_from - 1)),
+        ];
+        for (stmt, low) in sources {
+            let mut high = span.until.map_or(i64::MAX, EventId::get);
+            if rows.len() >= limit {
+                rows.sort_unstable_by_key(|r| r.id);
+                rows.truncate(limit);
+                high = high.min(rows[limit - 1].id.get());
+            }
+            if low + 1 >= high {
+                continue;
+            }
+            for r in stmt.query_map(params![span.chat, low, high, limit as i64], row)? {
+                rows.push(Row { left_at, ..r? });
+            }
         }
     }
     rows.sort_unstable_by_key(|r| r.id);
@@ -181,7 +217,8 @@ pub fn resume_page(
             data: Arc::from(data),
         });
     }
-    drop(chat_rows);
+    drop(chat_events);
+    drop(chat_messages);
     drop(render);
     page.more = more;
     page.spans = spans;
@@ -212,31 +249,40 @@ pub fn pruned_through(conn: &Connection) -> Result<EventId> {
     Ok(EventId::new(id))
 }
 
-/// Deletes up to `batch` events created before `cutoff_ms`, and the membership spans that ended
-/// before them; returns how many events it deleted.
+/// Puts up to `batch` events and `batch` messages created before `cutoff_ms` out of a cursor's
+/// reach: deletes those events, and the membership spans that ended before them, and moves
+/// `pruned_through` past them. Messages that are their own events stay as history; only their
+/// replay ends, as their events' would. Returns how many it put out of reach.
 pub fn prune_before(conn: &Connection, cutoff_ms: i64, batch: usize) -> Result<usize> {
-    // Ids grow with time, so the old rows are a prefix of the table: find where it ends.
-    let last_old: Option<EventId> = conn
-        .query_row(
-            "SELECT MAX(id) FROM (SELECT id, created_at FROM events ORDER BY id LIMIT ?1)
-             WHERE created_at < ?2",
-            params![batch as i64, cutoff_ms],
-            |r| r.get(0),
-        )
-        .optional()?
-        .flatten();
-    let Some(last_old) = last_old else {
+    // Ids grow with time, so the old rows are a prefix of each table: find where it ends.
+    let (last_event, events): (Option<EventId>, i64) = conn.query_row(
+        "SELECT MAX(id), COUNT(*) FROM (SELECT id, created_at FROM events ORDER BY id LIMIT ?1)
+         WHERE created_at < ?2",
+        params![batch as i64, cutoff_ms],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let from = pruned_through(conn)?.max(EventId::new(message_events_from(conn)?.get() - 1));
+    let (last_message, messages): (Option<EventId>, i64) = conn.query_row(
+        "SELECT MAX(id), COUNT(*) FROM (
+             SELECT id, insert_date FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2)
+         WHERE insert_date < ?3",
+        params![from, batch as i64, cutoff_ms],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let Some(through) = last_event.max(last_message) else {
         return Ok(0);
     };
-    let n = conn.execute("DELETE FROM events WHERE id <= ?1", [last_old])?;
+    if let Some(last) = last_event {
+        conn.execute("DELETE FROM events WHERE id <= ?1", [last])?;
+    }
     conn.execute(
         "DELETE FROM spans WHERE until_id IS NOT NULL AND until_id <= ?1",
-        [last_old],
+        [through],
     )?;
     conn.execute(
         "INSERT INTO meta(key, value) VALUES ('pruned_through', ?1)
          ON CONFLICT(key) DO UPDATE SET value = MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
-        [last_old.to_string()],
+        [through.to_string()],
     )?;
-    Ok(n)
+    Ok((events + messages) as usize)
 }

@@ -133,11 +133,13 @@ pub fn system_by_client_id(
     one(conn, &sql, params![chat_id, client_message_id])
 }
 
-/// Stores a message from `user` (None: a system message) with the author's `sender` role, moves
-/// the chat's activity time and the author's own read mark. A new message is the newest of its
-/// chat, so nobody else can have received it yet: its status is `sent`.
+/// Stores message `id` (see `Tx::new_message`) from `user` (None: a system message) with the
+/// author's `sender` role, moves the chat's activity time and the author's own read mark. A new
+/// message is the newest of its chat, so nobody else can have received it yet: its status is
+/// `sent`.
 pub fn insert(
     conn: &Connection,
+    id: MessageId,
     user: Option<&UserId>,
     sender: &str,
     m: &NewMessage,
@@ -145,9 +147,9 @@ pub fn insert(
     let now = crate::time::now_ms();
     let params_json = serde_json::to_string(&m.params).map_err(anyhow::Error::from)?;
     conn.prepare_cached(
-        "INSERT INTO messages(chat_id, user_id, sender, client_message_id, type, text, params,
+        "INSERT INTO messages(id, chat_id, user_id, sender, client_message_id, type, text, params,
                               insert_date, file_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         VALUES (?10, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         m.chat_id,
@@ -158,9 +160,9 @@ pub fn insert(
         m.text,
         params_json,
         now,
-        m.file_id
+        m.file_id,
+        id
     ])?;
-    let id = MessageId::new(conn.last_insert_rowid());
     conn.prepare_cached("UPDATE chats SET last_message_id = ?2, updated_at = ?3 WHERE id = ?1")?
         .execute(params![m.chat_id, id, now])?;
     if let Some(user) = user {

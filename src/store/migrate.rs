@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../sql/0004_files.sql"),
     include_str!("../../sql/0005_event_log.sql"),
     include_str!("../../sql/0006_telegram.sql"),
+    include_str!("../../sql/0007_message_events.sql"),
 ];
 
 /// Applies every migration newer than the database's `user_version`, each in its own transaction.

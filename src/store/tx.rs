@@ -9,6 +9,7 @@ use rusqlite::Connection;
 use crate::error::Result;
 use crate::hub::{Frame, Published};
 use crate::model::{ChatId, EventId, EventKind, Message, MessageId, UserId};
+use crate::store::messages::NewMessage;
 
 /// A change's connection inside the shared transaction, and what it publishes once committed.
 pub struct Tx<'c> {
@@ -92,8 +93,25 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Stores a `message` event for the message's chat. The row holds only the message's id:
-    /// replay renders the message as it then is.
+    /// Stores a new message from `user` (None: a system message) with the author's `sender`
+    /// role, as its own `message` event: its id is drawn from the event log's counter, so no
+    /// event row is written for it (replay reads it from `messages`). Published once committed.
+    pub fn new_message(
+        &mut self,
+        user: Option<&UserId>,
+        sender: &str,
+        new: &NewMessage,
+    ) -> Result<Message> {
+        let id = crate::store::events::reserve(self.conn)?;
+        let id_as_message = MessageId::new(id.get());
+        let message = crate::store::messages::insert(self.conn, id_as_message, user, sender, new)?;
+        let data = to_json(&message)?;
+        self.publish_chat(message.chat_id, id, EventKind::Message.as_str(), data);
+        Ok(message)
+    }
+
+    /// Stores a `message` event for a change to a message (an edit, a deletion). The row holds
+    /// only the message's id: replay renders the message as it then is.
     pub fn emit_message(&mut self, message: &Message) -> Result<()> {
         let data = to_json(message)?;
         let id = self.append(

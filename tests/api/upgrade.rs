@@ -1,6 +1,8 @@
-//! Upgrading in place: the real binary started on a data directory that the schema-4 release
-//! wrote (tests/fixtures/v4, see make.sh there) keeps the history and resumes every old cursor
-//! to exactly the events that release replayed, then carries on with the new event log.
+//! Upgrading in place: the real binary started on a data directory that an earlier release wrote
+//! (tests/fixtures/v4 by the schema-4 release, with a copy of each event per recipient;
+//! tests/fixtures/v6 by the schema-6 release, with an event row per message; see
+//! tests/fixtures/make.sh) keeps the history and resumes every old cursor to exactly the events
+//! that release replayed, then carries on with the new event log.
 
 use std::path::Path;
 
@@ -9,12 +11,12 @@ use serde_json::{json, Value};
 use crate::helpers::binary::{serve, terminate, token};
 use crate::helpers::{http_client, Sse};
 
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v4");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 const ARGS: &[&str] = &["--secret", "fixture-secret", "--service-key", "fixture-key"];
 
-/// What the schema-4 release answered to `poll?since=0` for `user`.
-fn old_replay(user: &str) -> Value {
-    let text = std::fs::read_to_string(format!("{FIXTURE}/replay-{user}.json")).unwrap();
+/// What the release that wrote `fixture` answered to `poll?since=0` for `user`.
+fn old_replay(fixture: &str, user: &str) -> Value {
+    let text = std::fs::read_to_string(format!("{FIXTURES}/{fixture}/replay-{user}.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -31,10 +33,14 @@ impl Drop for Served {
 }
 
 /// A copy of the fixture's data directory, and the server started on it.
-fn upgraded(dir: &Path) -> (Served, String) {
+fn upgraded(dir: &Path, fixture: &str) -> (Served, String) {
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
-    std::fs::copy(format!("{FIXTURE}/chinwag.db"), data.join("chinwag.db")).unwrap();
+    std::fs::copy(
+        format!("{FIXTURES}/{fixture}/chinwag.db"),
+        data.join("chinwag.db"),
+    )
+    .unwrap();
     let mut args = vec![
         "--data-dir",
         data.to_str().unwrap(),
@@ -86,14 +92,33 @@ fn ids(events: &Value) -> Vec<i64> {
 }
 
 #[tokio::test]
-async fn every_old_cursor_resumes_to_the_events_the_old_release_replayed() {
+async fn every_old_cursor_of_a_schema_4_database_resumes_to_the_events_it_replayed() {
+    every_old_cursor_resumes("v4").await;
+}
+
+#[tokio::test]
+async fn every_old_cursor_of_a_schema_6_database_resumes_to_the_events_it_replayed() {
+    every_old_cursor_resumes("v6").await;
+}
+
+#[tokio::test]
+async fn after_upgrading_a_schema_4_database_history_is_intact_and_new_ids_follow() {
+    history_intact_and_new_ids_follow("v4").await;
+}
+
+#[tokio::test]
+async fn after_upgrading_a_schema_6_database_history_is_intact_and_new_ids_follow() {
+    history_intact_and_new_ids_follow("v6").await;
+}
+
+async fn every_old_cursor_resumes(fixture: &str) {
     // Arrange
     let dir = tempfile::tempdir().unwrap();
-    let (mut server, addr) = upgraded(dir.path());
+    let (mut server, addr) = upgraded(dir.path(), fixture);
     let base = addr.clone();
 
     for user in ["alice", "bob", "carol"] {
-        let old = old_replay(user);
+        let old = old_replay(fixture, user);
         let tok = user_token(dir.path(), user);
 
         // Act
@@ -118,19 +143,20 @@ async fn every_old_cursor_resumes_to_the_events_the_old_release_replayed() {
     terminate(&mut server.0);
 }
 
-#[tokio::test]
-async fn after_the_upgrade_history_is_intact_and_the_new_log_follows_the_old_ids() {
+async fn history_intact_and_new_ids_follow(fixture: &str) {
     // Arrange
     let dir = tempfile::tempdir().unwrap();
-    let (mut server, addr) = upgraded(dir.path());
+    let (mut server, addr) = upgraded(dir.path(), fixture);
     let base = addr.clone();
     let (alice, bob, carol) = (
         user_token(dir.path(), "alice"),
         user_token(dir.path(), "bob"),
         user_token(dir.path(), "carol"),
     );
-    let bob_next = old_replay("bob")["next"].as_i64().unwrap();
-    let carol_next = old_replay("carol")["next"].as_i64().unwrap();
+    let bob_next = old_replay(fixture, "bob")["next"].as_i64().unwrap();
+    let carol_next = old_replay(fixture, "carol")["next"].as_i64().unwrap();
+    let bob_old_ids = ids(&old_replay(fixture, "bob")["events"]);
+    let resume_from = bob_old_ids[bob_old_ids.len() / 2];
 
     // Act
     let direct = ok(&base, &alice, "history", json!({"chatId": 1})).await;
@@ -147,7 +173,7 @@ async fn after_the_upgrade_history_is_intact_and_the_new_log_follows_the_old_ids
     // A stream resumed from an old id replays the old events, then the new one, with no reset.
     let res = http_client()
         .get(format!("{base}/v1/events?snapshot=0&token={bob}"))
-        .header("Last-Event-ID", "19")
+        .header("Last-Event-ID", resume_from.to_string())
         .send()
         .await
         .unwrap();
@@ -175,8 +201,9 @@ async fn after_the_upgrade_history_is_intact_and_the_new_log_follows_the_old_ids
     // Bob cleared chat 1 for himself, not for alice; message 1 was deleted, 2 edited.
     assert_eq!(texts, ["", "hello two (edited)", "hello 3", "hi alice"]);
     assert_eq!(group["messages"].as_array().unwrap().len(), 2);
+    // The fixture holds messages 1 to 6; a new message's id is its own event's id.
     let new_id = sent["messages"][0]["id"].as_i64().unwrap();
-    assert_eq!(new_id, 7, "message ids continue");
+    assert!(new_id > 6, "message ids continue: {new_id}");
     let messages: Vec<&Value> = bob_new["events"]
         .as_array()
         .unwrap()
@@ -188,6 +215,7 @@ async fn after_the_upgrade_history_is_intact_and_the_new_log_follows_the_old_ids
         messages[0]["id"].as_i64().unwrap() > bob_next,
         "event ids continue past the old ones"
     );
+    assert_eq!(messages[0]["id"], new_id, "a new message is its own event");
     assert_eq!(messages[0]["data"]["text"], "new log");
     let carol_messages = carol_new["events"]
         .as_array()
@@ -199,10 +227,10 @@ async fn after_the_upgrade_history_is_intact_and_the_new_log_follows_the_old_ids
         carol_messages, 0,
         "carol left chat 2 before the upgrade: {carol_new}"
     );
-    let old_after_19: Vec<i64> = ids(&old_replay("bob")["events"])
+    let old_after: Vec<i64> = bob_old_ids
         .into_iter()
-        .filter(|id| *id > 19)
+        .filter(|id| *id > resume_from)
         .collect();
-    assert_eq!(resumed[..resumed.len() - 1], old_after_19[..]);
+    assert_eq!(resumed[..resumed.len() - 1], old_after[..]);
     terminate(&mut server.0);
 }
