@@ -247,6 +247,8 @@ check poll 'len(docs) == 2 and docs[1]["next"] > docs[0]["next"]'
 
 run read
 check read '[m["text"] for m in docs[-1]["data"]["messages"]] == ["Hi Bob!", "Are you there?", "Long-poll works too"]'
+# The README marks read up to the newest message by its id, as it is on a fresh server.
+check read 'docs[0]["type"] == "messageStatus" and docs[0]["data"]["messageId"] == docs[-1]["data"]["messages"][-1]["id"]'
 
 run picture
 [[ $FILE =~ ^[0-9a-f]{32}$ ]] || fail "the upload gave no file id: '$FILE'"
