@@ -97,17 +97,20 @@ fn row(r: &rusqlite::Row) -> rusqlite::Result<Row> {
 }
 
 /// When the membership that ended before event `until` ended: the time of the first event from
-/// there on (the removal's own), stored as an event or as a message. With none left, the earliest
-/// time, so nothing counts as older.
-fn ended_at(conn: &Connection, until: EventId) -> Result<i64> {
+/// there on (the removal's own), stored as an event or as a message that is its own event (from
+/// `own_events_from` on). With none left, the earliest time, so nothing counts as older.
+fn ended_at(conn: &Connection, until: EventId, own_events_from: EventId) -> Result<i64> {
     Ok(conn
         .prepare_cached(
             "SELECT MIN(at) FROM (
                  SELECT (SELECT created_at FROM events WHERE id >= ?1 ORDER BY id LIMIT 1) AS at
                  UNION ALL
-                 SELECT (SELECT insert_date FROM messages WHERE id >= ?1 ORDER BY id LIMIT 1))",
+                 SELECT (SELECT insert_date FROM messages WHERE id >= MAX(?1, ?2)
+                         ORDER BY id LIMIT 1))",
         )?
-        .query_row([until], |r| r.get::<_, Option<i64>>(0))?
+        .query_row(params![until, own_events_from], |r| {
+            r.get::<_, Option<i64>>(0)
+        })?
         .unwrap_or(i64::MIN))
 }
 
@@ -148,7 +151,7 @@ pub fn resume_page(
         .collect::<rusqlite::Result<_>>()?;
     // Each span is one range of one chat's events and one of its messages (a new message is
     // its own event); merge them all, keeping the `limit` oldest.
-    let own_events_from = message_events_from(&tx)?.get();
+    let own_events_from = message_events_from(&tx)?;
     let mut chat_events = tx.prepare_cached(
         "SELECT id, chat_id, type, message_id, data FROM events
          WHERE chat_id = ?1 AND id > ?2 AND id < ?3 ORDER BY id LIMIT ?4",
@@ -158,11 +161,14 @@ pub fn resume_page(
          WHERE chat_id = ?1 AND id > ?2 AND id < ?3 ORDER BY id LIMIT ?4",
     )?;
     for span in &spans {
-        let left_at = span.until.map(|u| ended_at(&tx, u)).transpose()?;
+        let left_at = span
+            .until
+            .map(|u| ended_at(&tx, u, own_events_from))
+            .transpose()?;
         let low = after.get().max(span.from.get() - 1);
         let sources = [
             (&mut chat_events, low),
-            (&mut chat_messages, low.max(own_events_from - 1)),
+            (&mut chat_messages, low.max(own_events_from.get() - 1)),
         ];
         for (stmt, low) in sources {
             let mut high = span.until.map_or(i64::MAX, EventId::get);
