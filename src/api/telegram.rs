@@ -115,12 +115,21 @@ async fn handle(app: &Arc<App>, bridge: &Arc<Bridge>, update: Update) -> Result<
     }
     let group = msg.chat.id;
     let replied = msg.reply_to_message.as_ref().map(|r| r.message_id);
-    let chat = match replied {
-        Some(posted) => app
-            .store
+    let chat_of = |posted| async move {
+        app.store
             .read(move |c| telegram::chat_of(c, group, posted))
             .await
-            .map_err(Step::Store)?,
+            .map_err(Step::Store)
+    };
+    let chat = match replied {
+        Some(posted) => match chat_of(posted).await? {
+            Some(chat) => Some(chat),
+            // The bot may have posted it a moment ago and not recorded it yet.
+            None => {
+                bridge.recorded().await;
+                chat_of(posted).await?
+            }
+        },
         None => None,
     };
     let Some(chat) = chat else {

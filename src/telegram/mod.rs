@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 use crate::config::Telegram;
 use crate::error::Result;
@@ -18,6 +18,18 @@ use crate::model::{ChatKind, Message, UserId};
 use crate::store::{telegram, Tx};
 
 pub use bot::{Bot, Failure};
+
+/// Longest a staff reply waits for the record of the post it answers (see [`Bridge::recorded`]).
+const RECORD_WAIT: Duration = Duration::from_secs(10);
+
+/// A post sent and not yet recorded, while it lives (see [`Bridge::posting`]).
+pub struct Posting<'b>(&'b watch::Sender<bool>);
+
+impl Drop for Posting<'_> {
+    fn drop(&mut self) {
+        self.0.send_replace(false);
+    }
+}
 
 /// A running bridge: its settings, the bot and the outbox worker's wake-up.
 pub struct Bridge {
@@ -29,6 +41,9 @@ pub struct Bridge {
     pub bot_id: String,
     /// Poked when a message is queued.
     pub wake: Notify,
+    /// True from the moment the outbox sends a post until it has recorded it: a staff reply to
+    /// that post can arrive in between, and must wait for the record to find its chat.
+    posting: watch::Sender<bool>,
     /// Set when Telegram refused the token at start: messages are still queued (for a start
     /// with a good token), but nothing is sent or read.
     refused: AtomicBool,
@@ -48,6 +63,7 @@ impl Bridge {
             settings,
             support,
             wake: Notify::new(),
+            posting: watch::Sender::new(false),
             refused: AtomicBool::new(false),
         }))
     }
@@ -55,6 +71,18 @@ impl Bridge {
     /// Whether the bridge runs: false once Telegram refused the token at start.
     pub fn running(&self) -> bool {
         !self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Marks a post as sent and not yet recorded until the guard is dropped.
+    pub fn posting(&self) -> Posting<'_> {
+        self.posting.send_replace(true);
+        Posting(&self.posting)
+    }
+
+    /// Waits (at most `RECORD_WAIT`) until no post is sent and unrecorded.
+    pub async fn recorded(&self) {
+        let mut idle = self.posting.subscribe();
+        let _ = tokio::time::timeout(RECORD_WAIT, idle.wait_for(|posting| !*posting)).await;
     }
 
     /// Whether `chat` is the staff's group (by id, or by `@username`).

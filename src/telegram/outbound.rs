@@ -78,6 +78,7 @@ pub async fn drain(worker: &Worker) -> crate::error::Result<()> {
                 .await?;
             continue;
         };
+        let posting = worker.bridge.posting();
         let failure = match post(worker, &p, &msg).await {
             Ok(posted) => {
                 record(worker, id, posted, &msg).await;
@@ -85,6 +86,7 @@ pub async fn drain(worker: &Worker) -> crate::error::Result<()> {
             }
             Err(f) => f,
         };
+        drop(posting);
         let failures = attempts + 1;
         let (count, wait) = match &failure {
             // Flood control holds every message, so this one keeps its place and its count.

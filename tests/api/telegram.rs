@@ -304,6 +304,34 @@ async fn a_staff_photo_reply_reaches_the_user_as_an_image_they_can_download() {
 
 // Two workers: the fake Bot API answers while the test waits for the banner.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_read_before_the_bot_has_recorded_its_post_still_reaches_the_user() {
+    // Arrange: Telegram takes the post at once but answers the bot late, so the staff's reply
+    // to it is read before the bridge knows the post's id.
+    let bot = FakeBot::start().await;
+    let cwd = tempfile::tempdir().unwrap();
+    let (mut server, addr, _) = serve_bridged(cwd.path(), &bot, BOT_TOKEN);
+    let erik = token_named("erik", "Erik", "Sorokin");
+    let chat = support_chat(&addr, &erik).await;
+    bot.set_mode(Mode::SlowSends(1500));
+    say(&addr, &erik, chat, "e1", "Is my refund through?").await;
+    let asked = bot.wait_sent(1, 10.0).await[0].message_id;
+
+    // Act
+    bot.staff_writes("Yes, this morning", Some(asked));
+
+    // Assert
+    let answers = replies(&addr, &erik, chat, 1).await;
+    assert_eq!(answers, ["Yes, this morning"]);
+    let helped = bot
+        .sent()
+        .iter()
+        .any(|s| s.text.contains("reply to the message"));
+    assert!(!helped, "the reply was taken for a stray message");
+    terminate(&mut server);
+}
+
+// Two workers: the fake Bot API answers while the test waits for the banner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_and_flood_control_lose_no_support_message_and_keep_their_order() {
     let bot = FakeBot::start().await;
     let cwd = tempfile::tempdir().unwrap();

@@ -41,6 +41,9 @@ pub enum Mode {
     Down,
     /// The next send answers 429 with this `retry_after`, then sends work again.
     FloodOnce(u64),
+    /// Sends are taken (and seen by [`FakeBot::sent`]) at once, but answered this many
+    /// milliseconds later, as a slow network would.
+    SlowSends(u64),
 }
 
 #[derive(Default)]
@@ -295,45 +298,65 @@ async fn answer(
             }
         }
         "sendMessage" | "sendPhoto" | "sendDocument" => {
-            let mut s = state.lock().unwrap();
-            if let Mode::FloodOnce(secs) = mode {
-                s.mode = Some(Mode::Up);
-                s.refused.push(Instant::now());
-                return (
-                    429,
-                    json!({"ok": false, "error_code": 429,
-                    "description": format!("Too Many Requests: retry after {secs}"),
-                    "parameters": {"retry_after": secs}}),
-                );
-            }
-            let mut sent = match method {
-                "sendMessage" => {
-                    let args: Value = serde_json::from_slice(&body).unwrap();
-                    Sent {
-                        method: method.into(),
-                        message_id: 0,
-                        chat_id: value_text(&args["chat_id"]),
-                        text: args["text"].as_str().unwrap_or_default().into(),
-                        reply_to: args["reply_parameters"]["message_id"].as_i64(),
-                        file: None,
-                        at: Instant::now(),
-                    }
-                }
-                _ => multipart(method, &content_type, &body),
+            let taken = take_send(state, mode, method, &content_type, &body);
+            let result = match taken {
+                Ok(result) => result,
+                Err(refused) => return refused,
             };
-            s.next_message += 1;
-            sent.message_id = s.next_message;
-            let result = json!({
-                "message_id": sent.message_id, "date": 0,
-                "chat": {"id": GROUP, "type": "supergroup", "title": "Support"},
-            });
-            s.sent.push(sent);
+            if let Mode::SlowSends(ms) = mode {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
             (200, json!({"ok": true, "result": result}))
         }
         _ => (
             404,
             json!({"ok": false, "error_code": 404, "description": "Not Found: method"}),
         ),
+    }
+}
+
+/// Takes a send: records it and gives its `result`, or refuses it under flood control.
+fn take_send(
+    state: &Mutex<State>,
+    mode: Mode,
+    method: &str,
+    content_type: &str,
+    body: &[u8],
+) -> Result<Value, (u16, Value)> {
+    let mut s = state.lock().unwrap();
+    if let Mode::FloodOnce(secs) = mode {
+        s.mode = Some(Mode::Up);
+        s.refused.push(Instant::now());
+        Err((
+            429,
+            json!({"ok": false, "error_code": 429,
+                "description": format!("Too Many Requests: retry after {secs}"),
+                "parameters": {"retry_after": secs}}),
+        ))
+    } else {
+        let mut sent = match method {
+            "sendMessage" => {
+                let args: Value = serde_json::from_slice(body).unwrap();
+                Sent {
+                    method: method.into(),
+                    message_id: 0,
+                    chat_id: value_text(&args["chat_id"]),
+                    text: args["text"].as_str().unwrap_or_default().into(),
+                    reply_to: args["reply_parameters"]["message_id"].as_i64(),
+                    file: None,
+                    at: Instant::now(),
+                }
+            }
+            _ => multipart(method, content_type, body),
+        };
+        s.next_message += 1;
+        sent.message_id = s.next_message;
+        let result = json!({
+            "message_id": sent.message_id, "date": 0,
+            "chat": {"id": GROUP, "type": "supergroup", "title": "Support"},
+        });
+        s.sent.push(sent);
+        Ok(result)
     }
 }
 
