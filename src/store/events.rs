@@ -114,16 +114,27 @@ fn ended_at(conn: &Connection, until: EventId, own_events_from: EventId) -> Resu
         .unwrap_or(i64::MIN))
 }
 
-/// The first id at which a new message is its own event (schema 7): messages stored before it
-/// were announced by an `events` row of their own.
-fn message_events_from(conn: &Connection) -> Result<EventId> {
-    let v: String = conn
-        .prepare_cached("SELECT value FROM meta WHERE key = 'message_events_from'")?
-        .query_row([], |r| r.get(0))?;
+/// The event id kept in `meta` under `key`, if there is one.
+fn meta_event_id(conn: &Connection, key: &str) -> Result<Option<EventId>> {
+    let v: Option<String> = conn
+        .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()?;
+    let Some(v) = v else {
+        return Ok(None);
+    };
     let id = v
         .parse()
-        .with_context(|| format!("the stored message_events_from {v:?} is not an event id"))?;
-    Ok(EventId::new(id))
+        .with_context(|| format!("the stored {key} {v:?} is not an event id"))?;
+    Ok(Some(EventId::new(id)))
+}
+
+/// The first id at which a new message is its own event (schema 7, which stores it): messages
+/// stored before it were announced by an `events` row of their own.
+fn message_events_from(conn: &Connection) -> Result<EventId> {
+    meta_event_id(conn, "message_events_from")?
+        .context("the database has no message_events_from")
+        .map_err(Into::into)
 }
 
 /// Up to `limit` of the events `user` may see after `after`, oldest first, and at most about
@@ -242,17 +253,7 @@ fn changed_since(m: &crate::model::Message, at: i64) -> bool {
 
 /// The highest event id the janitor has pruned: a cursor below it cannot be resumed.
 pub fn pruned_through(conn: &Connection) -> Result<EventId> {
-    let v: Option<String> = conn
-        .prepare_cached("SELECT value FROM meta WHERE key = 'pruned_through'")?
-        .query_row([], |r| r.get(0))
-        .optional()?;
-    let Some(v) = v else {
-        return Ok(EventId::ZERO);
-    };
-    let id = v
-        .parse()
-        .with_context(|| format!("the stored pruned_through {v:?} is not an event id"))?;
-    Ok(EventId::new(id))
+    Ok(meta_event_id(conn, "pruned_through")?.unwrap_or(EventId::ZERO))
 }
 
 /// Puts up to `batch` events and `batch` messages created before `cutoff_ms` out of a cursor's
