@@ -354,3 +354,30 @@ async fn the_janitor_runs_at_its_interval() {
     .await;
     assert!(terminate(&mut server).success());
 }
+
+/// The allocator's settings compiled into the binary are the ones it runs with, and the
+/// environment still overrides them (docs/operations.md, "Memory the allocator keeps"): jemalloc
+/// prints the options in force when asked for its statistics at exit.
+#[test]
+fn the_binary_runs_with_its_allocator_settings_unless_the_environment_overrides_them() {
+    let cwd = tempfile::tempdir().unwrap();
+    let options = |conf: &str| {
+        let out = Command::new(BIN)
+            .arg("--version")
+            .current_dir(cwd.path())
+            .env("_RJEM_MALLOC_CONF", conf)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stderr(&out)
+    };
+    let compiled = options("stats_print:true");
+    assert!(compiled.contains("opt.narenas: 1\n"), "{compiled}");
+    assert!(compiled.contains("opt.dirty_decay_ms: 1000 "), "{compiled}");
+    let overridden = options("stats_print:true,narenas:2,dirty_decay_ms:0");
+    assert!(overridden.contains("opt.narenas: 2\n"), "{overridden}");
+    assert!(
+        overridden.contains("opt.dirty_decay_ms: 0 "),
+        "{overridden}"
+    );
+}
