@@ -1,7 +1,7 @@
 //! What an operator meets through the real binary: clear refusals (a second server on one data
 //! directory, a token without a secret, a taken address), the command line's forms (`:PORT`,
 //! `--ttl 1h`), `--version`, `chinwag health`, `chinwag backup` restored into a new server, the
-//! metrics address, and the request log as JSON lines.
+//! metrics address, the request log as JSON lines, and the allocator's settings.
 
 mod refusals;
 mod running;

@@ -1,5 +1,6 @@
 //! A running binary as an operator sees it: version and health, a backup restored, metrics and
-//! the JSON request log, the open-file limit, the shutdown grace, the janitor's interval.
+//! the JSON request log, the open-file limit, the shutdown grace, the janitor's interval, the
+//! allocator's settings.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
