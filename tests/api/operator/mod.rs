@@ -12,8 +12,14 @@ use crate::helpers::binary::BIN;
 
 /// Runs `chinwag ARGS` in `cwd` to its end.
 fn chinwag(cwd: &std::path::Path, args: &[&str]) -> Output {
+    chinwag_with(cwd, args, &[])
+}
+
+/// [`chinwag`] with `env` added to its environment.
+fn chinwag_with(cwd: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(BIN)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(cwd)
         .stdin(Stdio::null())
         .output()

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 
-use super::{chinwag, stderr};
+use super::{chinwag, chinwag_with, stderr};
 use crate::helpers::binary::{chats_status, post, serve, serve_logging, terminate, token, BIN};
 use crate::helpers::http_client;
 
@@ -363,12 +363,7 @@ async fn the_janitor_runs_at_its_interval() {
 fn the_binary_runs_with_its_allocator_settings_unless_the_environment_overrides_them() {
     let cwd = tempfile::tempdir().unwrap();
     let options = |conf: &str| {
-        let out = Command::new(BIN)
-            .arg("--version")
-            .current_dir(cwd.path())
-            .env("_RJEM_MALLOC_CONF", conf)
-            .output()
-            .unwrap();
+        let out = chinwag_with(cwd.path(), &["--version"], &[("_RJEM_MALLOC_CONF", conf)]);
         assert!(out.status.success(), "{}", stderr(&out));
         stderr(&out)
     };
